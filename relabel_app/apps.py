@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RelabelAppConfig(AppConfig):
+    name = "relabel_app"
+    verbose_name = "AudioSet data"

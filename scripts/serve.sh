@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run the web server (gunicorn) and one Celery worker on all queues until Ctrl-C.
+set -euo pipefail
+HOST=${1:-127.0.0.1}; PORT=${2:-8000}
+PY=.venv/bin
+$PY/python manage.py collectstatic --noinput -v 0
+$PY/celery -A relabel_app worker -Q celery,audio,llm,clap,export -c 1 -l warning &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
+echo
+echo "  AudioSet relabeling studio: http://$HOST:$PORT/"
+echo "  (Ctrl-C stops the web server and the worker; 'make stop-db' stops the embedded database)"
+echo
+$PY/gunicorn relabel_app.wsgi -b "$HOST:$PORT" -w 2 --threads 4 --access-logfile - --log-level warning
