@@ -64,12 +64,18 @@ TEMPLATES = [
 ]
 
 # PostgreSQL always: DATABASE_URL when set, else an embedded server under DATA_DIR.
+# RELABEL_DATABASE_NAME picks another database on the same server (benchmarks use one).
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"]["NAME"] = env("RELABEL_DATABASE_NAME", default=DATABASES["default"]["NAME"])
 else:
     from relabel_app.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": embedded_database_settings(DATA_DIR / "pgdata")}
+    DATABASES = {
+        "default": embedded_database_settings(
+            DATA_DIR / "pgdata", name=env("RELABEL_DATABASE_NAME", default="relabel")
+        )
+    }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
