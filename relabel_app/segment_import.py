@@ -198,99 +198,99 @@ def segments_import(
             next_id = cur.fetchone()[0]
             first_id = next_id
 
-            clip_chunks: list[bytes] = []
             label_chunks: list[bytes] = []
-            merge_chunks: list[bytes] = []
             clip_rows: list[bytes] = []
             label_rows: list[bytes] = []
             merge_rows: list[bytes] = []
             seen: set[bytes] = set()
             positive = 0
             unique: set[bytes] = set()
+            # Per-row FK triggers off (when allowed) before any COPY starts.
+            fk_triggers_off = _disable_fk_triggers(cur)
 
             def bad(lineno: int, reason: str) -> None:
                 if not skip_bad:
                     raise SegmentImportError(source_name, lineno, reason)
                 report.bad_rows.append(BadRow(lineno, reason))
 
-            for lineno, line in iter_lines(source):
-                if line is None:
+            # Clip rows stream to the server while the file is still being parsed, so
+            # PostgreSQL works on one core while Python parses on the other. Labels wait
+            # in memory (a few bytes each) for their own COPY.
+            with cur.copy(
+                f"COPY {clip_table} (id, dataset_id, ytid, start_s, end_s, position, "
+                "audio_path, audio_status, audio_error) FROM STDIN"
+            ) as clip_copy:
+                for lineno, line in iter_lines(source):
+                    if line is None:
+                        report.rows_read += 1
+                        bad(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
+                        continue
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if not line.strip():
+                        continue
+                    if line.startswith(b"#"):
+                        for k, v in HEADER_COUNTS_RE.findall(line):
+                            report.header_counts[k.decode()] = int(v)
+                        continue
                     report.rows_read += 1
-                    bad(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
-                    continue
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if not line.strip():
-                    continue
-                if line.startswith(b"#"):
-                    for k, v in HEADER_COUNTS_RE.findall(line):
-                        report.header_counts[k.decode()] = int(v)
-                    continue
-                report.rows_read += 1
-                try:
-                    ytid, start, end, mids = parse_segment_line(line)
-                except ValueError as e:
-                    bad(lineno, str(e))
-                    continue
-                ids = []
-                unknown = None
-                for m in mids:
-                    lid = label_ids.get(m)
-                    if lid is None:
-                        unknown = m
-                        break
-                    ids.append(lid)
-                if unknown is not None:
-                    bad(lineno, f"unknown label {unknown[:80].decode(errors='replace')!r}")
-                    continue
-                key = ytid + b"|" + repr(start).encode()
-                if key in seen:
-                    bad(lineno, f"duplicate segment {ytid.decode()} at {start:.3f} in this file")
-                    continue
-                seen.add(key)
-                ids = list(dict.fromkeys(ids))
-                positive += len(ids)
-                unique.update(ids)
-                old = existing.get((ytid, start)) if existing else None
-                if old is not None:
-                    report.clips_existing += 1
-                    cid = str(old).encode()
-                    merge_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
-                else:
-                    cid = str(next_id).encode()
-                    next_id += 1
-                    position += 1
-                    clip_rows.append(
-                        b"%s\t%s\t%s\t%r\t%r\t%d\t\tunknown\t\n"
-                        % (cid, ds_id, ytid, start, end, position)
-                    )
-                    label_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
-                if len(clip_rows) >= COPY_BATCH_ROWS:
-                    clip_chunks.append(b"".join(clip_rows))
-                    label_chunks.append(b"".join(label_rows))
-                    clip_rows.clear()
-                    label_rows.clear()
-            clip_chunks.append(b"".join(clip_rows))
-            label_chunks.append(b"".join(label_rows))
-            merge_chunks.append(b"".join(merge_rows))
-            del seen, clip_rows, label_rows, merge_rows
+                    try:
+                        ytid, start, end, mids = parse_segment_line(line)
+                    except ValueError as e:
+                        bad(lineno, str(e))
+                        continue
+                    ids = []
+                    unknown = None
+                    for m in mids:
+                        lid = label_ids.get(m)
+                        if lid is None:
+                            unknown = m
+                            break
+                        ids.append(lid)
+                    if unknown is not None:
+                        bad(lineno, f"unknown label {unknown[:80].decode(errors='replace')!r}")
+                        continue
+                    key = ytid + b"|" + repr(start).encode()
+                    if key in seen:
+                        bad(lineno, f"duplicate segment {ytid.decode()} at {start:.3f} in this file")
+                        continue
+                    seen.add(key)
+                    ids = list(dict.fromkeys(ids))
+                    positive += len(ids)
+                    unique.update(ids)
+                    old = existing.get((ytid, start)) if existing else None
+                    if old is not None:
+                        report.clips_existing += 1
+                        cid = str(old).encode()
+                        merge_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
+                    else:
+                        cid = str(next_id).encode()
+                        next_id += 1
+                        position += 1
+                        clip_rows.append(
+                            b"%s\t%s\t%s\t%r\t%r\t%d\t\tunknown\t\n"
+                            % (cid, ds_id, ytid, start, end, position)
+                        )
+                        label_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
+                    if len(clip_rows) >= COPY_BATCH_ROWS:
+                        clip_copy.write(b"".join(clip_rows))
+                        label_chunks.append(b"".join(label_rows))
+                        clip_rows.clear()
+                        label_rows.clear()
+                clip_copy.write(b"".join(clip_rows))
+                label_chunks.append(b"".join(label_rows))
+            del seen, clip_rows, label_rows
+            timings["parse+copy_clips"] = time.perf_counter() - t0
 
             report.clips_created = next_id - first_id
-            timings["parse"] = time.perf_counter() - t0
-            fk_triggers_off = _disable_fk_triggers(cur)
             if report.clips_created:
                 cur.execute("SELECT setval(%s, %s)", [seq, next_id - 1])
-                _copy(
-                    cur,
-                    f"COPY {clip_table} (id, dataset_id, ytid, start_s, end_s, position, "
-                    "audio_path, audio_status, audio_error) FROM STDIN",
-                    clip_chunks,
-                )
-                del clip_chunks
                 _copy(cur, f"COPY {label_table} (clip_id, label_id) FROM STDIN", label_chunks)
                 report.labels_created = sum(c.count(b"\n") for c in label_chunks)
-                del label_chunks
-                timings["copy"] = time.perf_counter() - t0
+            del label_chunks
+            timings["copy_labels"] = time.perf_counter() - t0
+            merge_chunks = [b"".join(merge_rows)]
+            del merge_rows
             if report.clips_existing:
                 cur.execute(
                     "CREATE TEMP TABLE import_merge (clip_id bigint, label_id bigint) "

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         else:
             if not Path(path).is_file():
                 raise CommandError(f"{path}: no such file")
-            source, name = open(path, "rb"), path
+            source, name = open(path, "rb"), path  # noqa: SIM115 (closed below)
         try:
             with source:
                 report = segments_import(source=source, source_name=name, dataset_name=dataset,
