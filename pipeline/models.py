@@ -1,1 +1,131 @@
-from django.db import models  # noqa: F401
+"""Runs of the model chain, per-clip stage outputs and candidate labels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from relabel_app.models import Clip, Dataset, Label
+
+
+class StageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+STAGES = ("caption", "predict", "match", "filter")
+
+
+class PipelineRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE = "done", "Done"
+
+    class Kind(models.TextChoices):
+        MODELS = "models", "Model chain"
+        EXTERNAL = "external", "External label set"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MODELS)
+    profile_name = models.CharField(max_length=100)
+    # The fully resolved profile: adapters, model ids and revisions, prompts, thresholds.
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    clip_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["dataset", "profile_name"], name="run_dataset_profile")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.profile_name} on {self.dataset}"
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.config.get("random_weights"))
+
+
+class ClipResult(models.Model):
+    """Everything the chain produced for one clip in one run; one row per (run, clip)."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="results")
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="results")
+    caption_status = models.CharField(
+        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
+    )
+    predict_status = models.CharField(
+        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
+    )
+    match_status = models.CharField(
+        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
+    )
+    filter_status = models.CharField(
+        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
+    )
+    # Caption rounds of every attempt, presence decisions, the chosen summary.
+    caption = models.JSONField(default=dict, blank=True)
+    summary = models.TextField(blank=True)
+    summary_ok = models.BooleanField(null=True)
+    # Raw stage-2 answers (all attempts) and the parsed free-form labels per attempt.
+    predict = models.JSONField(default=dict, blank=True)
+    free_labels = models.JSONField(default=list, blank=True)
+    best_attempt = models.PositiveSmallIntegerField(default=0)
+    error_stage = models.CharField(max_length=8, blank=True)
+    error = models.TextField(blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "clip"], name="clipresult_unique_run_clip")
+        ]
+
+    def __str__(self) -> str:
+        return f"result run={self.run_id} clip={self.clip_id}"
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error_stage)
+
+
+class Candidate(models.Model):
+    """A trainable class proposed for a clip by a run (one attempt of best-of-N)."""
+
+    class Tier(models.TextChoices):
+        EXACT = "exact", "Exact"
+        FUZZY = "fuzzy", "Fuzzy"
+        SYNONYM = "synonym", "Synonym"
+        LLM = "llm", "LLM"
+        EXTERNAL = "external", "External label set"
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="candidates")
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="candidates")
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="candidates")
+    attempt = models.PositiveSmallIntegerField(default=0)
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    phrase = models.CharField(max_length=200, blank=True)
+    match_score = models.FloatField(null=True, blank=True)
+    clap_score = models.FloatField(null=True, blank=True)
+    kept = models.BooleanField(default=False)
+    # True for the candidates of the attempt chosen by best-of-N (what review shows).
+    selected = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "clip", "attempt", "label"], name="candidate_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["clip", "run"], name="candidate_clip_run")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} for clip {self.clip_id} (run {self.run_id})"

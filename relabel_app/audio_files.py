@@ -181,13 +181,13 @@ def _ffprobe() -> str | None:
     return shutil.which("ffprobe")
 
 
-def _ffprobe_info(path: Path, timeout_s: float = FFPROBE_TIMEOUT_S) -> AudioInfo | None:
+def ffprobe_info(path: Path, timeout_s: float = FFPROBE_TIMEOUT_S) -> AudioInfo | None:
     """AudioInfo of the first audio stream by ffprobe, or None when ffprobe fails."""
     exe = _ffprobe()
     if exe is None:
         return None
     cmd = [
-        exe, "-v", "error", "-nostdin", "-protocol_whitelist", "file",
+        exe, "-v", "error", "-protocol_whitelist", "file",
         "-select_streams", "a:0",
         "-show_entries", "stream=codec_name,sample_rate,channels,duration:format=duration",
         "-of", "json", "file:" + str(path.resolve()),
@@ -240,7 +240,7 @@ def probe_audio(
     except Exception as e:  # libsndfile says why; any failure here is "cannot read"
         reason = str(e).split(": ", 1)[-1] if str(e) else type(e).__name__
         if use_ffprobe and container is not None:
-            fi = _ffprobe_info(p)
+            fi = ffprobe_info(p)
             if fi is not None:
                 if fi.frames <= 0:
                     raise AudioDecodeError(p, "zero-length audio (0 frames)") from None

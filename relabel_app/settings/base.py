@@ -113,7 +113,7 @@ TORCH_THREADS = env.int("RELABEL_TORCH_THREADS", default=1)
 # Celery: a real broker when CELERY_BROKER_URL is set; otherwise kombu's filesystem
 # transport under DATA_DIR, which needs no server on a single machine.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = Path(env("RELABEL_BROKER_DIR", default=str(DATA_DIR / "broker")))
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
     for sub in ("in", "processed"):

@@ -1,0 +1,324 @@
+"""Run one stage over a chunk of clips: load rows, call the pure stage logic, persist each
+clip's result in its own transaction. Idempotent: a clip whose stage is already done (or
+failed) is skipped, and the row is re-checked under a lock before writing, so a duplicate
+message or a rerun changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from functools import lru_cache
+
+from django.db import transaction
+
+from relabel_app.models import Clip, Label
+
+from .models import Candidate, ClipResult, PipelineRun, StageStatus
+
+log = logging.getLogger(__name__)
+
+
+class ModelTimer:
+    """Adds up the seconds spent inside model calls (for the overhead benchmark)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable) -> Callable:
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return timed
+
+
+def _backend(run: PipelineRun, role: str):
+    from .backends.registry import build_backend
+
+    spec = run.config["backends"].get(role)
+    if not spec:
+        return None
+    return build_backend(spec)
+
+
+def _results(run_id: int, clip_ids: list[int], stage: str, prev: str | None):
+    qs = ClipResult.objects.filter(run_id=run_id, clip_id__in=clip_ids, error_stage="")
+    qs = qs.filter(**{f"{stage}_status": StageStatus.PENDING})
+    if prev:
+        qs = qs.filter(**{f"{prev}_status": StageStatus.DONE})
+    return list(qs.select_related("clip", "clip__dataset").order_by("clip_id"))
+
+
+def _save(result_id: int, stage: str, fields: dict, candidates: list[Candidate] | None = None,
+          replace_candidates: bool = False) -> bool:
+    """Write a stage's outcome if that stage is still pending; False if someone else did."""
+    with transaction.atomic():
+        row = ClipResult.objects.select_for_update().get(pk=result_id)
+        if getattr(row, f"{stage}_status") != StageStatus.PENDING or row.error_stage:
+            return False
+        for k, v in fields.items():
+            setattr(row, k, v)
+        row.save()
+        if replace_candidates:
+            Candidate.objects.filter(run_id=row.run_id, clip_id=row.clip_id).delete()
+        if candidates:
+            Candidate.objects.bulk_create(candidates)
+        return True
+
+
+def _fail(result: ClipResult, stage: str, err: Exception | str) -> None:
+    msg = str(err) if isinstance(err, str) else f"{type(err).__name__}: {err}"
+    _save(result.pk, stage, {f"{stage}_status": StageStatus.FAILED, "error_stage": stage,
+                             "error": msg[:2000]})
+
+
+def _timings(result: ClipResult, stage: str, wall: float, model: float) -> dict:
+    t = dict(result.timings or {})
+    t[stage] = {"wall_s": round(wall, 6), "model_s": round(model, 6)}
+    return t
+
+
+def _audio_path(clip: Clip):
+    if not clip.audio_path:
+        raise FileNotFoundError(f"no local audio file for {clip.ytid} ({clip.audio_status})")
+    return clip.dataset.resolved_audio_root() / clip.audio_path
+
+
+def caption_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
+    from .audio import load_audio
+    from .stages.caption import CaptionConfig, run_caption
+
+    run = PipelineRun.objects.get(pk=run_id)
+    cfg = CaptionConfig(**_known(CaptionConfig, run.config["caption"]))
+    chat = _backend(run, "audio_chat")
+    ready = []
+    for result in _results(run_id, clip_ids, "caption", None):
+        t0 = time.perf_counter()
+        timer = ModelTimer()
+        try:
+            audio = load_audio(_audio_path(result.clip), 16000)
+            out = timer.wrap(run_caption)(chat, audio, 16000, cfg)
+        except Exception as e:  # a clip's failure is recorded; the run goes on
+            _fail(result, "caption", e)
+            continue
+        fields = {
+            "caption": dataclasses.asdict(out),
+            "summary": out.summary,
+            "summary_ok": out.summary_ok,
+            "caption_status": StageStatus.DONE,
+            "timings": _timings(result, "caption", time.perf_counter() - t0, timer.seconds),
+        }
+        if _save(result.pk, "caption", fields):
+            ready.append(result.clip_id)
+    return ready
+
+
+def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
+    from .stages.predict import PredictConfig, run_predict
+
+    run = PipelineRun.objects.get(pk=run_id)
+    cfg = PredictConfig(**_known(PredictConfig, run.config["predict"]))
+    chat = _backend(run, "text_chat")
+    n = max(1, int(run.config["filter"].get("best_of_n", 1)))
+    ready = []
+    for result in _results(run_id, clip_ids, "predict", "caption"):
+        t0 = time.perf_counter()
+        timer = ModelTimer()
+        attempts = []
+        try:
+            for _ in range(n):
+                out = timer.wrap(run_predict)(chat, result.summary, cfg)
+                attempts.append(dataclasses.asdict(out))
+        except Exception as e:
+            _fail(result, "predict", e)
+            continue
+        usable = [a for a in attempts if a["ok"]]
+        if not usable:
+            _fail(result, "predict", attempts[-1].get("error") or "answer parsed to no labels")
+            continue
+        fields = {
+            "predict": {"attempts": attempts},
+            "free_labels": [a["labels"] for a in attempts],
+            "predict_status": StageStatus.DONE,
+            "timings": _timings(result, "predict", time.perf_counter() - t0, timer.seconds),
+        }
+        if _save(result.pk, "predict", fields):
+            ready.append(result.clip_id)
+    return ready
+
+
+@lru_cache(maxsize=4)
+def _label_index(embedder_key: str | None):
+    """Built once per process (the synonym tier embeds the 527 class texts here, once)."""
+    from relabel_app.ontology_source import OntologyClass
+
+    from .stages.match import LabelIndex
+
+    classes = [
+        OntologyClass(mid=m, name=n, description=d, child_ids=(), restrictions=(), index=i)
+        for m, n, d, i in Label.objects.filter(index__isnull=False).order_by("index")
+        .values_list("mid", "name", "description", "index")
+    ]
+    embedder = _EMBEDDERS.get(embedder_key) if embedder_key else None
+    return LabelIndex.build(classes, embedder)
+
+
+_EMBEDDERS: dict[str, object] = {}
+
+
+def _mid_ids() -> dict[str, int]:
+    return dict(Label.objects.filter(index__isnull=False).values_list("mid", "id"))
+
+
+def match_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
+    from .stages.match import MatchConfig, build_llm_match_messages, match_labels, parse_llm_matches
+
+    run = PipelineRun.objects.get(pk=run_id)
+    cfg = MatchConfig(**_known(MatchConfig, run.config["match"]))
+    embedder = _backend(run, "text_embedder") if cfg.use_synonym else None
+    key = None
+    if embedder is not None:
+        key = embedder.model_id
+        _EMBEDDERS[key] = embedder
+    index = _label_index(key)
+    llm = _backend(run, "match_llm") if run.config["match"].get("use_llm") else None
+    mid_ids = _mid_ids()
+    ready = []
+    for result in _results(run_id, clip_ids, "match", "predict"):
+        t0 = time.perf_counter()
+        timer = ModelTimer()
+        cands: list[Candidate] = []
+        try:
+            for attempt, phrases in enumerate(result.free_labels or []):
+                if llm is not None:
+                    answer = timer.wrap(llm.chat)(build_llm_match_messages(phrases, index.classes))
+                    matched = parse_llm_matches(answer, index)
+                else:
+                    matched = timer.wrap(match_labels)(phrases, index, cfg)
+                for m in matched:
+                    cands.append(Candidate(
+                        run_id=run_id, clip_id=result.clip_id, label_id=mid_ids[m.mid],
+                        attempt=attempt, tier=m.tier, phrase=(m.phrase or "")[:200],
+                        match_score=m.score, selected=(attempt == 0),
+                    ))
+        except Exception as e:
+            _fail(result, "match", e)
+            continue
+        fields = {
+            "match_status": StageStatus.DONE,
+            "timings": _timings(result, "match", time.perf_counter() - t0, timer.seconds),
+        }
+        if _save(result.pk, "match", fields, cands, replace_candidates=True):
+            ready.append(result.clip_id)
+    return ready
+
+
+_TEXT_CACHES: dict[str, object] = {}
+
+
+def _class_text_cache(clap):
+    from django.conf import settings
+
+    from .stages.filter import ClassTextEmbeddingCache
+
+    cache = _TEXT_CACHES.get(clap.model_id)
+    if cache is None:
+        cache = ClassTextEmbeddingCache(cache_dir=settings.MODEL_DIR / "cache")
+        _TEXT_CACHES[clap.model_id] = cache
+    return cache
+
+
+def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
+    import numpy as np
+
+    from .audio import load_audio
+    from .stages.filter import best_of_n, filter_candidates
+
+    run = PipelineRun.objects.get(pk=run_id)
+    clap = _backend(run, "clap")
+    threshold = float(run.config["filter"].get("threshold", 0.25))
+    results = _results(run_id, clip_ids, "filter", "match")
+    if not results:
+        return []
+    t0 = time.perf_counter()
+    timer = ModelTimer()
+    # Decode every clip first, then embed all audio in one batch.
+    audios, ok = [], []
+    for result in results:
+        try:
+            audios.append(load_audio(_audio_path(result.clip), clap.sample_rate))
+            ok.append(result)
+        except Exception as e:
+            _fail(result, "filter", e)
+    if not ok:
+        return []
+    labels = list(Label.objects.filter(index__isnull=False).order_by("index"))
+    try:
+        cache = _class_text_cache(clap)
+        text = cache.get(clap, [(lb.mid, lb.name) for lb in labels]) if hasattr(cache, "get") \
+            else None
+        audio_emb = timer.wrap(clap.embed_audio)(audios)
+    except Exception as e:
+        for result in ok:
+            _fail(result, "filter", e)
+        return []
+    row_of = {lb.mid: i for i, lb in enumerate(labels)}
+    mid_of = {lb.id: lb.mid for lb in labels}
+    per_clip = (time.perf_counter() - t0) / len(ok)
+    ready = []
+    for i, result in enumerate(ok):
+        t1 = time.perf_counter()
+        cands = list(Candidate.objects.filter(run_id=run_id, clip_id=result.clip_id))
+        scores = {mid_of[c.label_id]: float(np.dot(audio_emb[i], text[row_of[mid_of[c.label_id]]]))
+                  for c in cands}
+        by_attempt: dict[int, list[Candidate]] = {}
+        for c in cands:
+            c.clap_score = scores[mid_of[c.label_id]]
+            c.kept = c.clap_score >= threshold
+            by_attempt.setdefault(c.attempt, []).append(c)
+        attempts = [
+            filter_candidates(
+                [_as_stage_candidate(c, mid_of) for c in by_attempt.get(a, [])],
+                scores, threshold,
+            )
+            for a in range(max(by_attempt, default=0) + 1)
+        ]
+        best = best_of_n(attempts) if attempts else 0
+        for c in cands:
+            c.selected = c.attempt == best
+        fields = {
+            "filter_status": StageStatus.DONE,
+            "best_attempt": best,
+            "timings": _timings(result, "filter", per_clip + time.perf_counter() - t1,
+                                timer.seconds / len(ok)),
+        }
+        with transaction.atomic():
+            if _save(result.pk, "filter", fields):
+                Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
+                ready.append(result.clip_id)
+    return ready
+
+
+def _as_stage_candidate(c: Candidate, mid_of: dict[int, str]):
+    from .stages.match import Candidate as StageCandidate
+
+    return StageCandidate(mid=mid_of[c.label_id], tier=c.tier, phrase=c.phrase,
+                          score=c.match_score)
+
+
+def _known(cls, values: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+STAGE_RUNNERS = {
+    "caption": caption_chunk,
+    "predict": predict_chunk,
+    "match": match_chunk,
+    "filter": filter_chunk,
+}
+NEXT_STAGE = {"caption": "predict", "predict": "match", "match": "filter", "filter": None}

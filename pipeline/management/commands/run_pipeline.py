@@ -1,0 +1,83 @@
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from pipeline.profiles import ProfileError
+from pipeline.services import run_dispatch, run_get_or_create, run_progress, run_wait
+from pipeline.worker import start_worker, workers_alive
+from relabel_app.models import Clip, Dataset
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the model chain (caption, predict, match, filter) over a dataset. The same "
+        "command twice continues the existing run for that dataset and profile."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True)
+        parser.add_argument("--profile", required=True, help="tiny, paper, api, or a .json path")
+        parser.add_argument("--clips", nargs="+", help="Only these YTIDs.")
+        parser.add_argument("--wait", action="store_true",
+                            help="Show progress until done (starts a worker if none runs).")
+        parser.add_argument("--new", action="store_true", help="Start a fresh run.")
+        parser.add_argument("--no-worker", action="store_true",
+                            help="With --wait, never start a worker of our own.")
+        parser.add_argument("--timeout", type=float, default=None)
+
+    def handle(self, *args, dataset, profile, clips=None, wait=False, new=False,
+               no_worker=False, timeout=None, **options):
+        try:
+            ds = Dataset.objects.get(name=dataset)
+        except Dataset.DoesNotExist:
+            raise CommandError(f"no dataset {dataset!r}") from None
+        clip_ids = None
+        if clips:
+            clip_ids = list(Clip.objects.filter(dataset=ds, ytid__in=clips).values_list("id", flat=True))
+            if not clip_ids:
+                raise CommandError("none of the given YTIDs are in the dataset")
+        try:
+            run, created = run_get_or_create(dataset=ds, profile=profile, clip_ids=clip_ids, new=new)
+        except ProfileError as e:
+            raise CommandError(str(e)) from None
+        chunks = run_dispatch(run=run)
+        self.stdout.write(
+            f"run {run.pk} ({'new' if created else 'continued'}), profile {run.profile_name}, "
+            f"{run.clip_count} clips; {chunks} chunks queued"
+        )
+        if run.random_weights:
+            self.stdout.write("note: the tiny profile uses random-weight test models; "
+                              "its captions and labels mean nothing.")
+        if not wait:
+            return
+        worker = None
+        if not no_worker and not workers_alive():
+            log = settings.DATA_DIR / "worker.log"
+            worker = start_worker(log_file=log)
+            self.stdout.write(f"started a worker (pid {worker.pid}, log {log})")
+        try:
+            bar = tqdm(total=run.clip_count, unit="clip", desc=f"run {run.pk}")
+
+            def show(p):
+                bar.n = p.finished
+                bar.set_postfix(caption=p.caption, predict=p.predict, match=p.match,
+                                filter=p.filter, failed=p.failed, refresh=False)
+                bar.refresh()
+                if worker is not None and worker.poll() is not None:
+                    raise CommandError(f"the worker exited with code {worker.returncode}")
+
+            p = run_wait(run=run, on_progress=show, timeout_s=timeout)
+            bar.close()
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(30)
+                except Exception:
+                    worker.kill()
+        p = run_progress(run=run)
+        self.stdout.write(
+            f"run {run.pk}: {p.status}; {p.filter} clips through all stages, {p.failed} failed"
+        )

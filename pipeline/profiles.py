@@ -1,0 +1,99 @@
+"""Profiles: one adapter and model per stage plus prompts and thresholds, stored as JSON
+files (pipeline/profiles/*.json, or any path). A run stores the fully resolved profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+
+
+def _substitute(value, variables: dict[str, str]):
+    if isinstance(value, str):
+        def repl(m: re.Match) -> str:
+            name = m.group(1)
+            if name in variables:
+                return variables[name]
+            if name in os.environ:
+                return os.environ[name]
+            raise ProfileError(f"profile needs the environment variable {name}")
+        return VAR_RE.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, variables) for v in value]
+    return value
+
+
+def _stage_defaults(section: str, given: dict) -> dict:
+    """Fill a stage section from its config dataclass so the stored profile has every
+    prompt and threshold, not only what the file overrode."""
+    from pipeline.stages.caption import CaptionConfig
+    from pipeline.stages.match import MatchConfig
+    from pipeline.stages.predict import PredictConfig
+
+    cls = {"caption": CaptionConfig, "predict": PredictConfig, "match": MatchConfig}[section]
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = {k: v for k, v in given.items() if k not in names}
+    cfg = cls(**{k: v for k, v in given.items() if k in names})
+    return {**dataclasses.asdict(cfg), **extra}
+
+
+def _local_revision(model: str) -> str | None:
+    """A content fingerprint of a local model folder (config files and weight sizes)."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(str(f.stat().st_size).encode())
+            if f.suffix == ".json":
+                h.update(f.read_bytes())
+    return "local-" + h.hexdigest()[:16]
+
+
+def resolve_profile(name_or_path: str, *, model_dir: Path) -> dict:
+    """Load a profile by name (pipeline/profiles/<name>.json) or path and resolve it fully."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        raise ProfileError(
+            f"no profile {name_or_path!r}; known: {', '.join(profile_names())} (or a .json path)"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ProfileError(f"{path}: not valid JSON: {e}") from None
+    use_llm = raw.get("match", {}).get("use_llm", False)
+    backends = dict(raw.get("backends", {}))
+    if not use_llm:
+        backends.pop("match_llm", None)
+    resolved = _substitute({**raw, "backends": backends}, {"MODEL_DIR": str(model_dir)})
+    for section in ("caption", "predict", "match"):
+        resolved[section] = _stage_defaults(section, resolved.get(section, {}))
+    resolved.setdefault("filter", {})
+    resolved["filter"] = {"threshold": 0.25, "best_of_n": 1, **resolved["filter"]}
+    resolved.setdefault("chunk_size", 16)
+    for spec in resolved["backends"].values():
+        rev = _local_revision(spec.get("model", ""))
+        if rev:
+            spec.setdefault("revision", rev)
+    resolved["source"] = str(path)
+    return resolved

@@ -1,0 +1,193 @@
+"""Runs: create or reuse, dispatch to Celery, cancel, resume, progress."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from relabel_app.models import Clip, Dataset
+
+from .models import ClipResult, PipelineRun, StageStatus
+from .profiles import resolve_profile
+
+
+def run_get_or_create(
+    *,
+    dataset: Dataset,
+    profile: str,
+    clip_ids: list[int] | None = None,
+    new: bool = False,
+    user=None,
+) -> tuple[PipelineRun, bool]:
+    """The latest run of this dataset and profile (continued), or a fresh one with `new`.
+    Result rows are added for clips that lack one (all clips, or `clip_ids`)."""
+    config = resolve_profile(profile, model_dir=settings.MODEL_DIR)
+    with transaction.atomic():
+        run = None
+        if not new:
+            run = (
+                PipelineRun.objects.select_for_update()
+                .filter(dataset=dataset, profile_name=config["name"], kind=PipelineRun.Kind.MODELS)
+                .order_by("-created_at")
+                .first()
+            )
+        created = run is None
+        if created:
+            run = PipelineRun.objects.create(
+                dataset=dataset, profile_name=config["name"], config=config, created_by=user
+            )
+        table = ClipResult._meta.db_table
+        with connection.cursor() as cur:
+            sql = (
+                f"INSERT INTO {table} (run_id, clip_id, caption_status, predict_status, "
+                "match_status, filter_status, caption, summary, predict, free_labels, "
+                "best_attempt, error_stage, error, timings, updated_at) "
+                "SELECT %s, c.id, 'pending', 'pending', 'pending', 'pending', '{}', '', '{}', "
+                "'[]', 0, '', '', '{}', now() "
+                f"FROM {Clip._meta.db_table} c WHERE c.dataset_id = %s"
+            )
+            params: list = [run.id, dataset.id]
+            if clip_ids:
+                sql += " AND c.id = ANY(%s)"
+                params.append(list(clip_ids))
+            cur.execute(sql + " ON CONFLICT (run_id, clip_id) DO NOTHING", params)
+        run.clip_count = ClipResult.objects.filter(run=run).count()
+        if run.status in (PipelineRun.Status.DONE, PipelineRun.Status.CANCELLED) and \
+                _pending_results(run).exists():
+            run.status = PipelineRun.Status.PENDING
+        run.save(update_fields=["clip_count", "status"])
+    return run, created
+
+
+def _pending_results(run: PipelineRun):
+    return ClipResult.objects.filter(run=run, error_stage="").exclude(
+        filter_status=StageStatus.DONE
+    )
+
+
+def run_dispatch(*, run: PipelineRun) -> int:
+    """Queue every unfinished clip of the run, in chunks, at the first stage it lacks.
+    Safe to call again (resume after a crash): finished work is skipped by the tasks."""
+    from .tasks import stage_task_for
+
+    with transaction.atomic():
+        run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == PipelineRun.Status.CANCELLED:
+            return 0
+        run.status = PipelineRun.Status.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.finished_at = None
+        run.save(update_fields=["status", "started_at", "finished_at"])
+    chunk = int(run.config.get("chunk_size", 16))
+    pending = list(
+        _pending_results(run).order_by("clip_id").values_list(
+            "clip_id", "caption_status", "predict_status", "match_status"
+        )
+    )
+    groups: dict[str, list[int]] = {}
+    for clip_id, cap, pred, match in pending:
+        stage = (
+            "caption" if cap != StageStatus.DONE
+            else "predict" if pred != StageStatus.DONE
+            else "match" if match != StageStatus.DONE
+            else "filter"
+        )
+        groups.setdefault(stage, []).append(clip_id)
+    sent = 0
+    for stage, ids in groups.items():
+        for i in range(0, len(ids), chunk):
+            part = ids[i : i + chunk]
+            transaction.on_commit(
+                lambda s=stage, p=part: stage_task_for(s).delay(run.pk, p)
+            )
+            sent += 1
+    if not pending:
+        run_finish_if_complete(run_id=run.pk)
+    return sent
+
+
+def run_cancel(*, run: PipelineRun) -> None:
+    PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.CANCELLED)
+
+
+def run_resume(*, run: PipelineRun) -> int:
+    PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.CANCELLED).update(
+        status=PipelineRun.Status.PENDING
+    )
+    run.refresh_from_db()
+    return run_dispatch(run=run)
+
+
+def run_finish_if_complete(*, run_id: int) -> bool:
+    run = PipelineRun.objects.get(pk=run_id)
+    if _pending_results(run).exists():
+        return False
+    PipelineRun.objects.filter(pk=run_id, status=PipelineRun.Status.RUNNING).update(
+        status=PipelineRun.Status.DONE, finished_at=timezone.now()
+    )
+    return True
+
+
+@dataclass
+class RunProgress:
+    total: int
+    caption: int
+    predict: int
+    match: int
+    filter: int
+    failed: int
+    status: str
+    rate_per_s: float | None
+    eta_s: float | None
+
+    @property
+    def finished(self) -> int:
+        return self.filter + self.failed
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.finished / self.total if self.total else 100.0
+
+
+def run_progress(*, run: PipelineRun) -> RunProgress:
+    done = StageStatus.DONE
+    agg = ClipResult.objects.filter(run=run).aggregate(
+        total=Count("id"),
+        caption=Count("id", filter=Q(caption_status=done)),
+        predict=Count("id", filter=Q(predict_status=done)),
+        match=Count("id", filter=Q(match_status=done)),
+        filter=Count("id", filter=Q(filter_status=done)),
+        failed=Count("id", filter=~Q(error_stage="")),
+    )
+    run.refresh_from_db(fields=["status", "started_at", "finished_at"])
+    rate = eta = None
+    finished = agg["filter"] + agg["failed"]
+    if run.started_at and finished:
+        end = run.finished_at or timezone.now()
+        elapsed = max((end - run.started_at).total_seconds(), 1e-3)
+        rate = finished / elapsed
+        eta = (agg["total"] - finished) / rate if rate else None
+    return RunProgress(status=run.status, rate_per_s=rate, eta_s=eta, **agg)
+
+
+def run_wait(*, run: PipelineRun, on_progress=None, poll_s: float = 0.5,
+             timeout_s: float | None = None) -> RunProgress:
+    t0 = time.monotonic()
+    while True:
+        p = run_progress(run=run)
+        if on_progress:
+            on_progress(p)
+        if p.finished >= p.total or p.status in (
+            PipelineRun.Status.DONE, PipelineRun.Status.CANCELLED
+        ):
+            if p.finished >= p.total:
+                run_finish_if_complete(run_id=run.pk)
+            return run_progress(run=run)
+        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+            return p
+        time.sleep(poll_s)

@@ -1,0 +1,81 @@
+"""Celery entry points. Thin: take ids, call the stage runner, queue the next stage."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.signals import worker_init, worker_process_init
+from django.conf import settings
+
+
+class Queue:
+    """Queue names, one per kind of model, so GPU and CPU workers scale apart."""
+
+    AUDIO = "audio"
+    LLM = "llm"
+    CLAP = "clap"
+    DEFAULT = "celery"
+    EXPORT = "export"
+
+
+STAGE_QUEUES = {"caption": Queue.AUDIO, "predict": Queue.LLM, "match": Queue.LLM,
+                "filter": Queue.CLAP}
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _limit_torch_threads(**_):
+    # Two busy processes on two cores with torch's default thread count ran up to 11x slower.
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.TORCH_THREADS))
+    try:
+        import torch
+
+        torch.set_num_threads(settings.TORCH_THREADS)
+    except ImportError:
+        pass
+
+
+def _run_stage(stage: str, run_id: int, clip_ids: list[int]) -> int:
+    from .execution import NEXT_STAGE, STAGE_RUNNERS
+    from .models import PipelineRun
+    from .services import run_finish_if_complete
+
+    status = PipelineRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    if status is None or status == PipelineRun.Status.CANCELLED:
+        return 0
+    ready = STAGE_RUNNERS[stage](run_id, clip_ids)
+    nxt = NEXT_STAGE[stage]
+    if nxt and ready:
+        stage_task_for(nxt).delay(run_id, ready)
+    if stage == "filter" or not ready:
+        run_finish_if_complete(run_id=run_id)
+    return len(ready)
+
+
+COMMON = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="pipeline.caption", queue=Queue.AUDIO, **COMMON)
+def caption_task(run_id: int, clip_ids: list[int]) -> int:
+    return _run_stage("caption", run_id, clip_ids)
+
+
+@shared_task(name="pipeline.predict", queue=Queue.LLM, **COMMON)
+def predict_task(run_id: int, clip_ids: list[int]) -> int:
+    return _run_stage("predict", run_id, clip_ids)
+
+
+@shared_task(name="pipeline.match", queue=Queue.LLM, **COMMON)
+def match_task(run_id: int, clip_ids: list[int]) -> int:
+    return _run_stage("match", run_id, clip_ids)
+
+
+@shared_task(name="pipeline.filter", queue=Queue.CLAP, **COMMON)
+def filter_task(run_id: int, clip_ids: list[int]) -> int:
+    return _run_stage("filter", run_id, clip_ids)
+
+
+def stage_task_for(stage: str):
+    return {"caption": caption_task, "predict": predict_task, "match": match_task,
+            "filter": filter_task}[stage]

@@ -1,0 +1,46 @@
+"""Start a Celery worker subprocess on every queue (single-machine setups and tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+ALL_QUEUES = "celery,audio,llm,clap,export"
+
+
+def start_worker(*, concurrency: int = 1, log_file: Path | None = None,
+                 extra_env: dict | None = None, hostname: str | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(settings.TORCH_THREADS))
+    env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
+    env["PYTHONPATH"] = str(settings.BASE_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra_env or {})
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "relabel_app", "worker", "-Q", ALL_QUEUES,
+        "--pool", "solo" if concurrency == 1 else "prefork", "-c", str(concurrency),
+        "-l", "info", "--without-gossip", "--without-mingle",
+    ]
+    if hostname:
+        cmd += ["-n", hostname]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def broker_is_local() -> bool:
+    return settings.CELERY_BROKER_URL.startswith("filesystem://")
+
+
+def workers_alive(timeout: float = 1.0) -> bool:
+    if broker_is_local():
+        return False  # the filesystem transport has no broadcast: assume none
+    from relabel_app.celery import app
+
+    try:
+        return bool(app.control.ping(timeout=timeout))
+    except Exception:
+        return False
