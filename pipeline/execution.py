@@ -217,24 +217,23 @@ def match_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
     return ready
 
 
-_TEXT_CACHES: dict[str, object] = {}
+_TEXT_CACHE = None
 
 
-def _class_text_cache(clap):
+def _class_text_cache():
+    """CLAP text embeddings of the 527 classes: once per model per process (and on disk)."""
+    global _TEXT_CACHE
     from django.conf import settings
 
     from .stages.filter import ClassTextEmbeddingCache
 
-    cache = _TEXT_CACHES.get(clap.model_id)
-    if cache is None:
-        cache = ClassTextEmbeddingCache(cache_dir=settings.MODEL_DIR / "cache")
-        _TEXT_CACHES[clap.model_id] = cache
-    return cache
+    if _TEXT_CACHE is None:
+        classes = list(Label.objects.filter(index__isnull=False).order_by("index"))
+        _TEXT_CACHE = ClassTextEmbeddingCache(classes, cache_dir=settings.MODEL_DIR / "cache")
+    return _TEXT_CACHE
 
 
 def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
-    import numpy as np
-
     from .audio import load_audio
     from .stages.filter import best_of_n, filter_candidates
 
@@ -246,7 +245,7 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
         return []
     t0 = time.perf_counter()
     timer = ModelTimer()
-    # Decode every clip first, then embed all audio in one batch.
+    # Decode every clip first, then embed all audio of the chunk in one batch.
     audios, ok = [], []
     for result in results:
         try:
@@ -256,38 +255,37 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             _fail(result, "filter", e)
     if not ok:
         return []
-    labels = list(Label.objects.filter(index__isnull=False).order_by("index"))
+    cache = _class_text_cache()
     try:
-        cache = _class_text_cache(clap)
-        text = cache.get(clap, [(lb.mid, lb.name) for lb in labels]) if hasattr(cache, "get") \
-            else None
+        timer.wrap(cache.matrix)(clap)
         audio_emb = timer.wrap(clap.embed_audio)(audios)
     except Exception as e:
         for result in ok:
             _fail(result, "filter", e)
         return []
-    row_of = {lb.mid: i for i, lb in enumerate(labels)}
-    mid_of = {lb.id: lb.mid for lb in labels}
+    mid_of = dict(Label.objects.filter(index__isnull=False).values_list("id", "mid"))
+    all_cands = list(Candidate.objects.filter(run_id=run_id, clip_id__in=[r.clip_id for r in ok]))
+    by_clip: dict[int, list[Candidate]] = {}
+    for c in all_cands:
+        by_clip.setdefault(c.clip_id, []).append(c)
     per_clip = (time.perf_counter() - t0) / len(ok)
     ready = []
     for i, result in enumerate(ok):
         t1 = time.perf_counter()
-        cands = list(Candidate.objects.filter(run_id=run_id, clip_id=result.clip_id))
-        scores = {mid_of[c.label_id]: float(np.dot(audio_emb[i], text[row_of[mid_of[c.label_id]]]))
-                  for c in cands}
+        cands = by_clip.get(result.clip_id, [])
+        scores = cache.scores(clap, audio_emb[i], [mid_of[c.label_id] for c in cands])
         by_attempt: dict[int, list[Candidate]] = {}
         for c in cands:
-            c.clap_score = scores[mid_of[c.label_id]]
+            c.clap_score = round(scores[mid_of[c.label_id]], 6)
             c.kept = c.clap_score >= threshold
             by_attempt.setdefault(c.attempt, []).append(c)
+        n_attempts = len(result.free_labels or []) or 1
         attempts = [
-            filter_candidates(
-                [_as_stage_candidate(c, mid_of) for c in by_attempt.get(a, [])],
-                scores, threshold,
-            )
-            for a in range(max(by_attempt, default=0) + 1)
+            filter_candidates([_as_stage_candidate(c, mid_of) for c in by_attempt.get(a, [])],
+                              scores, threshold)
+            for a in range(n_attempts)
         ]
-        best = best_of_n(attempts) if attempts else 0
+        best = best_of_n(attempts)
         for c in cands:
             c.selected = c.attempt == best
         fields = {
@@ -297,9 +295,9 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
                                 timer.seconds / len(ok)),
         }
         with transaction.atomic():
-            if _save(result.pk, "filter", fields):
+            if _save(result.pk, "filter", fields) and cands:
                 Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
-                ready.append(result.clip_id)
+            ready.append(result.clip_id)
     return ready
 
 

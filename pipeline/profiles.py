@@ -91,9 +91,10 @@ def resolve_profile(name_or_path: str, *, model_dir: Path) -> dict:
     resolved.setdefault("filter", {})
     resolved["filter"] = {"threshold": 0.25, "best_of_n": 1, **resolved["filter"]}
     resolved.setdefault("chunk_size", 16)
-    for spec in resolved["backends"].values():
-        rev = _local_revision(spec.get("model", ""))
-        if rev:
-            spec.setdefault("revision", rev)
+    # Fingerprints of local model folders, so a result can be traced to the exact files.
+    resolved["model_fingerprints"] = {
+        role: rev for role, spec in resolved["backends"].items()
+        if (rev := _local_revision(spec.get("model", "")))
+    }
     resolved["source"] = str(path)
     return resolved

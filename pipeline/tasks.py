@@ -56,22 +56,22 @@ def _run_stage(stage: str, run_id: int, clip_ids: list[int]) -> int:
 COMMON = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(name="pipeline.caption", queue=Queue.AUDIO, **COMMON)
+@shared_task(name="pipeline.caption", **COMMON)
 def caption_task(run_id: int, clip_ids: list[int]) -> int:
     return _run_stage("caption", run_id, clip_ids)
 
 
-@shared_task(name="pipeline.predict", queue=Queue.LLM, **COMMON)
+@shared_task(name="pipeline.predict", **COMMON)
 def predict_task(run_id: int, clip_ids: list[int]) -> int:
     return _run_stage("predict", run_id, clip_ids)
 
 
-@shared_task(name="pipeline.match", queue=Queue.LLM, **COMMON)
+@shared_task(name="pipeline.match", **COMMON)
 def match_task(run_id: int, clip_ids: list[int]) -> int:
     return _run_stage("match", run_id, clip_ids)
 
 
-@shared_task(name="pipeline.filter", queue=Queue.CLAP, **COMMON)
+@shared_task(name="pipeline.filter", **COMMON)
 def filter_task(run_id: int, clip_ids: list[int]) -> int:
     return _run_stage("filter", run_id, clip_ids)
 

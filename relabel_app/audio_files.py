@@ -24,8 +24,8 @@ signs, exponents) is not recognised and the file is skipped.
 Ambiguity is resolved by the 11-character rule: the id is ``stem[0:11]`` or, if the stem
 starts with ``Y``, ``stem[1:12]``; what follows the id must be empty or ``_<number>`` /
 ``_<number>_<number>``. Both readings can never succeed on one name: the bare reading
-needs a stem of exactly 11 characters or a digit at position 12, the ``Y`` reading needs a
-stem of exactly 12 characters or ``_`` at position 12. So ``YabcdefghijK.wav`` (12
+needs a stem of exactly 11 characters or a digit at index 12, the ``Y`` reading needs a
+stem of exactly 12 characters or ``_`` at index 12 (0-based). So ``YabcdefghijK.wav`` (12
 characters) is id ``abcdefghijK``, ``Yabcdefghij.wav`` (11) is id ``Yabcdefghij``, and
 ``a_b_c_d_e_f_30_40.wav`` is id ``a_b_c_d_e_f`` from 30 s to 40 s.
 """
@@ -141,10 +141,26 @@ def sniff_container(path: str | os.PathLike) -> str | None:
         return "wavpack"
     if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
         return "asf"
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
-        # MPEG audio frame sync (MP3, MP2) or AAC ADTS sync; both share the 11-bit pattern
-        return "mpeg"
+    if len(head) >= 3 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        # 11-bit frame sync shared by MPEG audio (MP3/MP2) and AAC ADTS
+        version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+        if layer == 0:
+            return "aac" if (head[1] & 0xF6) == 0xF0 else None
+        bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+        if version != 1 and bitrate != 15 and rate != 3:
+            return "mpeg"
     return None
+
+
+def libsndfile_reason(e: BaseException) -> str:
+    """The reason in a soundfile exception, without the "Error opening '<path>': " prefix
+    and with libsndfile's misleading "does not exist" (said of undecodable MP3) reworded."""
+    msg = str(e).strip()
+    if msg.startswith("Error opening") and ": " in msg:
+        msg = msg.split(": ", 1)[1]
+    if "does not exist or is not a regular file" in msg:
+        msg = "libsndfile found no decodable audio in it"
+    return msg or type(e).__name__
 
 
 def check_wav_complete(path: str | os.PathLike, size: int) -> None:
@@ -238,7 +254,7 @@ def probe_audio(
     try:
         info = sf.info(str(p))
     except Exception as e:  # libsndfile says why; any failure here is "cannot read"
-        reason = str(e).split(": ", 1)[-1] if str(e) else type(e).__name__
+        reason = libsndfile_reason(e)
         if use_ffprobe and container is not None:
             fi = ffprobe_info(p)
             if fi is not None:

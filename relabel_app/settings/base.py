@@ -138,6 +138,14 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One queue per kind of model (pipeline.tasks.Queue), so GPU and CPU workers scale apart.
+CELERY_TASK_ROUTES = {
+    "pipeline.caption": {"queue": "audio"},
+    "pipeline.predict": {"queue": "llm"},
+    "pipeline.match": {"queue": "llm"},
+    "pipeline.filter": {"queue": "clap"},
+    "review.export": {"queue": "export"},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {

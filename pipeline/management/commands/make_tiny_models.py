@@ -14,16 +14,11 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Rebuild even if present.")
 
     def handle(self, *args, force=False, **options):
-        from pipeline.tiny_models import build_tiny_models
+        from pipeline.tiny_models import build_tiny_models, ensure_tiny_models
 
         out = settings.MODEL_DIR / "tiny"
-        marker = out / ".complete"
-        if marker.exists() and not force:
-            self.stdout.write(f"tiny models already in {out}")
-            return
         t0 = time.perf_counter()
-        paths = build_tiny_models(out)
-        marker.touch()
+        paths = build_tiny_models(out) if force else ensure_tiny_models(out)
         for name, path in paths.items():
             self.stdout.write(f"  {name}: {path}")
-        self.stdout.write(f"tiny models built in {time.perf_counter() - t0:.1f} s")
+        self.stdout.write(f"tiny models ready in {out} ({time.perf_counter() - t0:.1f} s)")

@@ -1,0 +1,565 @@
+"""Random-weight miniatures of the real model architectures, built offline.
+
+`build_tiny_models(out_dir)` writes three directories that load through the very same
+adapters as the real checkpoints (`pipeline.backends`):
+
+- ``qwen2-audio``: `Qwen2AudioForConditionalGeneration` (Whisper-style audio encoder +
+  Qwen2 decoder) with a `Qwen2AudioProcessor` (128-bin `WhisperFeatureExtractor`, 16 kHz);
+- ``mistral``: `MistralForCausalLM`, an "instruct" model with a `[INST]` chat template;
+- ``clap``: `ClapModel` (RoBERTa-like text tower, HTSAT audio tower, unfused) with a
+  `ClapProcessor` (48 kHz `ClapFeatureExtractor`, 64 mel bins).
+
+Tokenizers are byte-level BPE models trained on the spot on synthetic English sentences
+with the `tokenizers` library, so nothing is downloaded. Weights are random (seeded):
+whatever these models say or embed means nothing. They exist for tests, benchmarks of
+the plumbing and a demo on a machine without real weights.
+
+No Django imports here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+TINY_MODELS_VERSION = 1
+SEED = 1234
+CAPTION_MAX_NEW_TOKENS = 40
+CHAT_MAX_NEW_TOKENS = 40
+_MARKER = "tiny_models.json"
+
+# Names of the directories below out_dir, keyed by the names build_tiny_models returns.
+TINY_MODEL_DIRS = {"qwen2_audio": "qwen2-audio", "mistral": "mistral", "clap": "clap"}
+
+# The chat template shipped with Qwen/Qwen2-Audio-7B-Instruct, plus an explicit
+# `content['type'] == 'audio'` test so {"type": "audio"} parts work without an url key.
+QWEN2_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if 'audio' in content or 'audio_url' in content or content['type'] == 'audio' %}"
+    "{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}"
+    "{{ content['text'] }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n"
+    "{% endif %}"
+)
+
+# Mistral-Instruct style: no system role of its own, so a system message is prepended to
+# the next user turn.
+MISTRAL_CHAT_TEMPLATE = (
+    "{%- set ns = namespace(system='') -%}"
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}"
+    "{%- set ns.system = message['content'] + '\n\n' -%}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{{- '[INST] ' + ns.system + message['content'] + ' [/INST]' -}}"
+    "{%- set ns.system = '' -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- ' ' + message['content'] + eos_token -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+_SOURCES = [
+    "dog",
+    "cat",
+    "bird",
+    "car",
+    "engine",
+    "piano",
+    "guitar",
+    "violin",
+    "drum",
+    "man",
+    "woman",
+    "child",
+    "baby",
+    "crowd",
+    "rain",
+    "wind",
+    "water",
+    "thunder",
+    "siren",
+    "bell",
+    "train",
+    "truck",
+    "motorcycle",
+    "helicopter",
+    "clock",
+    "door",
+    "telephone",
+    "horse",
+    "cow",
+    "sheep",
+    "chicken",
+    "frog",
+    "insect",
+    "fire",
+    "machine",
+    "saxophone",
+    "trumpet",
+    "choir",
+    "orchestra",
+    "keyboard",
+    "typewriter",
+    "vacuum cleaner",
+    "hair dryer",
+]
+_VERBS = [
+    "barking",
+    "meowing",
+    "singing",
+    "chirping",
+    "running",
+    "idling",
+    "playing",
+    "speaking",
+    "laughing",
+    "crying",
+    "cheering",
+    "falling",
+    "blowing",
+    "flowing",
+    "rumbling",
+    "wailing",
+    "ringing",
+    "passing by",
+    "ticking",
+    "slamming",
+    "buzzing",
+    "crackling",
+    "humming",
+    "whistling",
+    "shouting",
+    "whispering",
+    "clapping",
+    "knocking",
+    "splashing",
+    "beeping",
+]
+_PLACES = [
+    "street",
+    "kitchen",
+    "park",
+    "forest",
+    "room",
+    "studio",
+    "distance",
+    "background",
+    "city",
+    "farm",
+    "station",
+    "church",
+    "stadium",
+    "office",
+    "garden",
+    "car",
+]
+_ADJECTIVES = [
+    "loud",
+    "quiet",
+    "distant",
+    "close",
+    "repeated",
+    "short",
+    "long",
+    "muffled",
+    "clear",
+    "rhythmic",
+    "high",
+    "low",
+    "sharp",
+    "soft",
+    "steady",
+    "sudden",
+]
+_TEMPLATES = [
+    "A {adj} {src} is {verb} in the {place}.",
+    "The audio contains a {src} {verb} and a {src2}.",
+    "Is there a {src} in this clip? Yes, there is a {adj} {src}.",
+    "Is there a {src2} in this clip? No, I cannot hear a {src2}.",
+    "You can hear {src} sounds and {src2} noises in the {place}.",
+    "Describe the sound: {adj} {src} {verb}, then {src2} {verb2}.",
+    "Labels: {Src}, {Src2}, Speech, Music.",
+    "What is the main sound? The main sound is a {src} {verb}.",
+    "{Src} and {src2} are heard for {n} seconds.",
+    "The recording was made in a {place} with a {adj} {src}.",
+]
+
+
+def synthetic_sentences(n: int = 600, seed: int = SEED) -> list[str]:
+    """English-like sentences about sounds: the corpus the tiny tokenizers learn from."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        src, src2 = rng.sample(_SOURCES, 2)
+        verb, verb2 = rng.sample(_VERBS, 2)
+        out.append(
+            rng.choice(_TEMPLATES).format(
+                adj=rng.choice(_ADJECTIVES),
+                src=src,
+                src2=src2,
+                Src=src.capitalize(),
+                Src2=src2.capitalize(),
+                verb=verb,
+                verb2=verb2,
+                place=rng.choice(_PLACES),
+                n=rng.randint(1, 10),
+            )
+        )
+    return out
+
+
+def _train_bpe(special_tokens: list[str], vocab_size: int = 1000):
+    """A byte-level BPE tokenizer (like GPT-2/RoBERTa/Qwen2) trained on synthetic text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(synthetic_sentences(), trainer=trainer)
+    return tok
+
+
+def _unprintable_ids(tok) -> list[int]:
+    """Ids of tokens that decode to non-ASCII or control bytes (half UTF-8 sequences): the
+    tiny generators are told never to emit them, so their nonsense is at least clean text."""
+    bad = []
+    for token, idx in tok.get_vocab().items():
+        if token in tok.all_special_tokens:
+            continue
+        text = tok.decode([idx])
+        if any(not (ch.isascii() and (ch.isprintable() or ch == "\n")) for ch in text):
+            bad.append(idx)
+    return sorted(bad)
+
+
+def _seed(seed: int = SEED) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_tiny_qwen2_audio(out: Path) -> Path:
+    import torch
+    from transformers import (
+        GenerationConfig,
+        PreTrainedTokenizerFast,
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Config,
+        WhisperFeatureExtractor,
+    )
+
+    specials = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|audio_bos|>",
+        "<|AUDIO|>",
+        "<|audio_eos|>",
+    ]
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_train_bpe(specials),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=32768,
+    )
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=128,
+        sampling_rate=16000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        padding_value=0.0,
+        return_attention_mask=True,
+    )
+    processor = Qwen2AudioProcessor(
+        feature_extractor=feature_extractor,
+        tokenizer=tok,
+        chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
+    )
+
+    _seed()
+    config = Qwen2AudioConfig(
+        audio_config=Qwen2AudioEncoderConfig(
+            num_mel_bins=128,
+            encoder_layers=2,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=128,
+            d_model=64,
+            max_source_positions=1500,
+        ),
+        text_config=Qwen2Config(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            bos_token_id=None,
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        audio_token_index=ids["<|AUDIO|>"],
+    )
+    model = Qwen2AudioForConditionalGeneration(config).to(torch.float32).eval()
+    model.generation_config = GenerationConfig(
+        max_new_tokens=CAPTION_MAX_NEW_TOKENS,
+        do_sample=False,
+        suppress_tokens=_unprintable_ids(tok),
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_tiny_mistral(out: Path) -> Path:
+    import torch
+    from transformers import (
+        GenerationConfig,
+        MistralConfig,
+        MistralForCausalLM,
+        PreTrainedTokenizerFast,
+    )
+
+    specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_train_bpe(specials),
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=32768,
+    )
+    tok.chat_template = MISTRAL_CHAT_TEMPLATE
+    bos, eos = tok.convert_tokens_to_ids("<s>"), tok.convert_tokens_to_ids("</s>")
+
+    _seed()
+    config = MistralConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        sliding_window=None,
+        tie_word_embeddings=False,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=None,
+    )
+    model = MistralForCausalLM(config).to(torch.float32).eval()
+    model.generation_config = GenerationConfig(
+        max_new_tokens=CHAT_MAX_NEW_TOKENS,
+        do_sample=False,
+        suppress_tokens=_unprintable_ids(tok),
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _clap_feature_extractor():
+    from transformers import ClapFeatureExtractor
+
+    # The values of laion/clap-htsat-unfused's preprocessor_config.json.
+    return ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=48000,
+        hop_length=480,
+        max_length_s=10,
+        fft_window_size=1024,
+        padding_value=0.0,
+        return_attention_mask=False,
+        frequency_min=50,
+        frequency_max=14000,
+        truncation="rand_trunc",
+        padding="repeatpad",
+    )
+
+
+def full_size_clap_config():
+    """ClapConfig of the real LAION CLAP HTSAT-unfused architecture (laion/clap-htsat-unfused,
+    ~153 M parameters): RoBERTa-base text tower, HTSAT (Swin-T, depths 2-2-6-2, 96 patch
+    channels, 768 final width) audio tower on a 256x256 "image" of 64 mel bins, 512-d joint
+    space. ClapConfig's defaults already describe it; only fusion is switched off explicitly.
+    For benchmarks with random weights."""
+    from transformers import ClapAudioConfig, ClapConfig, ClapTextConfig
+
+    text = ClapTextConfig(
+        vocab_size=50265,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    audio = ClapAudioConfig(
+        window_size=8,
+        num_mel_bins=64,
+        spec_size=256,
+        patch_size=4,
+        patch_stride=[4, 4],
+        num_classes=527,
+        hidden_size=768,
+        depths=[2, 2, 6, 2],
+        num_attention_heads=[4, 8, 16, 32],
+        patch_embeds_hidden_size=96,
+        enable_fusion=False,
+    )
+    return ClapConfig(
+        text_config=text,
+        audio_config=audio,
+        projection_dim=512,
+        logit_scale_init_value=1 / 0.07,
+    )
+
+
+def build_tiny_clap(out: Path) -> Path:
+    import torch
+    from tokenizers import processors
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapModel,
+        ClapProcessor,
+        ClapTextConfig,
+        PreTrainedTokenizerFast,
+    )
+
+    # RoBERTa's special tokens at RoBERTa's ids (0..4), as ClapTextConfig expects.
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    raw = _train_bpe(specials)
+    raw.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+    processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tok)
+
+    _seed()
+    # Audio side keeps the real geometry the 48 kHz feature extractor feeds (64 mel bins
+    # -> 256x256 spectrogram image, 4x4 patches, 8x8 windows) but shrinks the widths.
+    audio = ClapAudioConfig(
+        window_size=8,
+        num_mel_bins=64,
+        spec_size=256,
+        patch_size=4,
+        patch_stride=[4, 4],
+        patch_embeds_hidden_size=16,
+        depths=[1, 1, 1, 1],
+        num_attention_heads=[1, 2, 4, 8],
+        hidden_size=128,  # = patch_embeds_hidden_size * 2 ** (len(depths) - 1)
+        enable_fusion=False,
+    )
+    text = ClapTextConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    config = ClapConfig(text_config=text, audio_config=audio, projection_dim=32)
+    model = ClapModel(config).to(torch.float32).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_tiny_models(out_dir: Path) -> dict[str, Path]:
+    """Build all three miniatures under out_dir; returns {"qwen2_audio", "mistral", "clap"}
+    -> directory. Reproducible: the same seed gives the same weights and tokenizers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "qwen2_audio": build_tiny_qwen2_audio(out_dir / TINY_MODEL_DIRS["qwen2_audio"]),
+        "mistral": build_tiny_mistral(out_dir / TINY_MODEL_DIRS["mistral"]),
+        "clap": build_tiny_clap(out_dir / TINY_MODEL_DIRS["clap"]),
+    }
+    marker = {"version": TINY_MODELS_VERSION, "seed": SEED, "dirs": TINY_MODEL_DIRS}
+    (out_dir / _MARKER).write_text(json.dumps(marker, indent=2))
+    return paths
+
+
+def ensure_tiny_models(out_dir: Path) -> dict[str, Path]:
+    """Like build_tiny_models, but reuses a complete earlier build of the same version."""
+    out_dir = Path(out_dir)
+    try:
+        marker = json.loads((out_dir / _MARKER).read_text())
+    except (OSError, ValueError):
+        marker = None
+    paths = {key: out_dir / name for key, name in TINY_MODEL_DIRS.items()}
+    if (
+        marker
+        and marker.get("version") == TINY_MODELS_VERSION
+        and all((p / "config.json").is_file() for p in paths.values())
+    ):
+        return paths
+    return build_tiny_models(out_dir)
+
+
+__all__ = [
+    "CAPTION_MAX_NEW_TOKENS",
+    "TINY_MODEL_DIRS",
+    "build_tiny_models",
+    "ensure_tiny_models",
+    "full_size_clap_config",
+    "synthetic_sentences",
+]

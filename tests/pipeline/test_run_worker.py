@@ -1,0 +1,120 @@
+"""The tiny profile through a real Celery worker subprocess, the real broker (Redis in CI,
+the filesystem transport locally) and PostgreSQL."""
+
+import os
+import signal
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
+from pipeline.services import run_dispatch, run_get_or_create, run_wait
+from pipeline.worker import start_worker
+from relabel_app.models import Clip, Dataset, Label
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def demo_dataset(tmp_path, settings):
+    settings.AUDIO_ROOT = tmp_path / "audio"
+    call_command("make_demo_clips")
+    return Dataset.objects.get(name="demo")
+
+
+@pytest.fixture
+def worker(tmp_path):
+    from relabel_app.celery import app
+
+    app.control.purge()  # nothing left over from an earlier test run
+    env = {
+        "RELABEL_DATABASE_NAME": connection.settings_dict["NAME"],
+        "DJANGO_SETTINGS_MODULE": "relabel_app.settings.test",
+    }
+    log = tmp_path / "worker.log"
+    procs = []
+
+    def start():
+        p = start_worker(log_file=log, extra_env=env)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(20)
+            except Exception:
+                os.killpg(p.pid, signal.SIGKILL)
+    if os.environ.get("SHOW_WORKER_LOG") and log.exists():
+        print(log.read_text()[-5000:])
+
+
+def snapshot(run):
+    results = {
+        r.clip_id: (r.caption_status, r.predict_status, r.match_status, r.filter_status, r.updated_at)
+        for r in ClipResult.objects.filter(run=run)
+    }
+    cands = sorted(Candidate.objects.filter(run=run).values_list("id", "clip_id", "label_id",
+                                                                  "clap_score", "kept"))
+    return results, cands
+
+
+def test_tiny_profile_runs_every_stage_for_every_clip(demo_dataset, tiny_models, worker):
+    run, created = run_get_or_create(dataset=demo_dataset, profile="tiny")
+    assert created and run.clip_count == 16
+    assert run.config["random_weights"] is True
+    assert run.config["caption"]["round1_prompt"].startswith("Describe the sounds")
+    assert run.config["model_fingerprints"]["clap"].startswith("local-")
+    run_dispatch(run=run)
+    proc = worker()
+    progress = run_wait(run=run, timeout_s=240, poll_s=0.5)
+    assert proc.poll() is None, "worker died"
+    assert progress.total == 16
+    assert progress.filter + progress.failed == 16
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.DONE and run.finished_at is not None
+
+    for r in ClipResult.objects.filter(run=run):
+        assert r.caption_status == StageStatus.DONE
+        assert len(r.caption["attempts"]) >= 1 and r.summary
+        if r.error_stage:
+            # Random weights may say nothing parseable: a recorded failure, not a crash.
+            assert (r.error_stage, r.error) == ("predict", "answer parsed to no labels")
+            continue
+        assert (r.predict_status, r.match_status, r.filter_status) == (StageStatus.DONE,) * 3
+        assert r.predict["attempts"][0]["raw_answers"]
+        assert set(r.timings) == {"caption", "predict", "match", "filter"}
+    assert progress.filter >= 8
+    cands = Candidate.objects.filter(run=run)
+    trainable = set(Label.objects.filter(index__isnull=False).values_list("id", flat=True))
+    assert all(c.label_id in trainable for c in cands)
+    assert all(c.clap_score is not None and -1.0 <= c.clap_score <= 1.0 for c in cands)
+    assert all(c.kept == (c.clap_score >= run.config["filter"]["threshold"]) for c in cands)
+
+    # The same command again: continues the same run and changes nothing.
+    before = snapshot(run)
+    call_command("run_pipeline", "--dataset", "demo", "--profile", "tiny", "--wait", "--no-worker",
+                 "--timeout", "30")
+    assert PipelineRun.objects.filter(dataset=demo_dataset).count() == 1
+    time.sleep(1.0)
+    assert snapshot(run) == before
+
+
+def test_clip_without_audio_fails_alone_and_the_run_goes_on(demo_dataset, tiny_models, worker):
+    broken = Clip.objects.filter(dataset=demo_dataset).order_by("position").first()
+    Clip.objects.filter(pk=broken.pk).update(audio_path="", audio_status=Clip.AudioStatus.MISSING)
+    run, _ = run_get_or_create(dataset=demo_dataset, profile="tiny",
+                               clip_ids=list(Clip.objects.filter(dataset=demo_dataset)
+                                             .order_by("position").values_list("id", flat=True)[:3]))
+    run_dispatch(run=run)
+    worker()
+    progress = run_wait(run=run, timeout_s=180, poll_s=0.5)
+    assert (progress.total, progress.filter, progress.failed) == (3, 2, 1)
+    failed = ClipResult.objects.get(run=run, clip=broken)
+    assert failed.error_stage == "caption"
+    assert "no local audio file" in failed.error
+    assert not Candidate.objects.filter(run=run, clip=broken).exists()
