@@ -32,6 +32,8 @@ demo-data:
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_ontology
 	$(PY) manage.py make_demo_clips
+	$(PY) manage.py make_tiny_models
+	$(PY) manage.py run_pipeline --dataset demo --profile tiny --wait
 	$(PY) manage.py make_demo_users
 
 serve:

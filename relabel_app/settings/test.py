@@ -25,3 +25,7 @@ if not env("CELERY_BROKER_URL", default=""):
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
+
+# Serve static files from the app folders without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
