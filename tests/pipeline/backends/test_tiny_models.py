@@ -1,0 +1,98 @@
+import hashlib
+import time
+
+import torch
+
+from pipeline import tiny_models as tm
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_three_models_with_expected_files_and_small(tiny_models):
+    assert set(tiny_models) == {"qwen2_audio", "mistral", "clap"}
+    for _name, path in tiny_models.items():
+        assert (path / "config.json").is_file()
+        assert (path / "model.safetensors").is_file()
+        assert (path / "tokenizer.json").is_file()
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        assert 0 < size < 20 * 1024 * 1024
+    assert (tiny_models["qwen2_audio"] / "processor_config.json").is_file()
+    assert (tiny_models["clap"] / "processor_config.json").is_file()
+    assert (tiny_models["mistral"] / "chat_template.jinja").is_file()
+
+
+def test_real_architectures(tiny_models):
+    from transformers import AutoConfig
+
+    qwen = AutoConfig.from_pretrained(tiny_models["qwen2_audio"])
+    assert qwen.model_type == "qwen2_audio"
+    assert qwen.architectures == ["Qwen2AudioForConditionalGeneration"]
+    assert qwen.audio_config.num_mel_bins == 128
+    assert qwen.text_config.model_type == "qwen2"
+    mistral = AutoConfig.from_pretrained(tiny_models["mistral"])
+    assert mistral.model_type == "mistral"
+    assert mistral.architectures == ["MistralForCausalLM"]
+    clap = AutoConfig.from_pretrained(tiny_models["clap"])
+    assert clap.model_type == "clap"
+    assert clap.audio_config.enable_fusion is False
+    assert clap.audio_config.num_mel_bins == 64
+    assert clap.audio_config.spec_size == 256
+
+
+def test_build_is_reproducible_and_fast(tiny_models, tmp_path):
+    start = time.perf_counter()
+    again = tm.build_tiny_models(tmp_path / "again")
+    assert time.perf_counter() - start < 60
+    for key, path in tiny_models.items():
+        for fname in ("model.safetensors", "tokenizer.json", "config.json"):
+            assert _digest(path / fname) == _digest(again[key] / fname), (key, fname)
+
+
+def test_ensure_reuses_a_complete_build(tiny_models, tmp_path):
+    first = tm.ensure_tiny_models(tmp_path / "t")
+    stamp = (first["clap"] / "model.safetensors").stat().st_mtime_ns
+    second = tm.ensure_tiny_models(tmp_path / "t")
+    assert second == first
+    assert (second["clap"] / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_tokenizers_were_trained_with_the_special_tokens(tiny_models):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["qwen2_audio"])
+    for special in (
+        "<|audio_bos|>",
+        "<|AUDIO|>",
+        "<|audio_eos|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|endoftext|>",
+    ):
+        ids = tok(special, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, special
+    text = "A dog is barking in the park."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) < len(text) / 2  # learned merges, not raw bytes
+    assert tok.decode(ids) == text
+    clap_tok = AutoTokenizer.from_pretrained(tiny_models["clap"])
+    enc = clap_tok("dog barking")["input_ids"]
+    assert enc[0] == 0 and enc[-1] == 2  # RoBERTa <s> ... </s>
+    assert clap_tok.pad_token_id == 1
+
+
+def test_full_size_clap_config_is_the_laion_unfused_architecture():
+    from transformers import ClapModel
+
+    cfg = tm.full_size_clap_config()
+    assert cfg.audio_config.enable_fusion is False
+    assert list(cfg.audio_config.depths) == [2, 2, 6, 2]
+    assert cfg.audio_config.hidden_size == 768
+    assert cfg.text_config.hidden_size == 768
+    assert cfg.text_config.vocab_size == 50265
+    assert cfg.projection_dim == 512
+    with torch.device("meta"):
+        model = ClapModel(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    assert 150e6 < n < 157e6  # laion/clap-htsat-unfused has ~153.5 M parameters
