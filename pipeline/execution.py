@@ -138,7 +138,12 @@ def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             continue
         usable = [a for a in attempts if a["ok"]]
         if not usable:
-            _fail(result, "predict", attempts[-1].get("error") or "answer parsed to no labels")
+            # Keep the raw answers with the failure, so a reviewer can see what was said.
+            _save(result.pk, "predict", {
+                "predict": {"attempts": attempts}, "predict_status": StageStatus.FAILED,
+                "error_stage": "predict",
+                "error": attempts[-1].get("error") or "answer parsed to no labels",
+            })
             continue
         fields = {
             "predict": {"attempts": attempts},
