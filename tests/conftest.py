@@ -2,6 +2,9 @@ import os
 
 import pytest
 
+# Worker, demo-dataset and tiny-model fixtures for every test folder.
+pytest_plugins = ["tests.pipeline.worker_fixtures"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
