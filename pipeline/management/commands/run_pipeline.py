@@ -1,11 +1,20 @@
 import signal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from pipeline.models import PipelineRun
 from pipeline.profiles import ProfileError
-from pipeline.services import run_dispatch, run_get_or_create, run_progress, run_wait
+from pipeline.services import (
+    run_cancel,
+    run_dispatch,
+    run_get_or_create,
+    run_progress,
+    run_resume,
+    run_wait,
+)
 from pipeline.worker import start_worker, workers_alive
 from relabel_app.models import Clip, Dataset
 
@@ -25,10 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--new", action="store_true", help="Start a fresh run.")
         parser.add_argument("--no-worker", action="store_true",
                             help="With --wait, never start a worker of our own.")
+        parser.add_argument("--cancel", action="store_true",
+                            help="Cancel the run of this dataset and profile (resume by running again).")
         parser.add_argument("--timeout", type=float, default=None)
 
     def handle(self, *args, dataset, profile, clips=None, wait=False, new=False,
-               no_worker=False, timeout=None, **options):
+               no_worker=False, timeout=None, cancel=False, **options):
         try:
             ds = Dataset.objects.get(name=dataset)
         except Dataset.DoesNotExist:
@@ -38,10 +49,22 @@ class Command(BaseCommand):
             clip_ids = list(Clip.objects.filter(dataset=ds, ytid__in=clips).values_list("id", flat=True))
             if not clip_ids:
                 raise CommandError("none of the given YTIDs are in the dataset")
+        if cancel:
+            run = PipelineRun.objects.filter(dataset=ds, profile_name=Path(profile).stem) \
+                .order_by("-created_at").first()
+            if run is None:
+                raise CommandError("no run to cancel")
+            run_cancel(run=run)
+            self.stdout.write(f"run {run.pk} cancelled; run the same command without --cancel "
+                              "to resume")
+            return
         try:
             run, created = run_get_or_create(dataset=ds, profile=profile, clip_ids=clip_ids, new=new)
         except ProfileError as e:
             raise CommandError(str(e)) from None
+        if run.status == PipelineRun.Status.CANCELLED:
+            run_resume(run=run)
+            run.refresh_from_db()
         chunks = run_dispatch(run=run)
         self.stdout.write(
             f"run {run.pk} ({'new' if created else 'continued'}), profile {run.profile_name}, "
