@@ -8,23 +8,27 @@ from django.utils.functional import cached_property
 
 from .models import Clip, ClipLabel, Dataset, Label
 
+BIG_TABLE_ROWS = 100_000
+COUNT_CAP = 10_000
+
 
 class EstimatedCountPaginator(Paginator):
-    """Use PostgreSQL's planner estimate instead of COUNT(*) for unfiltered big tables."""
+    """On big tables, never COUNT(*) millions of rows for a list page: the planner's
+    estimate when unfiltered, a count capped at COUNT_CAP (+1) when filtered."""
 
     @cached_property
     def count(self) -> int:
-        query = self.object_list.query
-        if not query.where:
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                    [self.object_list.model._meta.db_table],
-                )
-                row = cur.fetchone()
-                if row and row[0] > 100_000:
-                    return int(row[0])
-        return super().count
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                [self.object_list.model._meta.db_table],
+            )
+            row = cur.fetchone()
+        if not row or row[0] < BIG_TABLE_ROWS:
+            return super().count
+        if not self.object_list.query.where:
+            return int(row[0])
+        return self.object_list[: COUNT_CAP + 1].count()
 
 
 @admin.register(Label)
@@ -53,13 +57,13 @@ class ClipAdmin(admin.ModelAdmin):
     list_display = ("ytid", "start_s", "end_s", "dataset", "audio_status", "original_labels")
     list_filter = ("dataset", "audio_status")
     # Exact ytid lookups use the ytid index; a prefix search would scan 2M rows.
-    search_fields = ("=ytid",)
+    search_fields = ("ytid__exact",)
     list_select_related = ("dataset",)
     raw_id_fields = ("dataset",)
     inlines = [ClipLabelInline]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    ordering = ("dataset", "position")
+    ordering = ("dataset_id", "position")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("labels")
@@ -75,6 +79,6 @@ class ClipLabelAdmin(admin.ModelAdmin):
     raw_id_fields = ("clip", "label")
     list_select_related = ("clip", "label")
     list_filter = ("clip__dataset",)
-    search_fields = ("=clip__ytid", "=label__mid")
+    search_fields = ("clip__ytid__exact", "label__mid__exact")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
