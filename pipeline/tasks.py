@@ -38,22 +38,47 @@ def _limit_torch_threads(**_):
 
 def _run_stage(stage: str, run_id: int, clip_ids: list[int]) -> int:
     from .execution import NEXT_STAGE, STAGE_RUNNERS
-    from .models import PipelineRun
+    from .models import ClipResult, PipelineRun, StageStatus
     from .services import run_finish_if_complete
 
     status = PipelineRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None or status == PipelineRun.Status.CANCELLED:
         return 0
-    ready = STAGE_RUNNERS[stage](run_id, clip_ids)
+    STAGE_RUNNERS[stage](run_id, clip_ids)
     nxt = NEXT_STAGE[stage]
-    if nxt and ready:
-        stage_task_for(nxt).delay(run_id, ready)
-    if stage == "filter" or not ready:
+    ready: list[int] = []
+    if nxt:
+        # Ask the database, not the runner: clips finished by an earlier attempt of this
+        # task (one cut short by an outage) must move on too.
+        ready = list(ClipResult.objects.filter(
+            run_id=run_id, clip_id__in=clip_ids, error_stage="",
+            **{f"{stage}_status": StageStatus.DONE, f"{nxt}_status": StageStatus.PENDING},
+        ).order_by("clip_id").values_list("clip_id", flat=True))
+        if ready:
+            stage_task_for(nxt).delay(run_id, ready)
+    if not ready:
         run_finish_if_complete(run_id=run_id)
     return len(ready)
 
 
-COMMON = {"acks_late": True, "reject_on_worker_lost": True}
+def _transient_errors() -> tuple[type[Exception], ...]:
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    return (OperationalError, InterfaceError, BrokerError, ConnectionError)
+
+
+# A database or broker that is briefly away: retry the whole chunk with backoff (finished
+# clips are skipped on the retry). Any other error is a clip's own and is recorded per clip.
+COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": _transient_errors(),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
 
 
 @shared_task(name="pipeline.caption", **COMMON)

@@ -27,9 +27,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets, served locally (no CDN)
     "relabel_app",
     "pipeline",
     "review",
+    "curation",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -138,15 +144,58 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits for a broker that went away
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3,
+}
 # One queue per kind of model (pipeline.tasks.Queue), so GPU and CPU workers scale apart.
 CELERY_TASK_ROUTES = {
     "pipeline.caption": {"queue": "audio"},
     "pipeline.predict": {"queue": "llm"},
     "pipeline.match": {"queue": "llm"},
     "pipeline.filter": {"queue": "clap"},
-    "review.export": {"queue": "export"},
+    "curation.export": {"queue": "export"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# REST API (api/): token or session auth, same roles as the UI (api.permissions).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: a client sending a token is not asked for a CSRF token.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsReviewer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.SmallTablePagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AudioSet relabeling studio API",
+    "DESCRIPTION": (
+        "Datasets, clips, the ontology, pipeline runs and their candidate labels, reviewers' "
+        "decisions. Authenticate with `Authorization: Token <key>` (POST /api/auth/token/) "
+        "or a session. Roles are the UI's: reviewer, curator, admin."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "VerdictEnum": "review.models.Verdict",
+        "RunStatusEnum": "pipeline.models.PipelineRun.Status",
+        "RunKindEnum": "pipeline.models.PipelineRun.Kind",
+        "CandidateTierEnum": "pipeline.models.Candidate.Tier",
+        "AudioStatusEnum": "relabel_app.models.Clip.AudioStatus",
+    },
+}
 
 LOGGING = {
     "version": 1,
