@@ -107,8 +107,14 @@ class Candidate(models.Model):
         LLM = "llm", "LLM"
         EXTERNAL = "external", "External label set"
 
-    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="candidates")
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="candidates")
+    # No single-column indexes: (run, clip, attempt, label) and (clip, run) cover both
+    # lookups, and every index costs writes on a 10M-row table.
+    run = models.ForeignKey(
+        PipelineRun, on_delete=models.CASCADE, related_name="candidates", db_index=False
+    )
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="candidates", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="candidates")
     attempt = models.PositiveSmallIntegerField(default=0)
     tier = models.CharField(max_length=8, choices=Tier.choices)

@@ -13,9 +13,18 @@ def ensure_role_groups() -> None:
         Group.objects.get_or_create(name=name)
 
 
-def user_is_curator(user) -> bool:
+def user_roles(user) -> frozenset[str]:
+    """The user's role names, read once per request (cached on the user object)."""
     if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    return user.groups.filter(name__in=(CURATOR, ADMIN)).exists()
+        return frozenset()
+    roles = getattr(user, "_review_roles", None)
+    if roles is None:
+        roles = frozenset(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            roles |= {ADMIN}
+        user._review_roles = roles
+    return roles
+
+
+def user_is_curator(user) -> bool:
+    return bool(user_roles(user) & {CURATOR, ADMIN})

@@ -7,5 +7,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("pipeline.urls")),
+    path("api/", include("api.urls")),
+    path("curation/", include("curation.urls")),
     path("", include("review.urls")),
 ]

@@ -1,1 +1,220 @@
-from django.db import models  # noqa: F401
+"""Expert review: decisions per (clip, label, reviewer), their audit log, error categories,
+and the queue that hands clips to reviewers.
+
+The queue is a table of *slots*: a clip that needs k reviews (Dataset.required_reviews) has
+k slot rows. A slot is leased to one reviewer for a few minutes (leased_to,
+lease_expires_at) and marked done when that reviewer finishes the clip. Picking the next
+clip is one index walk over the open slots of a dataset in priority order with
+``FOR UPDATE SKIP LOCKED`` (see services.queue_next_clip); the three orderings (most
+uncertain first, dataset order, random) each have a partial index over open slots, so
+switching the dataset's priority costs nothing and the walk never visits finished slots.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from relabel_app.models import Clip, Dataset, Label
+
+
+class ErrorCategory(models.Model):
+    """Why a label was wrong or missing. Seeded by a data migration; editable in the admin."""
+
+    class Kind(models.TextChoices):
+        SOURCE = "source", "Error source (why the model or annotator erred)"
+        LABEL = "label", "Label error type"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LABEL)
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "error categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Verdict(models.TextChoices):
+    ACCEPT = "accept", "Accept"
+    REJECT = "reject", "Reject"
+    UNSURE = "unsure", "Unsure"
+
+
+class Decision(models.Model):
+    """One reviewer's current verdict on one label of one clip. Updated in place; every
+    change (and every undo) is appended to DecisionLog."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="decisions")
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+    )
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    error_category = models.ForeignKey(
+        ErrorCategory, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip", "label", "reviewer"], name="decision_unique_clip_label_reviewer"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["reviewer", "updated_at"], name="decision_reviewer_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} {self.label_id} on clip {self.clip_id} by {self.reviewer_id}"
+
+
+class DecisionLog(models.Model):
+    """Append-only history of every change to a Decision, including undos.
+
+    ``before_*`` / ``after_*`` hold the state around the change; a null verdict means "no
+    decision". An undo entry points at the entry it reverts (``reverts``), which is how
+    repeated undo walks back through the history."""
+
+    class Action(models.TextChoices):
+        RECORD = "record", "Record"
+        CATEGORIZE = "categorize", "Error category / note"
+        UNDO = "undo", "Undo"
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    before_verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    before_error_category = models.ForeignKey(
+        ErrorCategory, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    before_note = models.TextField(blank=True)
+    after_verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    after_error_category = models.ForeignKey(
+        ErrorCategory, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    after_note = models.TextField(blank=True)
+    reverts = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["clip", "label", "reviewer", "id"], name="decisionlog_triple"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.action} {self.before_verdict or '-'} -> {self.after_verdict or '-'} "
+            f"({self.label_id} on clip {self.clip_id} by {self.reviewer_id})"
+        )
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("DecisionLog is append-only")
+        super().save(*args, **kwargs)
+
+
+class ClipReview(models.Model):
+    """A reviewer finished a clip (pressed "next"). What progress bars count."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clip_reviews"
+    )
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "reviewer"], name="clipreview_unique")
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "reviewer"], name="clipreview_dataset_reviewer")
+        ]
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id} finished by {self.reviewer_id}"
+
+
+_OPEN = Q(done_by__isnull=True)
+
+
+class QueueSlot(models.Model):
+    """One of the k reviewing slots of a clip; also the clip's lease (see module doc)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="queue_slots")
+    slot = models.PositiveSmallIntegerField()
+    # Sort keys, ascending. rank_uncertain: lower is more uncertain (filled from the latest
+    # finished run, services.queue_sync); rank_order: Clip.position; rank_random: a hash of
+    # the clip id (all its slots share it, so overlap reviewers meet on a clip).
+    rank_uncertain = models.FloatField(default=2.0)
+    rank_order = models.BigIntegerField(default=0)
+    rank_random = models.FloatField(default=0.0)
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "slot"], name="queueslot_unique_clip_slot")
+        ]
+        indexes = [
+            models.Index(
+                fields=["dataset", "rank_uncertain", "clip", "slot"],
+                name="queueslot_open_uncertain", condition=_OPEN,
+            ),
+            models.Index(
+                fields=["dataset", "rank_order", "clip", "slot"],
+                name="queueslot_open_order", condition=_OPEN,
+            ),
+            models.Index(
+                fields=["dataset", "rank_random", "clip", "slot"],
+                name="queueslot_open_random", condition=_OPEN,
+            ),
+            models.Index(
+                fields=["leased_to", "dataset"], name="queueslot_open_leases",
+                condition=_OPEN & Q(leased_to__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id} slot {self.slot}"
+
+
+class QueueState(models.Model):
+    """What the dataset's slots were last built from, so a pick can tell cheaply whether
+    they need a refresh (new clips imported, overlap changed, a newer run finished)."""
+
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, primary_key=True, related_name="queue_state"
+    )
+    max_position = models.BigIntegerField(default=-1)
+    required_reviews = models.PositiveSmallIntegerField(default=0)
+    run = models.ForeignKey(
+        "pipeline.PipelineRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"queue of {self.dataset_id}"

@@ -5,4 +5,19 @@ from . import views
 app_name = "review"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("datasets/<int:dataset_id>/start/", views.review_start, name="start"),
+    path("datasets/<int:dataset_id>/settings/", views.dataset_settings, name="dataset_settings"),
+    path("clips/<int:clip_id>/", views.clip_detail, name="clip"),
+    path("clips/<int:clip_id>/audio/", views.clip_audio, name="clip_audio"),
+    path("clips/<int:clip_id>/next/", views.review_next, name="next"),
+    path("clips/<int:clip_id>/add/", views.label_add, name="label_add"),
+    path("clips/<int:clip_id>/decisions/", views.clip_decisions, name="clip_decisions"),
+    path("clips/<int:clip_id>/labels/<int:label_id>/decide/", views.decision_set, name="decide"),
+    path("clips/<int:clip_id>/labels/<int:label_id>/undo/", views.decision_undo, name="undo"),
+    path(
+        "clips/<int:clip_id>/labels/<int:label_id>/category/",
+        views.decision_category,
+        name="category",
+    ),
+    path("labels/search/", views.label_search_view, name="label_search"),
 ]

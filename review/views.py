@@ -1,9 +1,274 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""The review screens. Thin: check the role, validate, call one service, render.
 
-from relabel_app.selectors import dataset_list_with_counts
+htmx requests get partials (a label row, the rows of the table, search results); the same
+URLs answer plain form posts with a redirect, so the page works without JavaScript."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.contrib import messages
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import http_date
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, trigger_client_event
+
+from relabel_app.models import Clip, Dataset, Label
+
+from . import services
+from .audio_serving import (
+    AudioPathRefused,
+    RangeNotSatisfiable,
+    clip_audio_file,
+    file_etag,
+    iter_file_range,
+    parse_range,
+)
+from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
+from .label_search import label_search
+from .models import Decision, Verdict
+from .permissions import curator_required, reviewer_required, user_is_curator
+from .selectors import (
+    ClipPage,
+    clip_decisions_all,
+    clip_page_data,
+    dataset_progress_list,
+    queue_peek_next_clip_id,
+)
 
 
-@login_required
-def home(request):
-    return render(request, "review/home.html", {"datasets": dataset_list_with_counts()})
+def _clip_or_404(clip_id: int) -> Clip:
+    return get_object_or_404(Clip.objects.select_related("dataset"), pk=clip_id)
+
+
+@reviewer_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    is_curator = user_is_curator(request.user)
+    progress = dataset_progress_list(user=request.user)
+    forms = {}
+    if is_curator:
+        forms = {p.dataset.pk: DatasetReviewSettingsForm(instance=p.dataset, prefix=f"ds{p.dataset.pk}")
+                 for p in progress}
+    for p in progress:
+        p.settings_form = forms.get(p.dataset.pk)
+    return render(request, "review/home.html", {"progress": progress, "is_curator": is_curator})
+
+
+@curator_required
+@require_POST
+def dataset_settings(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    form = DatasetReviewSettingsForm(request.POST, instance=dataset, prefix=f"ds{dataset.pk}")
+    if form.is_valid():
+        services.dataset_review_settings_update(
+            dataset=dataset,
+            review_priority=form.cleaned_data["review_priority"],
+            required_reviews=form.cleaned_data["required_reviews"],
+        )
+        messages.success(request, f"{dataset.name}: review settings saved.")
+    else:
+        messages.error(request, f"{dataset.name}: {form.errors.as_text()}")
+    return redirect("review:home")
+
+
+@reviewer_required
+@require_POST
+def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    clip = services.queue_next_clip(dataset=dataset, reviewer=request.user)
+    if clip is None:
+        messages.info(request, f"Nothing left for you to review in {dataset.name}.")
+        return redirect("review:home")
+    return redirect("review:clip", clip_id=clip.pk)
+
+
+@reviewer_required
+@require_POST
+def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """Finish this clip and go to the next one of its dataset."""
+    clip = _clip_or_404(clip_id)
+    services.clip_finish(clip=clip, reviewer=request.user)
+    nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
+    if nxt is None:
+        messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
+                                  "that needed you. Thank you!")
+        return redirect("review:home")
+    return redirect("review:clip", clip_id=nxt.pk)
+
+
+def _page(request: HttpRequest, clip: Clip) -> ClipPage:
+    return clip_page_data(clip=clip, reviewer=request.user, show_all=user_is_curator(request.user))
+
+
+@reviewer_required
+@require_GET
+def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    page = _page(request, clip)
+    page.next_clip_id = queue_peek_next_clip_id(
+        dataset=clip.dataset, reviewer=request.user, exclude_clip_id=clip.pk
+    )
+    audio_refused = False
+    try:
+        audio_file = clip_audio_file(clip)
+    except AudioPathRefused:
+        audio_file, audio_refused = None, True
+    return render(request, "review/clip.html", {
+        "page": page, "clip": clip, "audio_available": audio_file is not None,
+        "audio_refused": audio_refused, "verdicts": Verdict,
+    })
+
+
+def _row_response(request: HttpRequest, clip: Clip, label_id: int) -> HttpResponse:
+    """The decided row (swapped in place) and, out of band, the hierarchy flags of every
+    other row, which a decision on one label can change."""
+    if not request.htmx:
+        return redirect(reverse("review:clip", kwargs={"clip_id": clip.pk}) + f"#label-{label_id}")
+    page = _page(request, clip)
+    row = page.row(label_id)
+    response = render(request, "review/_decision_response.html", {
+        "page": page, "row": row, "others": [r for r in page.rows if r is not row],
+    })
+    if row is None:  # an added label undone: its row goes away
+        reswap(response, "delete")
+    return response
+
+
+@reviewer_required
+@require_POST
+def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    label = get_object_or_404(Label, pk=label_id)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("verdict must be accept, reject or unsure")
+    services.decision_record(
+        clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
+    )
+    return _row_response(request, clip, label.pk)
+
+
+@reviewer_required
+@require_POST
+def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    label = get_object_or_404(Label, pk=label_id)
+    services.decision_undo(clip=clip, label=label, reviewer=request.user)
+    return _row_response(request, clip, label.pk)
+
+
+@reviewer_required
+@require_POST
+def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    label = get_object_or_404(Label, pk=label_id)
+    form = CategoryForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text())
+    try:
+        services.decision_categorize(
+            clip=clip, label=label, reviewer=request.user,
+            error_category=form.cleaned_data["error_category"], note=form.cleaned_data["note"],
+        )
+    except Decision.DoesNotExist:
+        return HttpResponseBadRequest("Decide on the label before giving an error category.")
+    return _row_response(request, clip, label.pk)
+
+
+@reviewer_required
+@require_POST
+def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """Add a label the clip lacks: it is accepted by this reviewer."""
+    clip = _clip_or_404(clip_id)
+    ref = request.POST.get("label", "").strip()
+    if ref.isdigit():
+        label = get_object_or_404(Label, pk=int(ref))
+    else:
+        label = get_object_or_404(Label, mid=ref)
+    services.decision_record(clip=clip, label=label, reviewer=request.user, verdict=Verdict.ACCEPT)
+    if not request.htmx:
+        return redirect(reverse("review:clip", kwargs={"clip_id": clip.pk}) + f"#label-{label.pk}")
+    page = _page(request, clip)
+    response = render(request, "review/_label_rows.html", {"page": page})
+    return trigger_client_event(response, "review:label-added", {"mid": label.mid})
+
+
+@reviewer_required
+@require_GET
+def label_search_view(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")[:100]
+    hits = label_search(query=query)
+    clip_ref = request.GET.get("clip", "")
+    return render(request, "review/_search_results.html", {
+        "hits": hits, "query": query, "clip_id": int(clip_ref) if clip_ref.isdigit() else None,
+    })
+
+
+@curator_required
+@require_GET
+def clip_decisions(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """Adjudication view: every reviewer's decision on each label of a clip."""
+    clip = _clip_or_404(clip_id)
+    page = clip_page_data(clip=clip, reviewer=request.user, show_all=True)
+    by_label: dict[int, list[Decision]] = {}
+    for d in clip_decisions_all(clip=clip):
+        by_label.setdefault(d.label_id, []).append(d)
+    rows = [(r, by_label.get(r.label_id, [])) for r in page.rows]
+    return render(request, "review/clip_decisions.html", {"clip": clip, "page": page, "rows": rows})
+
+
+@reviewer_required
+@require_http_methods(["GET", "HEAD"])
+def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """The clip's audio file with HTTP Range support (seeking). Only the file the clip
+    names, and only inside its dataset's audio root."""
+    clip = _clip_or_404(clip_id)
+    try:
+        path = clip_audio_file(clip)
+    except AudioPathRefused:
+        raise Http404("No audio file for this clip.") from None
+    if path is None:
+        raise Http404("No audio file for this clip.")
+    size = path.stat().st_size
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if content_type == "audio/x-wav":
+        content_type = "audio/wav"
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600",
+        "ETag": file_etag(path),
+        "Last-Modified": http_date(path.stat().st_mtime),
+    }
+    try:
+        byte_range = parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        response["Accept-Ranges"] = "bytes"
+        return response
+    if byte_range is not None and request.headers.get("If-Range") not in (None, headers["ETag"]):
+        byte_range = None  # the file changed since the client's first part: send it whole
+    if byte_range is None:
+        # FileResponse closes the file when the response is done.
+        response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
+    else:
+        start, end = byte_range
+        length = end - start + 1
+        response = StreamingHttpResponse(
+            iter_file_range(path, start, length), status=206, content_type=content_type
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(length)
+    for k, v in headers.items():
+        response[k] = v
+    return response

@@ -64,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "relabel_app.context_processors.roles",
             ],
         },
     },
@@ -122,12 +123,13 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 BROKER_DIR = Path(env("RELABEL_BROKER_DIR", default=str(DATA_DIR / "broker")))
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
-    for sub in ("in", "processed"):
+    for sub in ("in", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -179,8 +181,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "AudioSet relabeling studio API",
     "DESCRIPTION": (
         "Datasets, clips, the ontology, pipeline runs and their candidate labels, reviewers' "
-        "decisions. Authenticate with `Authorization: Token <key>` (POST /api/auth/token/) "
-        "or a session. Roles are the UI's: reviewer, curator, admin."
+        "decisions; for curators also adjudications, exports and audit figures. Authenticate "
+        "with `Authorization: Token <key>` (POST /api/auth/token/) or a session. Roles are "
+        "the UI's: reviewer, curator, admin."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -190,6 +193,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "VerdictEnum": "review.models.Verdict",
+        "AdjudicationVerdictEnum": "curation.models.AdjudicationVerdict",
+        "ExportPolicyEnum": "curation.models.Policy",
+        "ExportFormatEnum": "curation.models.ExportJob.Format",
+        "ExportStatusEnum": "curation.models.ExportJob.Status",
         "RunStatusEnum": "pipeline.models.PipelineRun.Status",
         "RunKindEnum": "pipeline.models.PipelineRun.Kind",
         "CandidateTierEnum": "pipeline.models.Candidate.Tier",

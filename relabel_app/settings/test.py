@@ -17,12 +17,13 @@ if not env("CELERY_BROKER_URL", default=""):
     from pathlib import Path
 
     BROKER_DIR = Path(os.environ.setdefault("RELABEL_BROKER_DIR", str(DATA_DIR / "test-broker")))
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 

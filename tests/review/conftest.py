@@ -22,9 +22,52 @@ MIDS = {
 }
 
 
-def write_sine_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 16000):
+def ensure_review_reference_data() -> None:
+    """What the review migrations seed (error categories, role groups). A transactional
+    test elsewhere in the suite ends with a flush of every table, which removes them."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from relabel_app.models import Label
+    from relabel_app.roles import ROLE_GROUPS, ensure_role_groups
+    from review import label_info
+    from review.models import ErrorCategory
+
+    if not ErrorCategory.objects.exists():
+        importlib.import_module("review.migrations.0002_seed_error_categories").seed(apps, None)
+    if Group.objects.filter(name__in=ROLE_GROUPS).count() != len(ROLE_GROUPS):
+        ensure_role_groups()
+    # The in-process ontology cache may hold the ids of labels a flush removed.
+    cached = label_info._cache
+    if cached is not None and not Label.objects.filter(pk=next(iter(cached.by_id))).exists():
+        label_info.ontology_clear()
+
+
+@pytest.fixture(autouse=True)
+def _review_reference_data(request, django_db_blocker):
+    uses_db = request.node.get_closest_marker("django_db") or any(
+        f in request.fixturenames for f in ("db", "transactional_db", "live_server")
+    )
+    if uses_db:
+        request.getfixturevalue("django_db_setup")
+        with django_db_blocker.unblock():
+            ensure_review_reference_data()
+    yield
+
+
+def write_sine_wav(path: Path, seconds: float = 2.0, freq: float = 440.0, rate: int = 16000):
+    """A short real WAV: three decaying tone bursts over a little noise (so the waveform
+    looks like sound events rather than a flat band)."""
     t = np.arange(int(seconds * rate)) / rate
-    samples = (0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
+    envelope = np.zeros_like(t)
+    for onset in (0.05 * seconds, 0.35 * seconds, 0.65 * seconds):
+        after = t - onset
+        envelope += np.where(after >= 0, np.exp(-np.clip(after, 0, None) * 9.0), 0.0)
+    noise = np.random.default_rng(int(freq)).normal(0, 0.02, t.shape)
+    signal = 0.6 * np.clip(envelope, 0, 1) * np.sin(2 * np.pi * freq * t) + noise
+    samples = (np.clip(signal, -1, 1) * 32767).astype("<i2")
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -98,7 +141,7 @@ def make_dataset(name: str, audio_root: Path | None = None, n_clips: int = 3,
         clips.append(Clip.objects.create(
             dataset=ds, ytid=ytid, start_s=10.0 * i, end_s=10.0 * i + 10.0, position=i,
             audio_path=path, audio_status="ok" if path else "missing",
-            duration_s=1.0 if path else None, sample_rate=16000 if path else None,
+            duration_s=2.0 if path else None, sample_rate=16000 if path else None,
         ))
     return ds, clips
 

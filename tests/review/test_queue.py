@@ -183,3 +183,38 @@ def test_pick_uses_the_open_slot_index(ds3, reviewer):
     assert "queueslot_open_order" in plan
     # Ordered by the index itself: no sort of all open slots.
     assert "Sort" not in plan
+
+
+def test_big_stale_queue_is_refreshed_in_the_background(make_user, monkeypatch,
+                                                       django_capture_on_commit_callbacks):
+    from review import services, tasks
+
+    ds, clips = make_dataset("qb", n_clips=3, with_audio=False, review_priority="order")
+    r = make_user()
+    assert queue_next_clip(dataset=ds, reviewer=r) == clips[0]  # first build: inline
+    sent = []
+    monkeypatch.setattr(services, "INLINE_REFRESH_MAX_CLIPS", 2)
+    monkeypatch.setattr(tasks.queue_sync_task, "delay", lambda ds_id: sent.append(ds_id))
+    new = Clip.objects.create(dataset=ds, ytid="latecomerxx", start_s=0, end_s=10, position=9)
+    with django_capture_on_commit_callbacks(execute=True):
+        clip_finish(clip=clips[0], reviewer=r)
+        assert queue_next_clip(dataset=ds, reviewer=r) == clips[1]  # from the stale slots
+    assert sent == [ds.pk]
+    assert not QueueSlot.objects.filter(clip=new).exists()
+    # The task does the refresh (and a duplicate does nothing).
+    assert tasks.queue_sync_task(ds.pk) is True
+    assert tasks.queue_sync_task(ds.pk) is False
+    assert QueueSlot.objects.filter(clip=new).exists()
+
+
+def test_queue_sync_command(make_user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ds, _ = make_dataset("qc", n_clips=2, with_audio=False)
+    out = StringIO()
+    call_command("review_queue_sync", "--dataset", "qc", stdout=out)
+    call_command("review_queue_sync", "--dataset", "qc", stdout=out)
+    assert "qc: refreshed" in out.getvalue() and "qc: already fresh" in out.getvalue()
+    assert QueueSlot.objects.filter(dataset=ds).count() == 2

@@ -1,0 +1,151 @@
+"""Reads behind the API's lists: one queryset per resource, filters already validated.
+
+The big tables (clips, candidates, decisions) are filtered with EXISTS on their indexed
+keys and paged by cursor on the primary key (api.pagination); nothing here counts them."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from curation.models import Adjudication, ExportJob
+from pipeline.models import Candidate, PipelineRun
+from relabel_app.models import Clip, ClipLabel, Dataset
+from review.models import ClipReview, Decision
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    last_position = (
+        Clip.objects.filter(dataset=OuterRef("pk")).order_by("-position").values("position")[:1]
+    )
+    return Dataset.objects.annotate(
+        clip_count=Coalesce(Subquery(last_position) + 1, Value(0))
+    ).order_by("name")
+
+
+def clip_list(
+    *,
+    user,
+    dataset: int | None = None,
+    ytid: str | None = None,
+    decided: bool | None = None,
+    finished: bool | None = None,
+    label: int | None = None,
+    label_source: str = "any",
+    run: int | None = None,
+) -> QuerySet[Clip]:
+    qs = Clip.objects.all()
+    if dataset is not None:
+        qs = qs.filter(dataset_id=dataset)
+    if ytid:
+        qs = qs.filter(ytid=ytid)
+    if decided is not None:
+        mine = Exists(Decision.objects.filter(clip=OuterRef("pk"), reviewer=user))
+        qs = qs.filter(mine if decided else ~mine)
+    if finished is not None:
+        done = Exists(ClipReview.objects.filter(clip=OuterRef("pk"), reviewer=user))
+        qs = qs.filter(done if finished else ~done)
+    if label is not None:
+        original = Exists(ClipLabel.objects.filter(clip=OuterRef("pk"), label_id=label))
+        cands = Candidate.objects.filter(clip=OuterRef("pk"), label_id=label, selected=True)
+        if run is not None:
+            cands = cands.filter(run_id=run)
+        candidate = Exists(cands)
+        qs = qs.filter(
+            original if label_source == "original"
+            else candidate if label_source == "candidate"
+            else original | candidate
+        )
+    return qs.prefetch_related(
+        Prefetch("clip_labels", queryset=ClipLabel.objects.only("id", "clip_id", "label_id"))
+    )
+
+
+def candidate_list(
+    *,
+    run: int | None = None,
+    clip: int | None = None,
+    label: int | None = None,
+    kept: bool | None = None,
+    selected: bool | None = None,
+    tier: str | None = None,
+) -> QuerySet[Candidate]:
+    qs = Candidate.objects.all()
+    for field, value in (("run_id", run), ("clip_id", clip), ("label_id", label),
+                         ("kept", kept), ("selected", selected), ("tier", tier)):
+        if value is not None:
+            qs = qs.filter(**{field: value})
+    return qs
+
+
+def decision_list(
+    *,
+    user,
+    all_reviewers: bool,
+    clip: int | None = None,
+    dataset: int | None = None,
+    label: int | None = None,
+    verdict: str | None = None,
+    reviewer: str | None = None,
+) -> QuerySet[Decision]:
+    """A reviewer sees only their own decisions (no anchoring on others'); a curator sees
+    everyone's, optionally one reviewer's."""
+    qs = Decision.objects.select_related("reviewer", "error_category")
+    if not all_reviewers:
+        qs = qs.filter(reviewer=user)
+    elif reviewer:
+        qs = qs.filter(reviewer__username=reviewer)
+    if clip is not None:
+        qs = qs.filter(clip_id=clip)
+    if dataset is not None:
+        qs = qs.filter(clip__dataset_id=dataset)
+    if label is not None:
+        qs = qs.filter(label_id=label)
+    if verdict:
+        qs = qs.filter(verdict=verdict)
+    return qs
+
+
+def run_list(
+    *, dataset: int | None = None, kind: str | None = None, status: str | None = None
+) -> QuerySet[PipelineRun]:
+    qs = PipelineRun.objects.select_related("created_by").order_by(
+        F("created_at").desc(), F("id").desc()
+    )
+    if dataset is not None:
+        qs = qs.filter(dataset_id=dataset)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def adjudication_list(
+    *,
+    clip: int | None = None,
+    dataset: int | None = None,
+    label: int | None = None,
+    verdict: str | None = None,
+) -> QuerySet[Adjudication]:
+    qs = Adjudication.objects.select_related("curator")
+    if clip is not None:
+        qs = qs.filter(clip_id=clip)
+    if dataset is not None:
+        qs = qs.filter(clip__dataset_id=dataset)
+    if label is not None:
+        qs = qs.filter(label_id=label)
+    if verdict:
+        qs = qs.filter(verdict=verdict)
+    return qs
+
+
+def export_list(*, dataset: int | None = None, status: str | None = None) -> QuerySet[ExportJob]:
+    qs = ExportJob.objects.select_related("created_by").order_by(
+        F("created_at").desc(), F("id").desc()
+    )
+    if dataset is not None:
+        qs = qs.filter(dataset_id=dataset)
+    if status:
+        qs = qs.filter(status=status)
+    return qs

@@ -1,0 +1,429 @@
+"""Serializers of the API: output shapes, the input of each write, and the query
+parameters of each list (validated like any input, so a bad filter is a 400, not a 500).
+
+Labels are rendered from the in-process ontology cache (review.label_info): a page of
+clips, candidates or decisions never joins the label table."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from curation.models import Adjudication, AdjudicationVerdict, ExportJob, Policy
+from pipeline.models import Candidate, PipelineRun
+from pipeline.profiles import profile_names
+from relabel_app.models import Clip, Dataset, Label
+from review.label_info import LabelInfo, ontology, ontology_clear
+from review.models import Decision, ErrorCategory, Verdict
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger number is "no such row", not a 500
+
+
+def IdField(**kwargs) -> serializers.IntegerField:  # noqa: N802 (a field factory)
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+class LabelRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    mid = serializers.CharField()
+    name = serializers.CharField()
+
+
+def label_ref(label_id: int) -> dict:
+    info = ontology(need_ids=(label_id,)).get(label_id)
+    if info is None:
+        return {"id": label_id, "mid": "", "name": ""}
+    return {"id": info.id, "mid": info.mid, "name": info.name}
+
+
+class LabelSerializer(serializers.Serializer):
+    """One ontology class (from review.label_info.LabelInfo)."""
+
+    id = serializers.IntegerField()
+    mid = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    index = serializers.IntegerField(
+        allow_null=True, help_text="Position in class_labels_indices.csv (0..526); null "
+        "for the 105 classes that are not trainable."
+    )
+    trainable = serializers.BooleanField()
+    abstract = serializers.BooleanField()
+    blacklisted = serializers.BooleanField()
+    parent_ids = serializers.ListField(child=serializers.IntegerField())
+    path = serializers.CharField(help_text='"Animal > Domestic animals, pets > Dog"')
+
+    def to_representation(self, info: LabelInfo) -> dict:
+        return {
+            "id": info.id, "mid": info.mid, "name": info.name, "description": info.description,
+            "index": info.index, "trainable": info.trainable, "abstract": info.abstract,
+            "blacklisted": info.blacklisted, "parent_ids": list(info.parent_ids),
+            "path": info.path,
+        }
+
+
+class LabelFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=100,
+        help_text="Search names (exact, prefix, word, fuzzy) and descriptions; best first.",
+    )
+    mid = serializers.CharField(required=False, max_length=32)
+    trainable = serializers.BooleanField(required=False)
+
+
+def resolve_label(ref: str) -> int:
+    """The id of a label given as an id or a MID (query string or body), or ValidationError."""
+    ref = ref.strip()
+    onto = ontology()
+    if ref.isdigit():
+        n = int(ref)
+        info = onto.get(n)
+        if info is None and n <= MAX_ID and Label.objects.filter(pk=n).exists():
+            info = ontology(need_ids=(n,)).get(n)  # the cache predates this label
+    else:
+        info = onto.by_mid.get(ref)
+        if info is None and Label.objects.filter(mid=ref).exists():
+            ontology_clear()
+            info = ontology().by_mid.get(ref)
+    if info is None:
+        raise serializers.ValidationError(f"no label {ref[:40]!r} (give an id or a MID)")
+    return info.id
+
+
+# --- datasets and clips -------------------------------------------------------------------
+
+
+def dataset_or_invalid(dataset_id: int) -> Dataset:
+    ds = Dataset.objects.filter(pk=dataset_id).first()
+    if ds is None:
+        raise serializers.ValidationError(f"no dataset {dataset_id}")
+    return ds
+
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    clip_count = serializers.IntegerField(
+        read_only=True,
+        help_text="Clips imported (highest import position + 1; an index lookup, not a count).",
+    )
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "synthetic", "review_priority",
+                  "required_reviews", "created_at", "clip_count"]
+
+
+class ClipSerializer(serializers.ModelSerializer):
+    labels = serializers.SerializerMethodField(help_text="The original labels.")
+    audio_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Clip
+        fields = ["id", "dataset", "ytid", "start_s", "end_s", "position", "audio_status",
+                  "duration_s", "sample_rate", "labels", "audio_url"]
+
+    @extend_schema_field(LabelRefSerializer(many=True))
+    def get_labels(self, clip: Clip) -> list[dict]:
+        return [label_ref(cl.label_id) for cl in clip.clip_labels.all()]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_audio_url(self, clip: Clip) -> str | None:
+        if clip.audio_status != Clip.AudioStatus.OK:
+            return None
+        return reverse("review:clip_audio", kwargs={"clip_id": clip.pk})
+
+
+
+class ClipFilterSerializer(serializers.Serializer):
+    dataset = serializers.CharField(required=False, max_length=100,
+                                    help_text="Dataset id or name.")
+    ytid = serializers.CharField(required=False, max_length=64)
+    decided = serializers.BooleanField(
+        required=False, help_text="true: clips you decided on at least one label of; "
+        "false: clips you have not decided anything on.",
+    )
+    finished = serializers.BooleanField(
+        required=False, help_text="true: clips you finished (pressed next on); false: not.",
+    )
+    label = serializers.CharField(required=False, max_length=32,
+                                  help_text="Label id or MID.")
+    label_source = serializers.ChoiceField(
+        choices=["original", "candidate", "any"], default="any", required=False,
+        help_text="Where `label` must be: an original label, a selected candidate, or either.",
+    )
+    run = IdField(required=False, help_text="With label_source=candidate: this run only.")
+
+    def validate_dataset(self, value: str) -> int:
+        ds = Dataset.objects.filter(
+            **({"pk": int(value)} if value.isdigit() and int(value) <= MAX_ID else {"name": value})
+        ).values_list("pk", flat=True).first()
+        if ds is None:
+            raise serializers.ValidationError(f"no dataset {value[:40]!r}")
+        return ds
+
+    def validate_label(self, value: str) -> int:
+        return resolve_label(value)
+
+
+# --- runs and candidates ------------------------------------------------------------------
+
+
+class RunSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    random_weights = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = PipelineRun
+        fields = ["id", "dataset", "kind", "profile_name", "status", "clip_count",
+                  "random_weights", "created_by", "created_at", "started_at", "finished_at"]
+
+
+class RunProgressSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=PipelineRun.Status.choices)
+    total = serializers.IntegerField()
+    caption = serializers.IntegerField()
+    predict = serializers.IntegerField()
+    match = serializers.IntegerField()
+    filter = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    percent = serializers.FloatField()
+    rate_per_s = serializers.FloatField(allow_null=True)
+    eta_s = serializers.FloatField(allow_null=True)
+
+
+class RunDetailSerializer(RunSerializer):
+    config = serializers.JSONField(read_only=True, help_text="The fully resolved profile.")
+    progress = serializers.SerializerMethodField()
+
+    class Meta(RunSerializer.Meta):
+        fields = RunSerializer.Meta.fields + ["config", "progress"]
+
+    @extend_schema_field(RunProgressSerializer(allow_null=True))
+    def get_progress(self, run: PipelineRun) -> dict | None:
+        progress = self.context.get("progress")
+        return RunProgressSerializer(progress).data if progress is not None else None
+
+
+class RunFilterSerializer(serializers.Serializer):
+    dataset = IdField(required=False)
+    kind = serializers.ChoiceField(choices=PipelineRun.Kind.choices, required=False)
+    status = serializers.ChoiceField(choices=PipelineRun.Status.choices, required=False)
+
+
+class RunStartSerializer(serializers.Serializer):
+    dataset = IdField()
+    profile = serializers.ChoiceField(choices=())
+    new = serializers.BooleanField(
+        default=False, help_text="Start a fresh run instead of continuing the latest one."
+    )
+    clips = serializers.ListField(
+        child=IdField(), required=False, max_length=100_000,
+        help_text="Only these clip ids of the dataset (default: all).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["profile"].choices = profile_names()
+
+    def validate_dataset(self, value: int) -> Dataset:
+        return dataset_or_invalid(value)
+
+
+class CandidateSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Candidate
+        fields = ["id", "run", "clip", "label", "attempt", "tier", "phrase", "match_score",
+                  "clap_score", "kept", "selected"]
+
+    @extend_schema_field(LabelRefSerializer)
+    def get_label(self, c: Candidate) -> dict:
+        return label_ref(c.label_id)
+
+
+class CandidateFilterSerializer(serializers.Serializer):
+    run = IdField(required=False)
+    clip = IdField(required=False)
+    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    kept = serializers.BooleanField(required=False)
+    selected = serializers.BooleanField(required=False)
+    tier = serializers.ChoiceField(choices=Candidate.Tier.choices, required=False)
+
+    def validate_label(self, value: str) -> int:
+        return resolve_label(value)
+
+
+# --- decisions ----------------------------------------------------------------------------
+
+
+class ErrorCategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ErrorCategory
+        fields = ["slug", "name", "description", "kind", "active"]
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    error_category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["id", "clip", "label", "reviewer", "verdict", "error_category", "note",
+                  "created_at", "updated_at"]
+
+    @extend_schema_field(LabelRefSerializer)
+    def get_label(self, d: Decision) -> dict:
+        return label_ref(d.label_id)
+
+
+class DecisionFilterSerializer(serializers.Serializer):
+    clip = IdField(required=False)
+    dataset = IdField(required=False)
+    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
+    reviewer = serializers.CharField(
+        required=False, max_length=150,
+        help_text="Curators only: a reviewer's username. Reviewers always see only their own.",
+    )
+
+    def validate_label(self, value: str) -> int:
+        return resolve_label(value)
+
+
+class ClipLabelInput:
+    """A clip id and a label, given as `label` (id) or `mid`, resolved to rows (400 when
+    either does not exist)."""
+
+    def validate_clip(self, value: int) -> Clip:
+        clip = Clip.objects.select_related("dataset").filter(pk=value).first()
+        if clip is None:
+            raise serializers.ValidationError(f"no clip {value}")
+        return clip
+
+    def validate(self, attrs: dict) -> dict:
+        if ("label" in attrs) == ("mid" in attrs):
+            raise serializers.ValidationError({"label": "give exactly one of label (id) or mid"})
+        ref = str(attrs.pop("label")) if "label" in attrs else attrs.pop("mid")
+        try:
+            label = Label.objects.filter(pk=resolve_label(ref)).first()
+        except serializers.ValidationError:
+            label = None
+        if label is None:
+            raise serializers.ValidationError({"label": f"no label {ref[:40]!r}"})
+        attrs["label"] = label
+        return attrs
+
+
+class DecisionInputSerializer(ClipLabelInput, serializers.Serializer):
+    """Set your verdict on a label of a clip. Idempotent: the same body twice leaves one
+    decision. Give the label by `label` (id) or `mid`."""
+
+    clip = IdField()
+    label = IdField(required=False)
+    mid = serializers.CharField(required=False, max_length=32)
+    verdict = serializers.ChoiceField(choices=Verdict.choices)
+    error_category = serializers.CharField(
+        required=False, allow_null=True, max_length=64,
+        help_text="Slug of an active error category; null clears it; absent keeps the stored "
+        "one (a changed verdict drops it).",
+    )
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="Absent keeps the stored note.",
+    )
+
+    def validate_error_category(self, value: str | None) -> ErrorCategory | None:
+        if value is None:
+            return None
+        cat = ErrorCategory.objects.filter(slug=value, active=True).first()
+        if cat is None:
+            raise serializers.ValidationError(f"no active error category {value[:64]!r}")
+        return cat
+
+
+# --- curation: adjudications, exports, audits ---------------------------------------------
+
+
+class AdjudicationSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+    curator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Adjudication
+        fields = ["id", "clip", "label", "curator", "verdict", "note", "created_at",
+                  "updated_at"]
+
+    @extend_schema_field(LabelRefSerializer)
+    def get_label(self, a: Adjudication) -> dict:
+        return label_ref(a.label_id)
+
+
+class AdjudicationFilterSerializer(serializers.Serializer):
+    clip = IdField(required=False)
+    dataset = IdField(required=False)
+    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    verdict = serializers.ChoiceField(choices=AdjudicationVerdict.choices, required=False)
+
+    def validate_label(self, value: str) -> int:
+        return resolve_label(value)
+
+
+class AdjudicationInputSerializer(ClipLabelInput, serializers.Serializer):
+    """A curator's final verdict on a label of a clip (overrides the reviewers' majority).
+    Idempotent. Give the label by `label` (id) or `mid`."""
+
+    clip = IdField()
+    label = IdField(required=False)
+    mid = serializers.CharField(required=False, max_length=32)
+    verdict = serializers.ChoiceField(choices=AdjudicationVerdict.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    percent = serializers.FloatField(read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = ["id", "dataset", "format", "policy", "status", "rows_done", "rows_total",
+                  "percent", "size_bytes", "summary", "error", "created_by", "created_at",
+                  "started_at", "finished_at", "download_url"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.status != ExportJob.Status.DONE:
+            return None
+        return reverse("api:export-download", kwargs={"pk": job.pk})
+
+
+class ExportFilterSerializer(serializers.Serializer):
+    dataset = IdField(required=False)
+    status = serializers.ChoiceField(choices=ExportJob.Status.choices, required=False)
+
+
+class ExportStartSerializer(serializers.Serializer):
+    dataset = IdField()
+    format = serializers.ChoiceField(choices=ExportJob.Format.choices)
+    policy = serializers.ChoiceField(
+        choices=Policy.choices, default=Policy.KEEP_ORIGINAL.value,
+        help_text="What unresolved labels become (not used by the decisions CSV).",
+    )
+
+    def validate_dataset(self, value: int) -> Dataset:
+        return dataset_or_invalid(value)
+
+
+class AuditFilterSerializer(serializers.Serializer):
+    run = IdField(
+        required=False,
+        help_text="A run or external label set of this dataset (default: the latest run of "
+        "the model chain).",
+    )

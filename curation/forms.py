@@ -1,0 +1,19 @@
+from django import forms
+
+from .models import AdjudicationVerdict, ExportJob, Policy
+
+
+class AdjudicationForm(forms.Form):
+    CLEAR = "clear"
+    verdict = forms.ChoiceField(
+        choices=[*AdjudicationVerdict.choices, (CLEAR, "Clear adjudication")]
+    )
+    note = forms.CharField(required=False, max_length=2000, strip=True)
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportJob.Format.choices, initial=ExportJob.Format.CSV)
+    policy = forms.ChoiceField(
+        choices=Policy.choices, initial=Policy.KEEP_ORIGINAL,
+        help_text="What unresolved labels become. Not used by the decisions CSV.",
+    )

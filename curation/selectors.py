@@ -1,0 +1,132 @@
+"""Reads of the curation app: the adjudication page's rows, export lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from pipeline.models import PipelineRun
+from relabel_app.models import Clip, Dataset, Label
+from review.models import Decision
+
+from .models import Adjudication, ExportJob
+from .resolution import Scope, default_run, pair_states_sql
+
+
+@dataclass
+class ReviewerVerdict:
+    reviewer: str
+    verdict: str
+    error_category: str
+    note: str
+
+
+@dataclass
+class LabelState:
+    """One (clip, label) pair on the adjudication page, resolved by the export's rules."""
+
+    label: Label
+    is_original: bool
+    is_candidate: bool
+    kept: bool
+    clap_score: float | None
+    n_accept: int
+    n_reject: int
+    n_unsure: int
+    accepted: bool | None
+    curated: bool
+    adjudication: Adjudication | None = None
+    reviewers: list[ReviewerVerdict] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return {True: "accepted", False: "rejected", None: "unresolved"}[self.accepted]
+
+    @property
+    def majority(self) -> str:
+        if self.n_accept > self.n_reject:
+            return "accept"
+        if self.n_reject > self.n_accept:
+            return "reject"
+        return "tie" if self.n_accept else "none"
+
+    @property
+    def origin(self) -> str:
+        if self.is_original and self.is_candidate:
+            return "original + candidate"
+        if self.is_original:
+            return "original"
+        if self.is_candidate:
+            return "candidate"
+        if self.n_accept + self.n_reject + self.n_unsure:
+            return "added by a reviewer"
+        return "added by a curator"
+
+    @property
+    def sort_key(self) -> tuple:
+        return (not self.is_original, not self.is_candidate, -(self.clap_score or 0.0),
+                self.label.index if self.label.index is not None else 10_000, self.label.mid)
+
+
+def clip_label_states(*, clip: Clip, run: PipelineRun | None,
+                      label_id: int | None = None) -> list[LabelState]:
+    """Every label of the clip (originals, the run's selected candidates, reviewer- and
+    curator-added labels) with its votes, adjudication and curated state (keep-original).
+    Four queries whatever the number of labels."""
+    scope = Scope(dataset_id=clip.dataset_id, run_id=run.pk if run else None, clip_id=clip.pk)
+    sql = pair_states_sql(scope)
+    params = scope.params()
+    if label_id is not None:
+        sql = f"SELECT * FROM ({sql}) s WHERE s.label_id = %(label_id)s"
+        params["label_id"] = label_id
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        cols = [c.name for c in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    labels = Label.objects.in_bulk([r["label_id"] for r in rows])
+    adjudications = {
+        a.label_id: a for a in Adjudication.objects.filter(clip=clip).select_related("curator")
+    }
+    decisions = (Decision.objects.filter(clip=clip)
+                 .select_related("reviewer", "error_category").order_by("reviewer__username"))
+    if label_id is not None:
+        decisions = decisions.filter(label_id=label_id)
+    by_label: dict[int, list[ReviewerVerdict]] = {}
+    for d in decisions:
+        by_label.setdefault(d.label_id, []).append(ReviewerVerdict(
+            reviewer=d.reviewer.username, verdict=d.verdict,
+            error_category=d.error_category.name if d.error_category else "", note=d.note,
+        ))
+    states = [
+        LabelState(
+            label=labels[r["label_id"]], is_original=r["is_original"],
+            is_candidate=r["is_candidate"], kept=r["kept"], clap_score=r["clap_score"],
+            n_accept=r["n_accept"], n_reject=r["n_reject"], n_unsure=r["n_unsure"],
+            accepted=r["accepted"], curated=r["curated"],
+            adjudication=adjudications.get(r["label_id"]),
+            reviewers=by_label.get(r["label_id"], []),
+        )
+        for r in rows
+    ]
+    states.sort(key=lambda s: s.sort_key)
+    return states
+
+
+def dataset_runs(dataset: Dataset) -> list[PipelineRun]:
+    return list(PipelineRun.objects.filter(dataset=dataset).order_by("-created_at", "-id"))
+
+
+def run_for(dataset: Dataset, run_id: str | int | None) -> PipelineRun | None:
+    """The run named by a request (?run=ID), else the dataset's default run."""
+    if run_id not in (None, ""):
+        try:
+            return PipelineRun.objects.filter(dataset=dataset, pk=int(run_id)).first()
+        except (TypeError, ValueError):
+            return None
+    return default_run(dataset)
+
+
+def export_jobs_for(dataset: Dataset, *, limit: int = 100) -> list[ExportJob]:
+    return list(ExportJob.objects.filter(dataset=dataset).select_related("created_by")
+                .order_by("-created_at", "-id")[:limit])

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "curation"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("clip/<int:clip_id>/", views.clip_adjudicate, name="clip"),
+    path("clip/<int:clip_id>/labels/<int:label_id>/adjudicate/", views.adjudicate,
+         name="adjudicate"),
+    path("dataset/<slug:name>/audit/", views.audit, name="audit"),
+    path("dataset/<slug:name>/exports/", views.exports, name="exports"),
+    path("exports/<int:job_id>/progress/", views.export_progress, name="export_progress"),
+    path("exports/<int:job_id>/download/", views.export_download, name="export_download"),
+]

@@ -1,0 +1,436 @@
+"""Reads of the review app: the clip page, progress, the queue's next-clip peek.
+
+The clip page takes a fixed number of queries whatever the number of labels: the ontology
+(names, descriptions, paths, ancestors) comes from the in-process cache of label_info."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Case, Count, When
+
+from pipeline.models import Candidate, ClipResult, PipelineRun
+from relabel_app.models import Clip, ClipLabel, Dataset
+
+from .label_info import LabelInfo, ontology
+from .models import ClipReview, Decision, ErrorCategory, QueueSlot, Verdict
+
+# --- model outputs ----------------------------------------------------------------------
+
+ROUND_TITLES = {"round1": "Description", "round2": "Speech", "round3": "Music"}
+PRESENCE_OF_ROUND = {"round2": "speech", "round3": "music"}
+
+
+@dataclass
+class CaptionRoundView:
+    key: str
+    title: str
+    prompt: str
+    answer: str | None
+    skipped: bool
+    denied: bool
+    presence: dict | None
+
+
+@dataclass
+class CaptionAttemptView:
+    number: int
+    rounds: list[CaptionRoundView]
+    summary: str
+    ok: bool
+    reason: str
+
+
+@dataclass
+class ModelOutputs:
+    run: PipelineRun
+    result: ClipResult
+    threshold: float | None
+    attempts: list[CaptionAttemptView]
+    chosen: CaptionAttemptView | None
+    summary: str
+    summary_ok: bool | None
+    caption_reason: str
+    free_labels: list[str]
+
+    @property
+    def random_weights(self) -> bool:
+        return self.run.random_weights
+
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts)
+
+    @property
+    def other_attempts(self) -> list[CaptionAttemptView]:
+        return [a for a in self.attempts if a is not self.chosen]
+
+
+def _caption_attempts(caption: dict) -> tuple[list[CaptionAttemptView], CaptionAttemptView | None]:
+    """Read ClipResult.caption (dataclasses.asdict of pipeline.stages.caption.CaptionResult)
+    defensively: a missing key shows as nothing rather than breaking the page."""
+    attempts = []
+    for i, a in enumerate(caption.get("attempts") or []):
+        if not isinstance(a, dict):
+            continue
+        presence = a.get("presence") or {}
+        rounds = []
+        for r in a.get("rounds") or []:
+            if not isinstance(r, dict):
+                continue
+            key = str(r.get("name", ""))
+            rounds.append(CaptionRoundView(
+                key=key, title=ROUND_TITLES.get(key, key), prompt=str(r.get("prompt") or ""),
+                answer=r.get("answer"), skipped=bool(r.get("skipped")),
+                denied=bool(r.get("denied")),
+                presence=presence.get(PRESENCE_OF_ROUND.get(key, ""), None),
+            ))
+        attempts.append(CaptionAttemptView(
+            number=int(a.get("number") or i + 1), rounds=rounds,
+            summary=str(a.get("summary") or ""), ok=bool(a.get("ok")),
+            reason=str(a.get("reason") or ""),
+        ))
+    chosen = None
+    if attempts:
+        idx = caption.get("chosen_attempt")
+        idx = idx if isinstance(idx, int) and 0 <= idx < len(attempts) else len(attempts) - 1
+        chosen = attempts[idx]
+    return attempts, chosen
+
+
+def _model_outputs(result: ClipResult | None) -> ModelOutputs | None:
+    if result is None:
+        return None
+    run = result.run
+    threshold = None
+    filt = run.config.get("filter") if isinstance(run.config, dict) else None
+    if isinstance(filt, dict) and filt.get("threshold") is not None:
+        threshold = float(filt["threshold"])
+    caption = result.caption if isinstance(result.caption, dict) else {}
+    attempts, chosen = _caption_attempts(caption)
+    free = result.free_labels or []
+    best = result.best_attempt if result.best_attempt < len(free) else 0
+    free_labels = [str(x) for x in free[best]] if free and isinstance(free[best], list) else []
+    return ModelOutputs(
+        run=run, result=result, threshold=threshold, attempts=attempts, chosen=chosen,
+        summary=result.summary, summary_ok=result.summary_ok,
+        caption_reason=str(caption.get("reason") or ""), free_labels=free_labels,
+    )
+
+
+# --- label rows -------------------------------------------------------------------------
+
+
+@dataclass
+class Flag:
+    code: str  # "implied" | "too-generic" | "contradiction" | "blacklisted" | "abstract" | ...
+    text: str
+    title: str = ""
+
+
+@dataclass
+class LabelRow:
+    info: LabelInfo
+    is_original: bool = False
+    candidate: Candidate | None = None
+    added: bool = False
+    decision: Decision | None = None
+    flags: list[Flag] = field(default_factory=list)
+    counts: dict[str, int] | None = None  # curators: verdict -> reviewers
+    clap_pct: float = 0.0
+    implied_by: list[str] = field(default_factory=list)
+
+    @property
+    def label_id(self) -> int:
+        return self.info.id
+
+    @property
+    def mid(self) -> str:
+        return self.info.mid
+
+    @property
+    def verdict(self) -> str:
+        return self.decision.verdict if self.decision else ""
+
+    @property
+    def kept(self) -> bool:
+        return bool(self.candidate and self.candidate.kept)
+
+    @property
+    def disagrees(self) -> bool:
+        """The decision goes against the original labels (or rejects a kept candidate):
+        the reviewer is offered the error categories."""
+        v = self.verdict
+        if not v:
+            return False
+        if self.is_original:
+            return v == Verdict.REJECT
+        return v == Verdict.ACCEPT or (self.kept and v == Verdict.REJECT)
+
+    @property
+    def sort_key(self) -> tuple:
+        if self.is_original:
+            return (0, self.info.path)
+        if self.candidate is not None:
+            score = self.candidate.clap_score
+            return (1 if self.candidate.kept else 2, -(score if score is not None else -9))
+        created = self.decision.created_at.timestamp() if self.decision else 0
+        return (3, created)
+
+
+@dataclass
+class ClipPage:
+    clip: Clip
+    outputs: ModelOutputs | None
+    rows: list[LabelRow]
+    categories: list[ErrorCategory]
+    show_all: bool
+    threshold_pct: float | None
+    scale_max: float
+    next_clip_id: int | None = None
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.clip.dataset
+
+    @property
+    def contradictions(self) -> int:
+        return sum(1 for r in self.rows if any(f.code == "contradiction" for f in r.flags))
+
+    def row(self, label_id: int) -> LabelRow | None:
+        return next((r for r in self.rows if r.label_id == label_id), None)
+
+
+def _clap_scale(rows: list[LabelRow], threshold: float | None) -> float:
+    """Upper end of the CLAP bars: cosine scores sit well below 1, so a 0..1 scale would
+    leave every bar short; the scale fits the threshold and the scores shown."""
+    top = max([0.5, 2 * (threshold or 0.0)]
+              + [r.candidate.clap_score for r in rows
+                 if r.candidate and r.candidate.clap_score is not None])
+    return math.ceil(top * 10) / 10
+
+
+def _pct(value: float | None, scale: float) -> float:
+    if value is None or scale <= 0:
+        return 0.0
+    return round(max(0.0, min(1.0, value / scale)) * 100, 1)
+
+
+def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False) -> ClipPage:
+    """Everything the clip page shows. Rows: the union of the original labels, the selected
+    candidates of the clip's latest run (kept and filtered) and labels added by reviewers
+    (only this reviewer's unless ``show_all``, which also adds per-verdict counts of every
+    reviewer). Decisions and hierarchy flags are this reviewer's own."""
+    original_ids = set(ClipLabel.objects.filter(clip=clip).values_list("label_id", flat=True))
+    # The latest run of the model chain; an external label set only when no model run
+    # covers the clip (the same choice as curation.resolution.default_run).
+    result = (
+        ClipResult.objects.filter(clip=clip).select_related("run")
+        .order_by(
+            Case(When(run__kind=PipelineRun.Kind.MODELS, then=0), default=1),
+            "-run__created_at", "-run_id",
+        ).first()
+    )
+    candidates: list[Candidate] = []
+    if result is not None:
+        candidates = list(
+            Candidate.objects.filter(run_id=result.run_id, clip=clip, selected=True)
+            .order_by("-clap_score", "label_id")
+        )
+    decisions = {
+        d.label_id: d
+        for d in Decision.objects.filter(clip=clip, reviewer=reviewer)
+        .select_related("error_category")
+    }
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    if show_all:
+        for label_id, verdict, n in (
+            Decision.objects.filter(clip=clip).values_list("label_id", "verdict")
+            .annotate(n=Count("id")).order_by()
+        ):
+            counts[label_id][verdict] = n
+    categories = list(ErrorCategory.objects.filter(active=True))
+
+    cand_by_label: dict[int, Candidate] = {}
+    for c in candidates:
+        cand_by_label.setdefault(c.label_id, c)  # best score first (query order)
+    ids = original_ids | set(cand_by_label) | set(decisions) | set(counts)
+    onto = ontology(need_ids=ids)
+    rows = []
+    for label_id in ids:
+        info = onto.get(label_id)
+        if info is None:  # a label deleted since; nothing sensible to show
+            continue
+        row = LabelRow(
+            info=info, is_original=label_id in original_ids,
+            candidate=cand_by_label.get(label_id), decision=decisions.get(label_id),
+            counts={v: counts[label_id].get(v, 0) for v in Verdict.values} if show_all else None,
+        )
+        row.added = not row.is_original and row.candidate is None
+        rows.append(row)
+    rows.sort(key=lambda r: r.sort_key)
+    _hierarchy_flags(rows, onto)
+
+    outputs = _model_outputs(result)
+    threshold = outputs.threshold if outputs else None
+    scale = _clap_scale(rows, threshold)
+    for r in rows:
+        r.clap_pct = _pct(r.candidate.clap_score if r.candidate else None, scale)
+    return ClipPage(
+        clip=clip, outputs=outputs, rows=rows, categories=categories, show_all=show_all,
+        threshold_pct=_pct(threshold, scale) if threshold is not None else None,
+        scale_max=scale,
+    )
+
+
+def _hierarchy_flags(rows: list[LabelRow], onto) -> None:
+    """Accepting a label implies its ancestors. An ancestor of an accepted label is flagged
+    as implied and "too generic?"; rejecting one is a contradiction."""
+    accepted = [r.info for r in rows if r.verdict == Verdict.ACCEPT]
+    for r in rows:
+        r.implied_by = sorted(a.name for a in accepted if r.label_id in a.ancestor_ids)
+        flags = []
+        if r.implied_by:
+            children = ", ".join(r.implied_by)
+            if r.verdict == Verdict.REJECT:
+                flags.append(Flag("contradiction", "contradiction",
+                                  f"Rejected, but the accepted {children} implies it."))
+            else:
+                flags.append(Flag("implied", "implied by accepted child",
+                                  f"Accepting {children} implies this class."))
+                flags.append(Flag("too-generic", "too generic?",
+                                  f"A more specific class is accepted: {children}."))
+        if r.info.blacklisted:
+            flags.append(Flag("blacklisted", "blacklisted class",
+                              "The ontology marks this class as blacklisted."))
+        if r.info.abstract:
+            flags.append(Flag("abstract", "abstract",
+                              "An abstract class: it groups others and has no examples."))
+        elif not r.info.trainable:
+            flags.append(Flag("not-trainable", "not among the 527",
+                              "Not one of the 527 trainable classes."))
+        r.flags = flags
+
+
+# --- queue and progress -----------------------------------------------------------------
+
+
+def queue_pick_sql(rank_column: str, *, lock: bool) -> str:
+    """The next-clip pick (services.queue_next_clip locks it; the page's peek does not).
+
+    It walks the partial index of open slots in priority order and stops at the first
+    slot that is free (never leased, or lease expired) of a clip this reviewer neither
+    finished nor holds another slot of. SKIP LOCKED: a slot another reviewer is picking at
+    this moment is passed over rather than waited for."""
+    slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
+    return f"""
+        SELECT s.id, s.clip_id FROM {slot_t} s
+        WHERE s.dataset_id = %(ds)s AND s.done_by_id IS NULL
+          AND (s.leased_to_id IS NULL OR s.lease_expires_at <= %(now)s)
+          AND s.clip_id <> %(exclude)s
+          AND NOT EXISTS (SELECT 1 FROM {review_t} r
+                          WHERE r.clip_id = s.clip_id AND r.reviewer_id = %(me)s)
+          AND NOT EXISTS (SELECT 1 FROM {slot_t} o
+                          WHERE o.clip_id = s.clip_id AND o.id <> s.id
+                            AND o.leased_to_id = %(me)s AND o.lease_expires_at > %(now)s)
+        ORDER BY s.{rank_column}, s.clip_id, s.slot
+        LIMIT 1
+        {"FOR UPDATE OF s SKIP LOCKED" if lock else ""}
+    """
+
+
+RANK_COLUMNS = {
+    Dataset.ReviewPriority.UNCERTAIN: "rank_uncertain",
+    Dataset.ReviewPriority.ORDER: "rank_order",
+    Dataset.ReviewPriority.RANDOM: "rank_random",
+}
+
+
+def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int) -> int | None:
+    """The clip the reviewer would most likely get after this one (not leased): what the
+    page preloads. Another reviewer may take it first; then the preload was wasted."""
+    from django.utils import timezone
+
+    column = RANK_COLUMNS.get(dataset.review_priority, "rank_order")
+    with connection.cursor() as cur:
+        cur.execute(
+            queue_pick_sql(column, lock=False),
+            {"ds": dataset.pk, "me": reviewer.pk, "now": timezone.now(),
+             "exclude": exclude_clip_id},
+        )
+        row = cur.fetchone()
+    return row[1] if row else None
+
+
+@dataclass
+class ReviewerProgress:
+    username: str
+    done: int
+    percent: float
+
+
+@dataclass
+class DatasetProgress:
+    dataset: Dataset
+    total: int
+    done: int  # clips finished by as many reviewers as the dataset requires
+    reviewers: list[ReviewerProgress]
+    mine: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.done / self.total, 1) if self.total else 0.0
+
+
+def dataset_progress_list(*, user) -> list[DatasetProgress]:
+    """Datasets with clips done / total and per-reviewer counts (three queries)."""
+    from django.contrib.auth import get_user_model
+
+    datasets = list(Dataset.objects.annotate(clip_count=Count("clips")).order_by("name"))
+    per_reviewer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for ds_id, reviewer_id, n in (
+        ClipReview.objects.values_list("dataset_id", "reviewer_id").annotate(n=Count("id"))
+        .order_by()
+    ):
+        per_reviewer[ds_id].append((reviewer_id, n))
+    review_t, dataset_t = ClipReview._meta.db_table, Dataset._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT per_clip.dataset_id, count(*) FROM (
+                SELECT r.dataset_id, r.clip_id, count(*) AS n FROM {review_t} r
+                GROUP BY r.dataset_id, r.clip_id) per_clip
+            JOIN {dataset_t} d ON d.id = per_clip.dataset_id
+            WHERE per_clip.n >= GREATEST(d.required_reviews, 1)
+            GROUP BY per_clip.dataset_id
+            """
+        )
+        done = dict(cur.fetchall())
+    user_ids = {rid for rows in per_reviewer.values() for rid, _ in rows}
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    out = []
+    for ds in datasets:
+        total = ds.clip_count
+        revs = sorted(per_reviewer.get(ds.pk, []), key=lambda t: (-t[1], names.get(t[0], "")))
+        out.append(DatasetProgress(
+            dataset=ds, total=total, done=done.get(ds.pk, 0),
+            reviewers=[
+                ReviewerProgress(username=names.get(rid, "?"), done=n,
+                                 percent=round(100.0 * n / total, 1) if total else 0.0)
+                for rid, n in revs
+            ],
+            mine=next((n for rid, n in revs if rid == user.pk), 0),
+        ))
+    return out
+
+
+def clip_decisions_all(*, clip: Clip) -> list[Decision]:
+    """Every reviewer's decisions on a clip (curators' adjudication view)."""
+    return list(
+        Decision.objects.filter(clip=clip)
+        .select_related("reviewer", "label", "error_category")
+        .order_by("label__name", "reviewer__username")
+    )
