@@ -130,7 +130,7 @@ class LabelViewSet(viewsets.GenericViewSet):
         # Rows come from the in-process ontology; this is only for DRF's HTML renderer.
         return Label.objects.none()
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request, **kwargs) -> Response:
         f = query_filters(LabelFilterSerializer, request)
         onto = ontology()
         if f.get("q"):
@@ -147,7 +147,7 @@ class LabelViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(infos)
         return self.get_paginated_response(LabelSerializer(page, many=True).data)
 
-    def retrieve(self, request: Request, pk: str) -> Response:
+    def retrieve(self, request: Request, pk: str, **kwargs) -> Response:
         n = path_id(pk)
         info = ontology().get(n)
         if info is None:
@@ -174,7 +174,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_serializer_class(self):
         return RunSerializer if self.action == "list" else RunDetailSerializer
 
-    def retrieve(self, request: Request, pk: str) -> Response:
+    def retrieve(self, request: Request, pk: str, **kwargs) -> Response:
         run = get_object_or_404(self.get_queryset(), pk=path_id(pk))
         return Response(RunDetailSerializer(run, context={"progress": run_progress(run=run)}).data)
 
@@ -185,7 +185,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         description="Continues the latest run of the dataset and profile (200) or starts a "
         "new one (201; always with `new`), then queues its unfinished clips.",
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, **kwargs) -> Response:
         s = RunStartSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
@@ -205,7 +205,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(summary="Progress of a run", responses=RunProgressSerializer)
     @action(detail=True, methods=["get"])
-    def progress(self, request: Request, pk: str) -> Response:
+    def progress(self, request: Request, pk: str, **kwargs) -> Response:
         run = get_object_or_404(self.get_queryset(), pk=path_id(pk))
         return Response(RunProgressSerializer(run_progress(run=run)).data)
 
@@ -257,7 +257,7 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         description="Creates your decision (201) or updates it in place (200). Idempotent: "
         "the same body twice leaves one decision and one history entry.",
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, **kwargs) -> Response:
         s = DecisionInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
@@ -313,7 +313,7 @@ class AdjudicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         description="Creates (201) or updates (200) the clip's adjudication of the label; "
         "idempotent. It overrides the reviewers' majority in the curated set.",
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, **kwargs) -> Response:
         s = AdjudicationInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
@@ -324,7 +324,7 @@ class AdjudicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return Response(AdjudicationSerializer(adj).data,
                         status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
 
-    def destroy(self, request: Request, pk: str) -> Response:
+    def destroy(self, request: Request, pk: str, **kwargs) -> Response:
         adj = get_object_or_404(self.get_queryset(), pk=path_id(pk))
         adjudication_clear(clip=adj.clip, label=adj.label, curator=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -352,7 +352,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         description="Queues a Celery job that writes the file; poll the job until its "
         "status is done, then GET its download_url.",
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, **kwargs) -> Response:
         s = ExportStartSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
@@ -367,7 +367,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                                                     "file is gone.")},
     )
     @action(detail=True, methods=["get"])
-    def download(self, request: Request, pk: str) -> FileResponse:
+    def download(self, request: Request, pk: str, **kwargs) -> FileResponse:
         job = get_object_or_404(self.get_queryset(), pk=path_id(pk))
         path = export_file_path(job=job)
         if path is None:

@@ -174,7 +174,7 @@ def instrument(clap, phases: Phases) -> None:
     import pipeline.audio as audio_mod
 
     audio_mod.resample = phases.wrap("decode: resample to 48 kHz", audio_mod.resample)
-    audio_mod.load_audio = phases.wrap("decode (read + resample)", audio_mod.load_audio)
+    audio_mod.load_audio = phases.wrap("decode total (read + resample)", audio_mod.load_audio)
     clap._prepare = phases.wrap("audio: int16 quantise + crop", clap._prepare)
     clap._torch_features = phases.wrap("audio: log-mel features", clap._torch_features)
     clap.model.get_audio_features = phases.wrap("audio: model forward",
@@ -236,12 +236,28 @@ def timed(fn) -> tuple[float, float, float]:
     return wall, (time.process_time() - w.own) / wall, w.other_cores()
 
 
+def clean_median(xs: list[tuple[float, bool]]) -> tuple[float, str]:
+    """Median of the reps no other process disturbed (of all reps when every one was)."""
+    clean = [v for v, bad in xs if not bad]
+    use = clean or [v for v, _ in xs]
+    note = f"median of {len(use)}"
+    if not clean:
+        note += ", all contended"
+    elif len(clean) < len(xs):
+        note += f"; {len(xs) - len(clean)} contended rep(s) left out"
+    return median(use), note
+
+
 def busy_note(others: float) -> str:
-    return f"others {others:.2f} cores" + (" CONTENDED" if others > CONTENDED_CORES else "")
+    return f"others {others:.2f} cores" + (" CONTENDED" if others > LIMIT["cores"] else "")
+
+
+# Others may use the cores torch leaves free, plus CONTENDED_CORES (set in main()).
+LIMIT = {"cores": CONTENDED_CORES}
 
 
 PHASE_ORDER = [
-    "decode (read + resample)",
+    "decode total (read + resample)",
     "decode: resample to 48 kHz",
     "audio: embed_audio total",
     "audio: int16 quantise + crop",
@@ -253,7 +269,7 @@ PHASE_ORDER = [
     "other (not in a phase)",
     "wall total",
 ]
-TOP_LEVEL = ["decode (read + resample)", "audio: embed_audio total", "text: embed_text total",
+TOP_LEVEL = ["decode total (read + resample)", "audio: embed_audio total", "text: embed_text total",
              "scores + filter"]
 
 
@@ -273,10 +289,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer clips, chunk sizes and reps")
     ap.add_argument("--clips", type=int, help="clips written (default 64, quick 16)")
-    ap.add_argument("--reps", type=int, help="repetitions of each measurement (5, quick 2)")
+    ap.add_argument("--reps", type=int, help="repetitions of each measurement (5, quick 3)")
     ap.add_argument("--seed-clips", type=int, help="clips per seed-path rep (8, quick 4)")
     ap.add_argument("--stage-clips", type=int, help="clips per stage rep (32, quick 16)")
     ap.add_argument("--chunks", help="chunk sizes to sweep (4,8,16,32; quick 8,16)")
+    ap.add_argument("--batch-size", type=int,
+                    help="the adapter's batch size (default: the chunk size, one forward a chunk)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     ap.add_argument("--dtype", default="float32", help="model dtype (float32, bfloat16)")
     ap.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the WAVs")
@@ -284,7 +302,7 @@ def main() -> int:
                     help="wait up to this many seconds for other processes to go quiet")
     ap.add_argument("--retries", type=int, default=2,
                     help="measure a rep again up to this many times while others compete")
-    ap.add_argument("--retry-budget", type=float, default=300.0,
+    ap.add_argument("--retry-budget", type=float, default=240.0,
                     help="no more retries once the script has run this many seconds")
     ap.add_argument("--cprofile", action="store_true",
                     help="also cProfile one stage pass and print the top functions")
@@ -292,10 +310,14 @@ def main() -> int:
     args = ap.parse_args()
     q = args.quick
     n_clips = args.clips or (16 if q else 64)
-    reps = args.reps or (2 if q else 5)
+    reps = args.reps or (3 if q else 5)
     seed_n = args.seed_clips or (4 if q else 8)
     stage_n = min(n_clips, args.stage_clips or (16 if q else 32))
     chunks = [int(c) for c in (args.chunks or ("8,16" if q else "4,8,16,32")).split(",")]
+    LIMIT["cores"] = max(0, (os.cpu_count() or 1) - args.threads) + CONTENDED_CORES
+
+    def batch(chunk: int) -> int:
+        return args.batch_size or chunk
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -331,7 +353,7 @@ def main() -> int:
     quiet = wait_for_quiet(args.wait_quiet)
     print(f"other processes: {quiet:.2f} cores busy before the start (load average "
           f"{os.getloadavg()[0]:.2f}); a rep marked CONTENDED had others using over "
-          f"{CONTENDED_CORES} cores: with {args.threads} threads on {os.cpu_count()} cores "
+          f"{LIMIT['cores']:.2f} cores: with {args.threads} threads on {os.cpu_count()} cores "
           "that can slow torch down many times over")
     contended = 0
 
@@ -345,17 +367,25 @@ def main() -> int:
             wall, cpu, others = timed(fn)
             ph = phases.take()
             late = time.perf_counter() - t_start > args.retry_budget
-            if others <= CONTENDED_CORES or attempt == args.retries or late:
+            if others <= LIMIT["cores"] or attempt == args.retries or late:
                 break
             print(f"    ({label}: {wall:.1f} s with others using {others:.2f} cores; "
                   "measuring again)")
-        contended += others > CONTENDED_CORES
+        contended += others > LIMIT["cores"]
         ph["wall total"] = wall
         return wall, cpu, others, ph
 
-    def add(total: dict, ph: dict) -> None:
-        for k, v in ph.items():
-            total[k] += v
+    def add(reps_ph: list, ph: dict, others: float) -> None:
+        reps_ph.append((ph, others > LIMIT["cores"]))
+
+    def phase_sum(reps_ph: list, clips_per_rep: int) -> tuple[dict, int]:
+        """Summed phase seconds of the undisturbed reps (all when none was), and clips."""
+        use = [ph for ph, bad in reps_ph if not bad] or [ph for ph, _ in reps_ph]
+        total: dict[str, float] = defaultdict(float)
+        for ph in use:
+            for k, v in ph.items():
+                total[k] += v
+        return total, len(use) * clips_per_rep
 
     caches = []
 
@@ -383,11 +413,11 @@ def main() -> int:
     # Warm-up: a seed-path clip, one stage chunk, and one forward of each batch size.
     t0 = time.perf_counter()
     seed_path(clap, subset(1, 0), CLAP_TEXT_TEMPLATE, phases)
-    clap.batch_size = chunks[0]
+    clap.batch_size = batch(chunks[0])
     stage_path(clap, cache, subset(chunks[0], 0), chunks[0], phases)
     feats_all = features(subset(stage_n, 0))
-    fwd_batches = {c: [{k: v[i : i + c] for k, v in feats_all.items()}
-                       for i in range(0, stage_n, c)] for c in chunks}
+    fwd_batches = {c: [{k: v[i : i + batch(c)] for k, v in feats_all.items()}
+                       for i in range(0, stage_n, batch(c))] for c in chunks}
     for c in chunks:
         forward_only(clap, fwd_batches[c][:1])
     phases.take()
@@ -395,51 +425,52 @@ def main() -> int:
 
     # 1. The seed path, one clip at a time.
     print(f"\nseed path: {reps} reps x {seed_n} clips, one clip at a time")
-    seed_rates, seed_ph = [], defaultdict(float)
+    seed_rates, seed_ph = [], []
     for rep in range(reps):
         part = subset(seed_n, rep)
         wall, cpu, others, ph = measure(
             lambda p=part: seed_path(clap, p, CLAP_TEXT_TEMPLATE, phases), "seed path")
-        add(seed_ph, ph)
-        seed_rates.append(len(part) / wall)
+        add(seed_ph, ph, others)
+        seed_rates.append((len(part) / wall, others > LIMIT["cores"]))
         print(f"  rep {rep + 1}: {len(part) / wall:.3f} clips/s ({wall:.1f} s; this process "
               f"{cpu:.2f} cores, {busy_note(others)})")
-    seed = median(seed_rates)
-    seed_total = reps * seed_n
+    seed, seed_note = clean_median(seed_rates)
 
     # 2. The stage at each chunk size and the forward alone at that batch size, reps
     # interleaved so that a change of load hits every configuration alike.
-    print(f"\nstage and forward-only: chunk sizes {chunks} (adapter batch size = chunk size; "
+    bs_note = f"adapter batch size {args.batch_size}" if args.batch_size else \
+        "adapter batch size = chunk size"
+    print(f"\nstage and forward-only: chunk sizes {chunks} ({bs_note}; "
           f"forward-only on features precomputed for the same clips), {reps} reps x "
           f"{stage_n} clips, interleaved")
     stage_rates: dict[int, list[float]] = {c: [] for c in chunks}
     fwd_rates: dict[int, list[float]] = {c: [] for c in chunks}
-    stage_ph = {c: defaultdict(float) for c in chunks}
-    fwd_ph = {c: defaultdict(float) for c in chunks}
+    stage_ph: dict[int, list] = {c: [] for c in chunks}
+    fwd_ph: dict[int, list] = {c: [] for c in chunks}
     for rep in range(reps):
         for c in chunks:
-            clap.batch_size = c
+            clap.batch_size = batch(c)
             part = subset(stage_n, rep)
             wall, cpu, others, ph = measure(
                 lambda p=part, c=c: stage_path(clap, cache, p, c, phases), f"stage {c}")
-            add(stage_ph[c], ph)
-            stage_rates[c].append(len(part) / wall)
+            add(stage_ph[c], ph, others)
+            stage_rates[c].append((len(part) / wall, others > LIMIT["cores"]))
             fwall, fcpu, fothers, ph = measure(
                 lambda c=c: forward_only(clap, fwd_batches[c]), f"forward {c}")
-            add(fwd_ph[c], ph)
-            fwd_rates[c].append(stage_n / fwall)
+            add(fwd_ph[c], ph, fothers)
+            fwd_rates[c].append((stage_n / fwall, fothers > LIMIT["cores"]))
             print(f"  rep {rep + 1} chunk {c:>3}: stage {len(part) / wall:6.3f} clips/s "
                   f"({cpu:.2f} cores, {busy_note(others)}); forward-only "
                   f"{stage_n / fwall:6.3f} clips/s ({fcpu:.2f} cores, {busy_note(fothers)})")
     for c in chunks:
-        print(f"  chunk {c:>3}: stage median {median(stage_rates[c]):.3f} clips/s, "
-              f"forward-only median {median(fwd_rates[c]):.3f} clips/s")
-    best = max(chunks, key=lambda c: median(stage_rates[c]))
-    clap.batch_size = best
+        (sv, sn), (fv, fn) = clean_median(stage_rates[c]), clean_median(fwd_rates[c])
+        print(f"  chunk {c:>3}: stage {sv:.3f} clips/s ({sn}), forward-only {fv:.3f} clips/s "
+              f"({fn})")
+    best = max(chunks, key=lambda c: clean_median(stage_rates[c])[0])
+    clap.batch_size = batch(best)
     print(f"  best chunk size: {best}")
-    stage = median(stage_rates[best])
-    fwd = median(fwd_rates[best])
-    stage_total = reps * stage_n
+    stage, stage_note = clean_median(stage_rates[best])
+    fwd, fwd_note = clean_median(fwd_rates[best])
 
     if args.cprofile:
         prof = cProfile.Profile()
@@ -460,20 +491,23 @@ def main() -> int:
     ref_ms = 1000 * (time.perf_counter() - t0) / len(ref_audio)
     phases.take()
 
-    print("\nwhere the time goes (mean ms per clip over the measured reps; indented rows are "
-          "part of the 'total' row above them):")
-    phase_table({"seed path": (seed_ph, seed_total), f"stage (chunk {best})": (
-        stage_ph[best], stage_total), f"forward-only ({best})": (fwd_ph[best], stage_total)})
+    print("\nwhere the time goes (mean ms per clip over the undisturbed reps; the rows after "
+          "a 'total' row are part of it):")
+    seed_sum, seed_total = phase_sum(seed_ph, seed_n)
+    stage_sum, stage_total = phase_sum(stage_ph[best], stage_n)
+    phase_table({"seed path": (seed_sum, seed_total),
+                 f"stage (chunk {best})": (stage_sum, stage_total),
+                 f"forward-only ({batch(best)})": phase_sum(fwd_ph[best], stage_n)})
     print(f"  (features through transformers' ClapFeatureExtractor instead of the adapter's "
           f"torch.stft path: {ref_ms:.1f} ms per clip)")
 
     ratio_seed = stage / seed
     ratio_fwd = stage / fwd
-    ms = {k: 1000 * v / stage_total for k, v in stage_ph[best].items()}
-    sms = {k: 1000 * v / seed_total for k, v in seed_ph.items()}
-    print(f"\nclap_seed_path_clips_per_s    = {seed:.3f} (median of {reps})")
-    print(f"clap_stage_clips_per_s        = {stage:.3f} (median of {reps}, chunk {best})")
-    print(f"clap_forward_only_clips_per_s = {fwd:.3f} (median of {reps}, batch {best})")
+    ms = {k: 1000 * v / stage_total for k, v in stage_sum.items()}
+    sms = {k: 1000 * v / seed_total for k, v in seed_sum.items()}
+    print(f"\nclap_seed_path_clips_per_s    = {seed:.3f} ({seed_note})")
+    print(f"clap_stage_clips_per_s        = {stage:.3f} ({stage_note}; chunk {best})")
+    print(f"clap_forward_only_clips_per_s = {fwd:.3f} ({fwd_note}; batch {batch(best)})")
     print(f"clap_class_text_cache_s       = {cache_s:.2f}")
     print(f"stage / seed path    = {ratio_seed:.2f}x  (target >= 5x: "
           f"{'met' if ratio_seed >= 5.0 else 'MISSED'})")
@@ -486,14 +520,14 @@ def main() -> int:
           f"{ms['wall total']:.0f} ms per clip ({100 * fwd_b / ms['wall total']:.0f}%) in the "
           f"batched audio forward; decoding, resampling, features and scoring take the rest. "
           f"The seed path spends {fwd_1:.0f} ms in a batch-of-1 audio forward and {text_1:.0f} "
-          f"ms in its per-clip text forward, of {sms['wall total']:.0f} ms. On this CPU a "
-          f"batch of {best} costs {fwd_b:.0f} ms of forward per clip against {fwd_1:.0f} ms "
-          f"alone ({fwd_1 / fwd_b:.2f}x), so the stage's gain is mostly the text forward it "
-          f"no longer runs: even a stage doing nothing but its forward would reach "
+          f"ms in its per-clip text forward, of {sms['wall total']:.0f} ms. The stage's gain "
+          f"splits into batching ({fwd_1:.0f} -> {fwd_b:.0f} ms of forward per clip at batch "
+          f"{batch(best)}: {fwd_1 / fwd_b:.2f}x on this machine) and the text forward it no "
+          f"longer runs; a stage doing nothing but its forward would reach "
           f"{sms['wall total'] / fwd_b:.2f}x the seed path here.")
     if contended:
         print(f"WARNING: {contended} measurement(s) ran while other processes used over "
-              f"{CONTENDED_CORES} cores; rerun on a quiet machine for figures to compare.")
+              f"{LIMIT['cores']:.2f} cores; rerun on a quiet machine for figures to compare.")
     print(f"total time {time.perf_counter() - t_start:.0f} s")
 
     if not args.no_record:
@@ -502,6 +536,8 @@ def main() -> int:
             sfx += f"_{args.dtype}"
         if args.threads != os.cpu_count():
             sfx += f"_{args.threads}threads"
+        if args.batch_size:
+            sfx += f"_batch{args.batch_size}"
         record({
             f"clap_seed_path_clips_per_s{sfx}": (seed, "clips/s"),
             f"clap_stage_clips_per_s{sfx}": (stage, "clips/s"),
@@ -511,10 +547,10 @@ def main() -> int:
             f"clap_stage_over_forward_only{sfx}": (100 * ratio_fwd, "%"),
         }, extra={f"bench_clap{sfx}": {
             "threads": args.threads, "dtype": args.dtype, "clips": n_clips,
-            "sample_rate": args.sample_rate, "best_chunk": best,
-            "chunk_sweep_stage_clips_per_s": {str(c): round(median(v), 3)
+            "sample_rate": args.sample_rate, "best_chunk": best, "batch_size": batch(best),
+            "chunk_sweep_stage_clips_per_s": {str(c): round(clean_median(v)[0], 3)
                                               for c, v in stage_rates.items()},
-            "chunk_sweep_forward_only_clips_per_s": {str(c): round(median(v), 3)
+            "chunk_sweep_forward_only_clips_per_s": {str(c): round(clean_median(v)[0], 3)
                                                      for c, v in fwd_rates.items()},
             "seed_ms_per_clip": {k: round(v, 1) for k, v in sms.items()},
             "stage_ms_per_clip": {k: round(v, 1) for k, v in ms.items()},

@@ -10,9 +10,9 @@ ends), so the parent's polling interval does not count. Before the measured runs
 run through the same worker loads every model and builds the per-process caches (class
 text embeddings, the synonym index); the measured runs are the steady state. The worker
 log's per-task runtimes split the overhead into: inside a stage's per-clip timing but
-outside model calls (audio decoding, the clip's own database writes), inside a task but
-outside per-clip timing (the chunk's queries, the next stage's enqueue) and between tasks
-(broker and worker loop).
+outside model calls (audio decoding, building the result), inside a task but outside
+per-clip timing (each clip's result write in its own transaction, the chunk's queries,
+the next stage's enqueue) and between tasks (broker and worker loop).
 
 The setup comes from the environment like the app's: with no CELERY_BROKER_URL the
 filesystem transport (here under data/broker/bench, apart from the demo's queue), with no

@@ -85,7 +85,12 @@ def _timings(result: ClipResult, stage: str, wall: float, model: float) -> dict:
 def _audio_path(clip: Clip):
     if not clip.audio_path:
         raise FileNotFoundError(f"no local audio file for {clip.ytid} ({clip.audio_status})")
-    return clip.dataset.resolved_audio_root() / clip.audio_path
+    root = clip.dataset.resolved_audio_root().resolve()
+    path = (root / clip.audio_path).resolve()
+    # The same containment rule as the audio view: never read outside the audio root.
+    if not path.is_relative_to(root):
+        raise PermissionError(f"audio path {clip.audio_path!r} is outside the audio root")
+    return path
 
 
 def caption_chunk(run_id: int, clip_ids: list[int]) -> list[int]:

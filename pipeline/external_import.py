@@ -22,8 +22,10 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -118,7 +120,7 @@ def _split_mids(text: str) -> list[str]:
 def _json_items(raw: bytes, source: str, bad) -> Iterator[_Item | None]:
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise LabelsetImportError(source, "", f"not valid JSON: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise LabelsetImportError(source, "", 'expected an object {"data": [...]}')
@@ -145,10 +147,22 @@ def _json_items(raw: bytes, source: str, bad) -> Iterator[_Item | None]:
         yield _Item(n, parsed[0], parsed[1], mids)
 
 
-def _csv_items(raw: bytes, bad) -> Iterator[_Item | None]:
-    import io
+class _HashingReader:
+    """A binary file read through once, hashing and counting the bytes that pass: the CSV
+    is streamed, never held whole in memory (a 1 GB line must not take 1 GB)."""
 
-    for lineno, line in iter_lines(io.BytesIO(raw)):
+    def __init__(self, f: BinaryIO):
+        self.f, self.sha256, self.bytes = f, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return data
+
+
+def _csv_items(f: BinaryIO, bad) -> Iterator[_Item | None]:
+    for lineno, line in iter_lines(f):
         if line is None:
             bad(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
             yield None
@@ -193,10 +207,12 @@ def labelset_import(
     if not name or len(name) > max_name:
         raise LabelsetImportError(source, "", f"the name must be 1 to {max_name} characters")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            head = f.read(64)
     except OSError as e:
         raise LabelsetImportError(source, "", f"cannot read: {e.strerror or e}") from None
-    fmt = _detect_format(path, raw[:64])
+    fmt = _detect_format(path, head)
+    raw = path.read_bytes() if fmt == "json" else None  # the CSV is streamed below
     unit = "item" if fmt == "json" else "line"
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
@@ -214,20 +230,25 @@ def labelset_import(
             raise LabelsetImportError(source, f"{unit} {number}", reason)
         bad_items.append(BadItem(f"{unit} {number}", reason))
 
-    items = _json_items(raw, source, bad) if fmt == "json" else _csv_items(raw, bad)
     config = {
         "name": name,
         "source": str(path.resolve()),
         "format": fmt,
-        "sha256": hashlib.sha256(raw).hexdigest(),
-        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
+        "bytes": len(raw) if raw is not None else None,
         "external": True,
         "random_weights": False,
     }
     timings: dict[str, float] = {}
     items_read = 0
 
-    with transaction.atomic(), connection.cursor() as wrapper:
+    with transaction.atomic(), connection.cursor() as wrapper, ExitStack() as files:
+        reader = None
+        if fmt == "json":
+            items = _json_items(raw, source, bad)
+        else:
+            reader = _HashingReader(files.enter_context(path.open("rb")))
+            items = _csv_items(reader, bad)
         cur = wrapper.cursor
         # Two imports of one dataset would race on the run's rows; the second waits.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_NS, dataset.pk])
@@ -275,6 +296,8 @@ def labelset_import(
                     flush()
         flush()
         del raw, items
+        if reader is not None:
+            config.update(sha256=reader.sha256.hexdigest(), bytes=reader.bytes)
         timings["parse+copy"] = time.perf_counter() - t0
 
         # --- match items to the dataset's clips -------------------------------------

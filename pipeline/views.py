@@ -9,12 +9,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from relabel_app.roles import user_is_curator
+from relabel_app.roles import ROLE_GROUPS, user_is_curator, user_roles
 
 from .forms import StartRunForm
 from .models import PipelineRun
 from .profiles import ProfileError
 from .services import run_cancel, run_dispatch, run_get_or_create, run_progress, run_resume
+
+
+def _require_role(request) -> None:
+    """Run pages need a role, as /api/runs/ does: an account in no group gets 403."""
+    if not user_roles(request.user) & set(ROLE_GROUPS):
+        raise PermissionDenied("Run pages need the reviewer, curator or admin role.")
 
 
 def _require_curator(request) -> None:
@@ -24,6 +30,7 @@ def _require_curator(request) -> None:
 
 @login_required
 def run_list(request):
+    _require_role(request)
     runs = PipelineRun.objects.select_related("dataset", "created_by").order_by("-created_at")[:50]
     form = StartRunForm() if user_is_curator(request.user) else None
     return render(request, "pipeline/run_list.html", {"runs": runs, "form": form})
@@ -52,6 +59,7 @@ def run_start(request):
 
 @login_required
 def run_detail(request, pk: int):
+    _require_role(request)
     run = get_object_or_404(PipelineRun.objects.select_related("dataset"), pk=pk)
     ctx = {"run": run, "progress": run_progress(run=run), "is_curator": user_is_curator(request.user)}
     if request.htmx:

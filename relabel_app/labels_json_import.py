@@ -34,6 +34,12 @@ def labels_json_to_segments(data: object, source_name: str) -> tuple[bytes, dict
             problems[n] = f"no YouTube id in file name {Path(item['wav']).name!r}"
             lines.append(b"")
             continue
+        if "\n" in item["labels"]:
+            # It would split the item's CSV line in two: item numbers would shift and the
+            # second half would be read as a row of its own (another clip).
+            problems[n] = "line break in the labels"
+            lines.append(b"")
+            continue
         ytid, start = parsed
         start = float(start or 0.0)
         mids = item["labels"].replace('"', "")
@@ -49,7 +55,7 @@ def labels_json_import(
     name = str(path)
     try:
         data = json.loads(Path(path).read_bytes())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SegmentImportError(name, getattr(e, "lineno", 0), f"not valid JSON: {e}") from None
     csv_bytes, problems = labels_json_to_segments(data, name)
     if problems and not skip_bad:

@@ -69,8 +69,9 @@ class ImportReport:
 
 
 def iter_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """Yield (line number, line) reading in chunks; an over-long line yields None instead of
-    being held in memory (a 1 GB line must not take 1 GB)."""
+    """Yield (line number, line) reading in chunks; a line over MAX_LINE_BYTES yields None
+    instead (one spanning chunks is never held in memory: a 1 GB line must not take 1 GB),
+    wherever it lies in the file."""
     lineno = 0
     rest = b""
     skipping = False
@@ -81,13 +82,15 @@ def iter_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
         buf = rest + chunk if rest else chunk
         lines = buf.split(b"\n")
         rest = lines.pop()
+        # Per-line length checks only when the chunk holds an over-long line (rare).
+        long_lines = max(map(len, lines), default=0) > MAX_LINE_BYTES
         for line in lines:
             lineno += 1
             if skipping:
                 skipping = False
                 yield lineno, None
                 continue
-            yield lineno, line
+            yield lineno, None if long_lines and len(line) > MAX_LINE_BYTES else line
         if len(rest) > MAX_LINE_BYTES:
             skipping = True
             rest = b""

@@ -1,0 +1,145 @@
+"""A small world every security test can point URLs at: users of every role, a dataset with
+real audio files, a finished run with results and candidates, decisions of two reviewers,
+an adjudication, a finished export with its file, API tokens, and the queue built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.review.conftest import (
+    add_result,
+    ensure_review_reference_data,
+    label,
+    make_dataset,
+    make_run,
+)
+
+PASSWORD = "pw-secret-1"
+ROLES = ("anonymous", "norole", "reviewer", "curator", "superuser")
+
+
+@pytest.fixture(autouse=True)
+def _security_reference_data(request, django_db_blocker):
+    """Role groups, error categories and a fresh ontology cache: a transactional test
+    elsewhere in the suite ends with a flush that removes the seeded rows."""
+    uses_db = request.node.get_closest_marker("django_db") or any(
+        f in request.fixturenames for f in ("db", "transactional_db", "live_server")
+    )
+    if uses_db:
+        request.getfixturevalue("django_db_setup")
+        with django_db_blocker.unblock():
+            from review import label_info
+
+            ensure_review_reference_data()
+            label_info.ontology_clear()
+    yield
+
+
+@dataclass
+class World:
+    users: dict
+    dataset: object
+    clips: list
+    run: object
+    candidates: list
+    d_rita: object
+    d_rob: object
+    adjudication: object
+    export: object
+    tokens: dict
+    audio_root: object
+    extra: dict = field(default_factory=dict)
+
+    def ids(self) -> dict:
+        """Symbolic names for URL kwargs and request bodies."""
+        from django.contrib.contenttypes.models import ContentType
+
+        return {
+            "dataset": self.dataset.pk,
+            "dataset_name": self.dataset.name,
+            "clip": self.clips[0].pk,
+            "clip1": self.clips[1].pk,
+            "clip2": self.clips[2].pk,
+            "run": self.run.pk,
+            "candidate": self.candidates[0].pk,
+            "label_bark": label("bark").pk,
+            "label_dog": label("dog").pk,
+            "label_speech": label("speech").pk,
+            "label_music": label("music").pk,
+            "label_siren": label("siren").pk,
+            "d_rita": self.d_rita.pk,
+            "d_rob": self.d_rob.pk,
+            "adjudication": self.adjudication.pk,
+            "export": self.export.pk,
+            "user_ct": ContentType.objects.get_for_model(self.users["curator"]).pk,
+            "curator_user": self.users["curator"].pk,
+        }
+
+
+@pytest.fixture
+def make_role_user(db, django_user_model):
+    from django.contrib.auth.models import Group
+
+    def make(username: str, role: str | None, *, superuser: bool = False):
+        user = django_user_model.objects.create_user(
+            username=username, password=PASSWORD, is_staff=superuser, is_superuser=superuser
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def world(db, make_role_user, tmp_path, settings) -> World:
+    from rest_framework.authtoken.models import Token
+
+    from curation.models import ExportJob
+    from curation.services import adjudication_record
+    from pipeline.models import Candidate
+    from relabel_app.models import ClipLabel
+    from review.models import ClipReview
+    from review.services import decision_record, queue_sync
+
+    settings.EXPORT_DIR = tmp_path / "exports"
+    settings.EXPORT_DIR.mkdir()
+    users = {
+        "norole": make_role_user("nora", None),
+        "reviewer": make_role_user("rita", "reviewer"),
+        "reviewer2": make_role_user("rob", "reviewer"),
+        "curator": make_role_user("cora", "curator"),
+        "superuser": make_role_user("sam", None, superuser=True),
+    }
+    audio_root = tmp_path / "audio"
+    ds, clips = make_dataset("secds", audio_root, n_clips=3)
+    ClipLabel.objects.create(clip=clips[0], label=label("dog"))
+    ClipLabel.objects.create(clip=clips[0], label=label("speech"))
+    ClipLabel.objects.create(clip=clips[1], label=label("siren"))
+    run = make_run(ds)
+    add_result(run, clips[0], candidates=[
+        ("bark", 0.41, "exact", "dog barking"),
+        ("speech", 0.30, "fuzzy", "man talking"),
+        ("music", 0.12, "synonym", "background tune"),
+    ])
+    add_result(run, clips[1], candidates=[("siren", 0.5, "exact", "siren wailing")])
+    candidates = list(Candidate.objects.filter(run=run).order_by("pk"))
+    d_rita = decision_record(clip=clips[0], label=label("bark"), reviewer=users["reviewer"],
+                             verdict="accept", note="rita's private note")
+    d_rob = decision_record(clip=clips[0], label=label("speech"), reviewer=users["reviewer2"],
+                            verdict="reject", note="rob's private note")
+    ClipReview.objects.create(dataset=ds, clip=clips[2], reviewer=users["reviewer2"])
+    adj = adjudication_record(clip=clips[0], label=label("dog"), curator=users["curator"],
+                              verdict="accept", note="curator says dog")
+    export_file = settings.EXPORT_DIR / "secds-1.csv"
+    export_file.write_text("# header\n")
+    export = ExportJob.objects.create(dataset=ds, format="csv", status=ExportJob.Status.DONE,
+                                      path=export_file.name, size_bytes=9, rows_total=0,
+                                      created_by=users["curator"])
+    tokens = {k: Token.objects.create(user=u).key for k, u in users.items()}
+    queue_sync(dataset=ds)
+    return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
+                 d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,
+                 audio_root=audio_root)
