@@ -185,19 +185,21 @@ def instrument(clap, phases: Phases) -> None:
     clap.embed_text = phases.wrap("text: embed_text total", clap.embed_text)
 
 
-def seed_path(clap, clips: list[dict], template: str, phases: Phases) -> None:
+def seed_path(clap, clips: list[dict], template: str, phases: Phases) -> int:
+    """The per-clip path; returns how many candidates were kept."""
     import pipeline.audio as audio_mod
     from pipeline.stages.filter import clap_scores
 
+    kept = 0
     for c in clips:
         audio = audio_mod.load_audio(c["path"], clap.sample_rate)
         emb = clap.embed_audio([audio])
         texts = clap.embed_text([template.format(name=k.name) for k in c["classes"]])
         t = time.perf_counter()
         scores = clap_scores(emb[0], texts)
-        kept = [k.mid for k, s in zip(c["classes"], scores, strict=True) if s >= THRESHOLD]
-        del kept
+        kept += int((scores >= THRESHOLD).sum())
         phases.s["scores + filter"] += time.perf_counter() - t
+    return kept
 
 
 def stage_path(clap, cache, clips: list[dict], chunk: int, phases: Phases) -> None:
@@ -304,6 +306,9 @@ def main() -> int:
                     help="measure a rep again up to this many times while others compete")
     ap.add_argument("--retry-budget", type=float, default=240.0,
                     help="no more retries once the script has run this many seconds")
+    ap.add_argument("--time-limit", type=float, default=330.0,
+                    help="start no new rep after this many seconds (each measurement keeps "
+                    "at least one)")
     ap.add_argument("--cprofile", action="store_true",
                     help="also cProfile one stage pass and print the top functions")
     ap.add_argument("--no-record", action="store_true", help="do not write bench/results.json")
@@ -375,6 +380,13 @@ def main() -> int:
         ph["wall total"] = wall
         return wall, cpu, others, ph
 
+    def out_of_time(what: str, done: int) -> bool:
+        if time.perf_counter() - t_start < args.time_limit:
+            return False
+        print(f"  (time limit of {args.time_limit:g} s reached: {what} stops after {done} "
+              f"rep(s))")
+        return True
+
     def add(reps_ph: list, ph: dict, others: float) -> None:
         reps_ph.append((ph, others > LIMIT["cores"]))
 
@@ -427,6 +439,8 @@ def main() -> int:
     print(f"\nseed path: {reps} reps x {seed_n} clips, one clip at a time")
     seed_rates, seed_ph = [], []
     for rep in range(reps):
+        if rep and out_of_time("seed path", rep):
+            break
         part = subset(seed_n, rep)
         wall, cpu, others, ph = measure(
             lambda p=part: seed_path(clap, p, CLAP_TEXT_TEMPLATE, phases), "seed path")
@@ -448,6 +462,8 @@ def main() -> int:
     stage_ph: dict[int, list] = {c: [] for c in chunks}
     fwd_ph: dict[int, list] = {c: [] for c in chunks}
     for rep in range(reps):
+        if rep and out_of_time("stage and forward-only", rep):
+            break
         for c in chunks:
             clap.batch_size = batch(c)
             part = subset(stage_n, rep)

@@ -89,9 +89,12 @@ def _ensure_dataset() -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one repetition, no warm-up")
     ap.add_argument("--no-warmup", action="store_true")
     ap.add_argument("--keep", help="keep the last export at this path")
     args = ap.parse_args()
+    if args.quick:
+        args.reps, args.no_warmup = 1, True
     ensure_bench_database()
     import django
 

@@ -230,7 +230,8 @@ def breakdown(r: dict) -> None:
         print(f"    {name:<34}" + "".join(f"{ms * vals[s]:>10.2f}" for s in STAGES)
               + f"{ms * sum(vals.values()):>10.2f}")
     between = r["wall_s"] / r["clips"] - sum(r["task_s"].values())
-    print(f"    {'between tasks (broker, worker loop)':<34}" + f"{'':>40}{ms * between:>10.2f}")
+    print(f"    {'between tasks (broker, worker loop)':<34}" + f"{'':>40}{ms * between:>10.2f}"
+          f"   ({between * r['clips']:.2f} s per run)")
     print(f"    {'tasks run':<34}" + "".join(f"{r['tasks'][s]:>10}" for s in STAGES))
 
 

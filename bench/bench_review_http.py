@@ -491,6 +491,23 @@ def run_paced(clients: list[Reviewer], server: Server, warmup: float, duration: 
     return client_ms, server_times(server, log_start, log_end), cpu
 
 
+def run_probe(r: Reviewer, n: int) -> dict[str, list[float]]:
+    """One reviewer alone, requests one after another with no pause: the unloaded latency
+    (what a request costs when nothing else is queued in the server)."""
+    t0 = time.perf_counter()
+    r.open_next(t0)
+    verdicts = ["accept", "reject", "unsure"]
+    for i in range(n):
+        r.decide(t0, r.labels[i % len(r.labels)], verdicts[(i // len(r.labels)) % 3],
+                 kind="probe-decision")
+        if i % 4 == 3:
+            r.timed(t0, "probe-page", "GET", f"/clips/{r.clip_id}/")
+    out = {"decision": [s.ms for s in r.samples if s.kind == "probe-decision"][5:],
+           "page": [s.ms for s in r.samples if s.kind == "probe-page"][2:]}
+    r.samples.clear()
+    return out
+
+
 def run_saturated(clients: list[Reviewer], server: Server, warmup: float,
                   duration: float) -> tuple[float, list[float], list[float], dict, int]:
     t0 = time.perf_counter()
@@ -586,7 +603,9 @@ def new_session(user) -> str:
 
     s = SessionStore()
     s[SESSION_KEY] = str(user.pk)
-    s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    from django.conf import settings
+
+    s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     s[HASH_SESSION_KEY] = user.get_session_auth_hash()
     s.create()
     return s.session_key
@@ -716,6 +735,8 @@ def main() -> None:
     ap.add_argument("--sat-warmup", type=float, default=3)
     ap.add_argument("--sat-duration", type=float, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--probe", type=int, default=100,
+                    help="decisions by one client alone before the paced phase (0: none)")
     ap.add_argument("--wait-quiet", type=float, default=120,
                     help="wait up to this many seconds for other processes to use < 0.25 "
                          "cores before starting (0: do not wait)")
@@ -728,6 +749,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30, help="--diagnose: profiled requests")
     args = ap.parse_args()
 
+    # SIGTERM ends the run through the finally clauses, so the server does not outlive it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scale_db.setup_django()
     details = scale_db.build(quick=args.quick)
     dataset_id = details["dataset_id"]
@@ -760,6 +783,13 @@ def main() -> None:
         clients = make_clients(args.reviewers, server.port, dataset_id)
         connection.close()  # the load phases use no Django database connection here
 
+        probe = {}
+        if args.probe:
+            probe = run_probe(clients[0], args.probe)
+            print(f"\nunloaded (one client, back to back; load average {loadavg()}):")
+            print(f"  {'ms':<28} {'n':>6} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}")
+            print(summary_row("decision (client)", probe["decision"]))
+            print(summary_row("clip page (client)", probe["page"]))
         print(f"\npaced: {args.reviewers} reviewers, ~1 action/s each; load average "
               f"{loadavg()}", flush=True)
         client_ms, srv_ms, cpu_paced = run_paced(clients, server, args.warmup, args.duration,
@@ -823,6 +853,10 @@ def main() -> None:
             "server_side_ms": {
                 k: {"p50": round(pct(v, 50), 2), "p95": round(pct(v, 95), 2)}
                 for k, v in srv_ms.items() if v
+            },
+            "unloaded_one_client_ms": {
+                k: {"p50": round(pct(v, 50), 2), "p95": round(pct(v, 95), 2)}
+                for k, v in probe.items() if v
             },
             "cpu_paced": cpu_paced, "cpu_saturated": cpu_sat,
             "errors": len(errors) + sat_err,

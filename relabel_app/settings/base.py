@@ -130,6 +130,8 @@ if not CELERY_BROKER_URL:
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
+        # An idle worker checks the folder this often (default 1 s: slow hand-offs).
+        "polling_interval": 0.1,
         "store_processed": False,
     }
 else:
