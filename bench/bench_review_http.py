@@ -1,6 +1,15 @@
 """The review screen over HTTP: a real gunicorn server on the 2M-clip benchmark dataset
 (bench/scale_db.py builds it once), driven by simulated reviewers from one client process.
 
+Server: .venv/bin/gunicorn relabel_app.wsgi, 4 sync workers by default (--workers,
+--threads; see main() for why), DJANGO_DEBUG=false, DB_CONN_MAX_AGE=600 (persistent
+connections), RELABEL_DATABASE_NAME=relabel_bench, dev settings, ALLOWED_HOSTS 127.0.0.1.
+Before it starts: the bench reviewers' old leases are released, the review tables are
+vacuumed when the server runs with autovacuum off (this machine's does), and the run waits
+(up to --wait-quiet s) until other processes use under 0.25 cores.
+
+Unloaded probe: one reviewer alone, --probe decisions back to back (not recorded).
+
 Paced phase (issue 6): 20 reviewers, each acting about once a second as a person does.
 A reviewer loop: open the next clip (POST /datasets/<id>/start/ the first time, then the
 clip's POST /clips/<id>/next/, which finishes the clip and picks the next one; its 302 is
@@ -17,16 +26,18 @@ measured window / its length.
 Clients: threads in this process (http.client, keep-alive where the server keeps it), logged
 in through sessions created in the database; timings are taken at the client around the
 whole request (connect, send, wait, read). Server-side times come from gunicorn's access log
-(%(D)s: from the parsed request to the response written, without the socket and thread
-queueing); CPU time per party (client, gunicorn, its PostgreSQL backends, everything else)
-shows how much other processes competed.
+(%(D)s: from the parsed request to the response written, without the socket queueing);
+CPU time per party (client, gunicorn, its PostgreSQL backends, everything else) and the
+load averages before and after each phase show how much other processes competed.
 
 Records clip_page_p50_ms, clip_page_p95_ms, decision_p50_ms, decision_p95_ms,
-next_clip_p95_ms (paced) and decisions_per_s_saturated (full dataset only).
+next_clip_p95_ms (paced, client side) and decisions_per_s_saturated (full dataset only;
+not with --quick, --no-record or --app-dir).
 Targets: decision p50 <= 10 ms, p95 <= 25 ms; clip page p95 <= 60 ms; next clip p95 <= 25 ms.
 
 Usage: python bench/bench_review_http.py [--quick] [--workers N] [--threads N]
        [--duration S] [--warmup S] [--sat-clients N] [--sat-duration S] [--no-record]
+       [--app-dir DIR]   # serve a copy of the app with a change to try
        python bench/bench_review_http.py [--quick] --diagnose   # queries, cProfile, EXPLAIN
 """
 
@@ -725,8 +736,12 @@ def diagnose(dataset_id: int, reps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="the 100,000-clip bench_quick")
-    ap.add_argument("--workers", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    # 4 sync workers (2 per core) measured best here: against 3x2, 2x4 and 1x8 gthread and
+    # 5x1 sync, the same paced p50 within noise, the lowest p95 and the highest saturated
+    # rate. Sync workers close the connection after each answer (no keep-alive) and
+    # expect a buffering proxy (nginx) in front of them in production.
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--conn-max-age", type=int, default=600)
     ap.add_argument("--reviewers", type=int, default=20)
     ap.add_argument("--warmup", type=float, default=15)
@@ -737,7 +752,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--probe", type=int, default=100,
                     help="decisions by one client alone before the paced phase (0: none)")
-    ap.add_argument("--wait-quiet", type=float, default=120,
+    ap.add_argument("--wait-quiet", type=float, default=600,
                     help="wait up to this many seconds for other processes to use < 0.25 "
                          "cores before starting (0: do not wait)")
     ap.add_argument("--no-record", action="store_true")

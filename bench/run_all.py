@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, ROOT, bench_env  # noqa: E402
 
-BENCHMARKS = ["bench_import", "bench_export", "bench_clap", "bench_pipeline_overhead"]
+BENCHMARKS = ["bench_import", "bench_export", "bench_clap", "bench_pipeline_overhead",
+              "scale_db", "bench_review_http"]
 
 
 def run_one(name: str, quick: bool) -> tuple[bool, float, str]:
