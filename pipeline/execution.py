@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from functools import lru_cache
 
 from django.db import transaction
 
@@ -161,23 +160,30 @@ def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
     return ready
 
 
-@lru_cache(maxsize=4)
-def _label_index(embedder_key: str | None):
-    """Built once per process (the synonym tier embeds the 527 class texts here, once)."""
+_INDEXES: dict[str | None, object] = {}
+
+
+def _label_index(embedder):
+    """The matcher's index of the 527 classes, built once per process and embedder; the
+    synonym tier's class-text embeddings are also kept on disk, so a new worker reads them
+    instead of embedding 1,200 texts again."""
+    from django.conf import settings
+
     from relabel_app.ontology_source import OntologyClass
 
     from .stages.match import LabelIndex
 
-    classes = [
-        OntologyClass(mid=m, name=n, description=d, child_ids=(), restrictions=(), index=i)
-        for m, n, d, i in Label.objects.filter(index__isnull=False).order_by("index")
-        .values_list("mid", "name", "description", "index")
-    ]
-    embedder = _EMBEDDERS.get(embedder_key) if embedder_key else None
-    return LabelIndex.build(classes, embedder)
-
-
-_EMBEDDERS: dict[str, object] = {}
+    key = embedder.model_id if embedder is not None else None
+    if key not in _INDEXES:
+        classes = [
+            OntologyClass(mid=m, name=n, description=d, child_ids=(), restrictions=(), index=i)
+            for m, n, d, i in Label.objects.filter(index__isnull=False).order_by("index")
+            .values_list("mid", "name", "description", "index")
+        ]
+        _INDEXES[key] = LabelIndex.build(
+            classes, embedder, cache_dir=str(settings.MODEL_DIR / "cache")
+        )
+    return _INDEXES[key]
 
 
 def _mid_ids() -> dict[str, int]:
@@ -190,11 +196,7 @@ def match_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
     run = PipelineRun.objects.get(pk=run_id)
     cfg = MatchConfig(**_known(MatchConfig, run.config["match"]))
     embedder = _backend(run, "text_embedder") if cfg.use_synonym else None
-    key = None
-    if embedder is not None:
-        key = embedder.model_id
-        _EMBEDDERS[key] = embedder
-    index = _label_index(key)
+    index = _label_index(embedder)
     llm = _backend(run, "match_llm") if run.config["match"].get("use_llm") else None
     mid_ids = _mid_ids()
     ready = []

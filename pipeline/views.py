@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from relabel_app.roles import ROLE_GROUPS, user_is_curator, user_roles
+from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
 from .forms import StartRunForm
 from .models import PipelineRun
@@ -17,20 +16,8 @@ from .profiles import ProfileError
 from .services import run_cancel, run_dispatch, run_get_or_create, run_progress, run_resume
 
 
-def _require_role(request) -> None:
-    """Run pages need a role, as /api/runs/ does: an account in no group gets 403."""
-    if not user_roles(request.user) & set(ROLE_GROUPS):
-        raise PermissionDenied("Run pages need the reviewer, curator or admin role.")
-
-
-def _require_curator(request) -> None:
-    if not user_is_curator(request.user):
-        raise PermissionDenied("Only curators manage runs.")
-
-
-@login_required
+@reviewer_required
 def run_list(request):
-    _require_role(request)
     runs = PipelineRun.objects.select_related("dataset", "created_by").order_by("-created_at")[:50]
     form = StartRunForm() if user_is_curator(request.user) else None
     return render(request, "pipeline/run_list.html", {"runs": runs, "form": form})
@@ -38,8 +25,8 @@ def run_list(request):
 
 @login_required
 @require_POST
+@curator_required
 def run_start(request):
-    _require_curator(request)
     form = StartRunForm(request.POST)
     if not form.is_valid():
         runs = PipelineRun.objects.select_related("dataset").order_by("-created_at")[:50]
@@ -57,9 +44,8 @@ def run_start(request):
     return redirect("pipeline:run_detail", pk=run.pk)
 
 
-@login_required
+@reviewer_required
 def run_detail(request, pk: int):
-    _require_role(request)
     run = get_object_or_404(PipelineRun.objects.select_related("dataset"), pk=pk)
     ctx = {"run": run, "progress": run_progress(run=run), "is_curator": user_is_curator(request.user)}
     if request.htmx:
@@ -72,15 +58,15 @@ def run_detail(request, pk: int):
 
 @login_required
 @require_POST
+@curator_required
 def run_cancel_view(request, pk: int):
-    _require_curator(request)
     run_cancel(run=get_object_or_404(PipelineRun, pk=pk))
     return redirect("pipeline:run_detail", pk=pk)
 
 
 @login_required
 @require_POST
+@curator_required
 def run_resume_view(request, pk: int):
-    _require_curator(request)
     run_resume(run=get_object_or_404(PipelineRun, pk=pk))
     return redirect("pipeline:run_detail", pk=pk)

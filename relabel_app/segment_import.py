@@ -48,7 +48,10 @@ class ImportReport:
     labels_created: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
     header_counts: dict[str, int] = field(default_factory=dict)
+    positive_labels: int = 0
+    unique_labels: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:
@@ -98,14 +101,6 @@ def iter_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
         yield lineno + 1, None
     elif rest:
         yield lineno + 1, rest
-
-
-@dataclass
-class _Parsed:
-    ytid: bytes
-    start: float
-    end: float
-    mids: list[bytes]
 
 
 def parse_segment_line(line: bytes) -> tuple[bytes, float, float, list[bytes]]:
@@ -313,10 +308,10 @@ def segments_import(
             if report.clips_created > 10_000:
                 cur.execute(f"ANALYZE {clip_table}")
                 cur.execute(f"ANALYZE {label_table}")
-    report.positive_labels = positive  # type: ignore[attr-defined]
-    report.unique_labels = len(unique)  # type: ignore[attr-defined]
+    report.positive_labels = positive
+    report.unique_labels = len(unique)
     report.seconds = time.perf_counter() - t0
-    report.timings = timings  # type: ignore[attr-defined]
+    report.timings = timings
     return report
 
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import math
 import warnings
-from fractions import Fraction
 
 import numpy as np
-
-_MAX_POLY_FACTOR = 1 << 16
 
 
 def to_mono_float32(audio: np.ndarray) -> np.ndarray:
@@ -26,22 +21,16 @@ def to_mono_float32(audio: np.ndarray) -> np.ndarray:
 
 
 def resample(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Mono float32 audio at target_rate (polyphase filter, scipy.signal.resample_poly)."""
-    a = to_mono_float32(audio)
-    sample_rate, target_rate = int(sample_rate), int(target_rate)
-    if sample_rate <= 0:
-        raise ValueError(f"bad sample rate {sample_rate}")
-    if sample_rate == target_rate or a.size == 0:
-        return a
-    from scipy.signal import resample_poly
+    """Mono float32 audio at target_rate (pipeline.audio's polyphase resampler)."""
+    from pipeline.audio import resample as resample_poly_audio
 
-    g = math.gcd(sample_rate, target_rate)
-    up, down = target_rate // g, sample_rate // g
-    if max(up, down) > _MAX_POLY_FACTOR:
-        # Odd rates (e.g. 47999 Hz) would need an enormous filter; approximate the ratio.
-        ratio = Fraction(target_rate, sample_rate).limit_denominator(_MAX_POLY_FACTOR // 16)
-        up, down = ratio.numerator, ratio.denominator
-    return resample_poly(a, up, down).astype(np.float32)
+    a = to_mono_float32(audio)
+    if int(sample_rate) <= 0:
+        raise ValueError(f"bad sample rate {sample_rate}")
+    if a.size == 0:
+        return a
+    return np.ascontiguousarray(resample_poly_audio(a, int(sample_rate), int(target_rate)),
+                                dtype=np.float32)
 
 
 def cut(audio: np.ndarray, sample_rate: int, max_seconds: float, who: str) -> np.ndarray:
@@ -58,13 +47,10 @@ def cut(audio: np.ndarray, sample_rate: int, max_seconds: float, who: str) -> np
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM RIFF/WAV of a mono float array."""
-    import soundfile as sf
+    """16-bit PCM RIFF/WAV of a mono float array (pipeline.audio.encode_wav_bytes)."""
+    from pipeline.audio import encode_wav_bytes
 
-    buf = io.BytesIO()
-    a = np.clip(to_mono_float32(audio), -1.0, 1.0)
-    sf.write(buf, a, int(sample_rate), format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    return encode_wav_bytes(np.clip(to_mono_float32(audio), -1.0, 1.0), int(sample_rate))
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

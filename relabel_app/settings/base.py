@@ -119,21 +119,26 @@ TORCH_THREADS = env.int("RELABEL_TORCH_THREADS", default=1)
 
 # Celery: a real broker when CELERY_BROKER_URL is set; otherwise kombu's filesystem
 # transport under DATA_DIR, which needs no server on a single machine.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-BROKER_DIR = Path(env("RELABEL_BROKER_DIR", default=str(DATA_DIR / "broker")))
-if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "filesystem://"
+def filesystem_broker_options(folder: Path) -> dict:
+    """kombu filesystem-transport options for a broker folder (created if missing)."""
     for sub in ("in", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "in"),
-        "data_folder_out": str(BROKER_DIR / "in"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "control_folder": str(BROKER_DIR / "control"),
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "in"),
+        "data_folder_out": str(folder / "in"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         # An idle worker checks the folder this often (default 1 s: slow hand-offs).
         "polling_interval": 0.1,
         "store_processed": False,
     }
+
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+BROKER_DIR = Path(env("RELABEL_BROKER_DIR", default=str(DATA_DIR / "broker")))
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_BACKEND = None
