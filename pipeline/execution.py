@@ -35,13 +35,27 @@ class ModelTimer:
         return timed
 
 
+def backend_spec_with_placement(spec: dict) -> dict:
+    """The spec with device and dtype from settings (RELABEL_MODEL_DEVICE/_DTYPE) unless
+    the profile names them: local model adapters only; HTTP adapters have no placement."""
+    from django.conf import settings
+
+    spec = dict(spec)
+    adapter = spec.get("adapter", "")
+    if adapter.startswith("transformers-") or adapter == "sentence-transformers":
+        spec.setdefault("device", settings.MODEL_DEVICE)
+    if adapter.startswith("transformers-"):
+        spec.setdefault("dtype", settings.MODEL_DTYPE)
+    return spec
+
+
 def _backend(run: PipelineRun, role: str):
     from .backends.registry import build_backend
 
     spec = run.config["backends"].get(role)
     if not spec:
         return None
-    return build_backend(spec)
+    return build_backend(backend_spec_with_placement(spec))
 
 
 def _results(run_id: int, clip_ids: list[int], stage: str, prev: str | None):

@@ -74,3 +74,18 @@ def test_cli_cancel_and_continue(dataset, capsys, django_capture_on_commit_callb
     assert "continued" in out and "random-weight" in out
     call_command("run_pipeline", "--dataset", "svc", "--profile", "tiny", "--new")
     assert PipelineRun.objects.count() == 2
+
+
+def test_model_placement_comes_from_settings_unless_the_profile_says(settings):
+    from pipeline.execution import backend_spec_with_placement
+
+    settings.MODEL_DEVICE, settings.MODEL_DTYPE = "cuda", "bfloat16"
+    clap = backend_spec_with_placement({"adapter": "transformers-clap", "model": "m"})
+    assert (clap["device"], clap["dtype"]) == ("cuda", "bfloat16")
+    minilm = backend_spec_with_placement({"adapter": "sentence-transformers", "model": "minilm"})
+    assert minilm["device"] == "cuda" and "dtype" not in minilm
+    pinned = backend_spec_with_placement(
+        {"adapter": "transformers-causal-lm", "model": "m", "device": "cpu"})
+    assert pinned["device"] == "cpu"
+    http = backend_spec_with_placement({"adapter": "openai-chat", "model": "m", "base_url": "u"})
+    assert "device" not in http and "dtype" not in http
