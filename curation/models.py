@@ -30,7 +30,10 @@ class Adjudication(models.Model):
     """A curator's final word on one label of one clip; overrides the reviewers' majority.
     One row per (clip, label), updated in place; every change goes to AdjudicationLog."""
 
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="adjudications")
+    # adjudication_unique_clip_label starts with clip.
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="adjudications", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="adjudications")
     curator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
@@ -57,7 +60,8 @@ class AdjudicationLog(models.Model):
         RECORD = "record", "Record"
         CLEAR = "clear", "Clear"
 
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    # adjudicationlog_pair starts with clip.
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
     curator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=8, choices=Action.choices)

@@ -57,7 +57,10 @@ class PipelineRun(models.Model):
 class ClipResult(models.Model):
     """Everything the chain produced for one clip in one run; one row per (run, clip)."""
 
-    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="results")
+    # clipresult_unique_run_clip starts with run.
+    run = models.ForeignKey(
+        PipelineRun, on_delete=models.CASCADE, related_name="results", db_index=False
+    )
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="results")
     caption_status = models.CharField(
         max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING

@@ -73,7 +73,10 @@ class Clip(models.Model):
         OK = "ok", "Local file"
         ERROR = "error", "Unreadable file"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="clips")
+    # No index of its own: clip_dataset_position and clip_unique_segment start with it.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="clips", db_index=False
+    )
     ytid = models.CharField("YouTube id", max_length=64)
     start_s = models.FloatField("start (s)")
     end_s = models.FloatField("end (s)")
@@ -116,8 +119,14 @@ class Clip(models.Model):
 class ClipLabel(models.Model):
     """An original label of a clip, as imported."""
 
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="clip_labels")
-    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="clip_labels")
+    # No single-column indexes: cliplabel_unique starts with clip, cliplabel_label is label's.
+    # Each index costs millions of insertions on an import of the unbalanced list.
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="clip_labels", db_index=False
+    )
+    label = models.ForeignKey(
+        Label, on_delete=models.PROTECT, related_name="clip_labels", db_index=False
+    )
 
     class Meta:
         constraints = [

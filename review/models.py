@@ -51,10 +51,15 @@ class Decision(models.Model):
     """One reviewer's current verdict on one label of one clip. Updated in place; every
     change (and every undo) is appended to DecisionLog."""
 
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="decisions")
+    # clip and reviewer: no single-column index; the unique triple and
+    # decision_reviewer_updated start with them.
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="decisions", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="decisions")
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions",
+        db_index=False,
     )
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     error_category = models.ForeignKey(
@@ -90,7 +95,8 @@ class DecisionLog(models.Model):
         CATEGORIZE = "categorize", "Error category / note"
         UNDO = "undo", "Undo"
 
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    # decisionlog_triple starts with clip.
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -130,8 +136,9 @@ class DecisionLog(models.Model):
 class ClipReview(models.Model):
     """A reviewer finished a clip (pressed "next"). What progress bars count."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="reviews")
+    # Both covered by the composite indexes below.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="reviews", db_index=False)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clip_reviews"
     )
@@ -156,7 +163,10 @@ class QueueSlot(models.Model):
     """One of the k reviewing slots of a clip; also the clip's lease (see module doc)."""
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
-    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="queue_slots")
+    # queueslot_unique_clip_slot starts with clip.
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="queue_slots", db_index=False
+    )
     slot = models.PositiveSmallIntegerField()
     # Sort keys, ascending. rank_uncertain: lower is more uncertain (filled from the latest
     # finished run, services.queue_sync); rank_order: Clip.position; rank_random: a hash of

@@ -101,21 +101,16 @@ def _caption_attempts(caption: dict) -> tuple[list[CaptionAttemptView], CaptionA
     return attempts, chosen
 
 
-def _model_outputs(result: ClipResult | None) -> ModelOutputs | None:
+def _model_outputs(result: ClipResult | None, threshold: float | None) -> ModelOutputs | None:
     if result is None:
         return None
-    run = result.run
-    threshold = None
-    filt = run.config.get("filter") if isinstance(run.config, dict) else None
-    if isinstance(filt, dict) and filt.get("threshold") is not None:
-        threshold = float(filt["threshold"])
     caption = result.caption if isinstance(result.caption, dict) else {}
     attempts, chosen = _caption_attempts(caption)
     free = result.free_labels or []
     best = result.best_attempt if result.best_attempt < len(free) else 0
     free_labels = [str(x) for x in free[best]] if free and isinstance(free[best], list) else []
     return ModelOutputs(
-        run=run, result=result, threshold=threshold, attempts=attempts, chosen=chosen,
+        run=result.run, result=result, threshold=threshold, attempts=attempts, chosen=chosen,
         summary=result.summary, summary_ok=result.summary_ok,
         caption_reason=str(caption.get("reason") or ""), free_labels=free_labels,
     )
@@ -188,6 +183,7 @@ class ClipPage:
     rows: list[LabelRow]
     categories: list[ErrorCategory]
     show_all: bool
+    threshold: float | None  # the run's CLAP threshold
     threshold_pct: float | None
     scale_max: float
     next_clip_id: int | None = None
@@ -219,25 +215,55 @@ def _pct(value: float | None, scale: float) -> float:
     return round(max(0.0, min(1.0, value / scale)) * 100, 1)
 
 
-def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False) -> ClipPage:
+def _latest_result(clip: Clip):
+    """The clip's results of the latest run of the model chain; an external label set only
+    when no model run covers the clip (the same choice as curation.resolution.default_run)."""
+    return ClipResult.objects.filter(clip=clip).order_by(
+        Case(When(run__kind=PipelineRun.Kind.MODELS, then=0), default=1),
+        "-run__created_at", "-run_id",
+    )
+
+
+def _as_threshold(value) -> float | None:
+    """The run config's filter.threshold as a number; None when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _threshold(config) -> float | None:
+    filt = config.get("filter") if isinstance(config, dict) else None
+    return _as_threshold(filt.get("threshold")) if isinstance(filt, dict) else None
+
+
+def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
+                   with_outputs: bool = True) -> ClipPage:
     """Everything the clip page shows. Rows: the union of the original labels, the selected
     candidates of the clip's latest run (kept and filtered) and labels added by reviewers
     (only this reviewer's unless ``show_all``, which also adds per-verdict counts of every
-    reviewer). Decisions and hierarchy flags are this reviewer's own."""
+    reviewer). Decisions and hierarchy flags are this reviewer's own.
+
+    ``with_outputs=False`` is for redrawing rows after a decision: the rows alone, without
+    the captions (a large JSON document) and the error categories."""
     original_ids = set(ClipLabel.objects.filter(clip=clip).values_list("label_id", flat=True))
-    # The latest run of the model chain; an external label set only when no model run
-    # covers the clip (the same choice as curation.resolution.default_run).
-    result = (
-        ClipResult.objects.filter(clip=clip).select_related("run")
-        .order_by(
-            Case(When(run__kind=PipelineRun.Kind.MODELS, then=0), default=1),
-            "-run__created_at", "-run_id",
-        ).first()
-    )
+    result: ClipResult | None = None
+    if with_outputs:
+        result = _latest_result(clip).select_related("run").first()
+        run_id = result.run_id if result else None
+        threshold = _threshold(result.run.config) if result else None
+    else:
+        run_id, threshold_value = (
+            _latest_result(clip).values_list("run_id", "run__config__filter__threshold").first()
+            or (None, None)
+        )
+        threshold = _as_threshold(threshold_value)
     candidates: list[Candidate] = []
-    if result is not None:
+    if run_id is not None:
         candidates = list(
-            Candidate.objects.filter(run_id=result.run_id, clip=clip, selected=True)
+            Candidate.objects.filter(run_id=run_id, clip=clip, selected=True)
             .order_by("-clap_score", "label_id")
         )
     decisions = {
@@ -252,7 +278,7 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False) -> ClipPage:
             .annotate(n=Count("id")).order_by()
         ):
             counts[label_id][verdict] = n
-    categories = list(ErrorCategory.objects.filter(active=True))
+    categories = list(ErrorCategory.objects.filter(active=True)) if with_outputs else []
 
     cand_by_label: dict[int, Candidate] = {}
     for c in candidates:
@@ -274,13 +300,12 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False) -> ClipPage:
     rows.sort(key=lambda r: r.sort_key)
     _hierarchy_flags(rows, onto)
 
-    outputs = _model_outputs(result)
-    threshold = outputs.threshold if outputs else None
     scale = _clap_scale(rows, threshold)
     for r in rows:
         r.clap_pct = _pct(r.candidate.clap_score if r.candidate else None, scale)
     return ClipPage(
-        clip=clip, outputs=outputs, rows=rows, categories=categories, show_all=show_all,
+        clip=clip, outputs=_model_outputs(result, threshold), rows=rows,
+        categories=categories, show_all=show_all, threshold=threshold,
         threshold_pct=_pct(threshold, scale) if threshold is not None else None,
         scale_max=scale,
     )

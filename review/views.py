@@ -34,6 +34,7 @@ from .audio_serving import (
     parse_range,
 )
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
+from .label_info import ontology
 from .label_search import label_search
 from .models import Decision, Verdict
 from .permissions import curator_required, reviewer_required, user_is_curator
@@ -130,14 +131,17 @@ def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
 
 
 def _row_response(request: HttpRequest, clip: Clip, label_id: int) -> HttpResponse:
-    """The decided row (swapped in place) and, out of band, the hierarchy flags of every
-    other row, which a decision on one label can change."""
+    """The decided row (swapped in place) and, out of band, the hierarchy flags of the rows
+    a decision on this label can change: its ancestors (see selectors._hierarchy_flags)."""
     if not request.htmx:
         return redirect(reverse("review:clip", kwargs={"clip_id": clip.pk}) + f"#label-{label_id}")
-    page = _page(request, clip)
+    page = clip_page_data(clip=clip, reviewer=request.user,
+                          show_all=user_is_curator(request.user), with_outputs=False)
     row = page.row(label_id)
+    info = ontology(need_ids=[label_id]).get(label_id)
+    ancestors = info.ancestor_ids if info else frozenset()
     response = render(request, "review/_decision_response.html", {
-        "page": page, "row": row, "others": [r for r in page.rows if r is not row],
+        "page": page, "row": row, "others": [r for r in page.rows if r.label_id in ancestors],
     })
     if row is None:  # an added label undone: its row goes away
         reswap(response, "delete")

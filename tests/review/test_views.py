@@ -117,6 +117,26 @@ def test_decide_returns_the_row_and_oob_flags(review_setup, reviewer):
     assert (d.reviewer, d.verdict, d.label.mid) == (reviewer, "accept", "/m/05tny_")
 
 
+def test_decision_redraws_only_the_rows_it_can_change(review_setup, reviewer):
+    """Out-of-band flags go to the decided label's ancestors on the page, no other row;
+    undoing the decision clears the flags it set."""
+    clip = review_setup["clips"][0]
+    c = logged_in(reviewer)
+    dog_id = label("dog").pk
+    body = c.post(decide_url(clip, label("speech")), {"verdict": "accept"}, **HX).content.decode()
+    assert body.lstrip().startswith("<tr") and 'data-mid="/m/09x0r"' in body
+    assert "hx-swap-oob" not in body  # Speech is nobody's descendant on this page
+    c.post(decide_url(clip, label("bark")), {"verdict": "accept"}, **HX)
+    r = c.post(reverse("review:undo", kwargs={"clip_id": clip.pk, "label_id": label("bark").pk}),
+               **HX)
+    body = r.content.decode()
+    oobs = re.findall(r'id="flags-(\d+)" hx-swap-oob="true"', body)
+    assert oobs == [str(dog_id)]
+    oob = body.split(f'id="flags-{dog_id}"')[1].split("</td>")[0]
+    assert "implied" not in oob and "too generic?" not in oob
+    assert 'data-verdict=""' in body.split("<template>")[0]  # Bark's row, undecided again
+
+
 def test_decide_without_htmx_redirects_back(review_setup, reviewer):
     clip = review_setup["clips"][0]
     r = logged_in(reviewer).post(decide_url(clip, label("bark")), {"verdict": "reject"})
