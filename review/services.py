@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
@@ -61,6 +61,31 @@ def _locked_decision(clip: Clip, label: Label, reviewer) -> Decision | None:
     )
 
 
+def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
+                     error_category: ErrorCategory | None, note: str) -> Decision | None:
+    """Insert the reviewer's decision unless they have one already (then None). One
+    statement: a first decision, the common case, needs no SELECT ... FOR UPDATE and no
+    savepoint to survive a concurrent insert of the same row."""
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {Decision._meta.db_table} (clip_id, label_id, reviewer_id, verdict, "
+            "error_category_id, note, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (clip_id, label_id, reviewer_id) DO NOTHING RETURNING id",
+            [clip.pk, label.pk, reviewer.pk, verdict,
+             error_category.pk if error_category else None, note, now, now],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    d = Decision(id=row[0], clip=clip, label=label, reviewer=reviewer, verdict=verdict,
+                 error_category=error_category, note=note, created_at=now, updated_at=now)
+    d._state.adding = False
+    d._state.db = connection.alias
+    return d
+
+
 @transaction.atomic
 def decision_record(
     *,
@@ -78,25 +103,22 @@ def decision_record(
     *changed* verdict drops the error category (it described the old verdict). Pass a
     value (None / "" included) to set them."""
     verdict = Verdict(verdict).value
-    d = _locked_decision(clip, label, reviewer)
-    if d is None:
-        try:
-            # A savepoint: if a concurrent request inserted the same row first, the unique
-            # constraint fires here and we go on to update that row instead.
-            with transaction.atomic():
-                d = Decision.objects.create(
-                    clip=clip, label=label, reviewer=reviewer, verdict=verdict,
-                    error_category=None if error_category is KEEP else error_category,
-                    note="" if note is KEEP else note,
-                )
-        except IntegrityError:
-            d = _locked_decision(clip, label, reviewer)
-            if d is None:
-                raise
-        else:
+    for _attempt in range(3):
+        d = _decision_insert(
+            clip=clip, label=label, reviewer=reviewer, verdict=verdict,
+            error_category=None if error_category is KEEP else error_category,
+            note="" if note is KEEP else note,
+        )
+        if d is not None:
             _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.RECORD,
                  before=_NONE, after=_state(d))
             return d
+        d = _locked_decision(clip, label, reviewer)
+        if d is not None:
+            break
+        # The row that blocked the insert was undone (deleted) in between: insert again.
+    else:
+        raise RuntimeError(f"decision on clip {clip.pk}, label {label.pk} kept changing")
     before = _state(d)
     if error_category is not KEEP:
         d.error_category = error_category

@@ -51,6 +51,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "relabel_app.urls"
+# ModelBackend that loads the user's roles with the user (relabel_app.roles).
+AUTHENTICATION_BACKENDS = ["relabel_app.roles.RoleLoadingBackend"]
 WSGI_APPLICATION = "relabel_app.wsgi.application"
 ASGI_APPLICATION = "relabel_app.asgi.application"
 

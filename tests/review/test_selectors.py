@@ -65,6 +65,42 @@ def test_latest_run_wins(review_setup, reviewer):
     assert rows_by_mid(page)["/m/03kmc9"].candidate.tier == "synonym"
 
 
+def test_model_run_beats_a_newer_external_label_set(review_setup, reviewer):
+    from pipeline.models import PipelineRun
+
+    ds, clip = review_setup["dataset"], review_setup["clips"][0]
+    external = make_run(ds, profile="labelset", threshold=0.9)
+    PipelineRun.objects.filter(pk=external.pk).update(kind=PipelineRun.Kind.EXTERNAL)
+    add_result(external, clip, candidates=[("siren", 0.95, "external", "siren")])
+    page = clip_page_data(clip=clip, reviewer=reviewer)
+    assert page.outputs.run == review_setup["run"] and page.threshold == 0.25
+    assert "/m/03kmc9" not in rows_by_mid(page)
+    # The rows-only form (after a decision) picks the same run and threshold.
+    lean = clip_page_data(clip=clip, reviewer=reviewer, with_outputs=False)
+    assert lean.outputs is None and lean.categories == [] and lean.threshold == 0.25
+    assert [r.mid for r in lean.rows] == [r.mid for r in page.rows]
+
+
+def test_rows_carry_decisions_categories_and_counts(review_setup, reviewer, reviewer2):
+    from review.models import ErrorCategory
+
+    clip = review_setup["clips"][0]
+    cat = ErrorCategory.objects.filter(active=True).first()
+    decision_record(clip=clip, label=label("dog"), reviewer=reviewer, verdict="reject",
+                    error_category=cat, note="no dog <b>here</b>")
+    decision_record(clip=clip, label=label("dog"), reviewer=reviewer2, verdict="accept")
+    decision_record(clip=clip, label=label("bark"), reviewer=reviewer2, verdict="reject")
+    page = clip_page_data(clip=clip, reviewer=reviewer, show_all=True)
+    dog = rows_by_mid(page)["/m/0bt9lr"]
+    assert dog.verdict == "reject" and dog.decision.note == "no dog <b>here</b>"
+    assert dog.decision.error_category.name == cat.name and dog.decision.error_category_id == cat.pk
+    assert dog.decision.created_at.tzinfo is not None
+    assert dog.counts == {"accept": 1, "reject": 1, "unsure": 0}
+    assert rows_by_mid(page)["/m/05tny_"].counts == {"accept": 0, "reject": 1, "unsure": 0}
+    assert rows_by_mid(page)["/m/05tny_"].decision is None  # reviewer2's, not this reviewer's
+    assert clip_page_data(clip=clip, reviewer=reviewer).rows[0].counts is None
+
+
 def test_hierarchy_flags(review_setup, reviewer):
     clip = review_setup["clips"][0]
     decision_record(clip=clip, label=label("bark"), reviewer=reviewer, verdict="accept")

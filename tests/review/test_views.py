@@ -83,6 +83,28 @@ def test_curator_adjudicates_and_manages(review_setup, make_user, reviewer, role
     assert "Review priority" in home  # the settings form
 
 
+def test_roles_are_read_with_the_session_user_and_changes_apply_at_once(review_setup, make_user):
+    from django.contrib.auth.models import Group
+
+    from relabel_app.roles import RoleLoadingBackend
+
+    user = make_user("reviewer")
+    Group.objects.get_or_create(name="curator")
+    loaded = RoleLoadingBackend().get_user(user.pk)
+    assert loaded._review_roles == frozenset({"reviewer"})
+    c = logged_in(user)
+    assert c.get(reverse("review:home")).status_code == 200
+    user.groups.clear()  # taken off the project: refused on the very next request
+    assert c.get(reverse("review:home")).status_code == 403
+    user.groups.add(Group.objects.get(name="curator"))
+    clip = review_setup["clips"][0]
+    assert c.get(reverse("review:clip_decisions", kwargs={"clip_id": clip.pk})).status_code == 200
+    user.is_active = False
+    user.save()
+    assert RoleLoadingBackend().get_user(user.pk) is None
+    assert c.get(reverse("review:home")).status_code == 302  # logged out
+
+
 def test_reviewers_do_not_see_each_others_decisions(review_setup, reviewer, reviewer2, curator):
     clip = review_setup["clips"][0]
     decision_record(clip=clip, label=label("dog"), reviewer=reviewer2, verdict="reject")
@@ -342,9 +364,10 @@ def test_clip_page_query_count_is_constant(review_setup, make_user, django_asser
         decision_record(clip=big, label=lab, reviewer=user, verdict="reject")
     c = logged_in(user)
     c.get(clip_url(small))  # warm the process' ontology cache
-    # session, user, roles, clip, originals, latest result, candidates, decisions, error
-    # categories, next-clip peek; curators also: every reviewer's counts.
-    expected = 11 if role == "curator" else 10
+    # session, user with its roles, clip, the rows (originals, candidates of the latest run, own
+    # decisions and, for curators, every reviewer's counts: one statement), the captions,
+    # error categories, next-clip peek.
+    expected = 7
     with django_assert_num_queries(expected):
         r = c.get(clip_url(small))
     assert r.content.decode().count('class="label-row') == 3
