@@ -38,6 +38,11 @@ def main() -> None:
         data = b"\n".join(data.split(b"\n")[: 100_003]) + b"\n"
     print(f"machine: {machine()}")
     print(f"database: {connection.settings_dict['HOST'] or 'local'} / {connection.settings_dict['NAME']}")
+    with connection.cursor() as cur:
+        cur.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
+                    "('server_version', 'shared_buffers', 'max_wal_size', 'fsync', "
+                    "'synchronous_commit', 'autovacuum')")
+        print("postgresql: " + ", ".join(f"{n}={v}" for n, v in cur.fetchall()))
     rates = []
     for rep in range(args.reps):
         with connection.cursor() as cur:
@@ -50,6 +55,11 @@ def main() -> None:
                 f"DELETE FROM {Clip._meta.db_table} WHERE dataset_id IN "
                 f"(SELECT id FROM {Dataset._meta.db_table} WHERE name = 'bench_import')"
             )
+        with connection.cursor() as cur:
+            # The deleted rows are dead tuples until vacuumed; with autovacuum off (this
+            # machine's PostgreSQL) every repetition would insert into a more bloated table
+            # and index than the one before. Outside the timing.
+            cur.execute(f"VACUUM {Clip.labels.through._meta.db_table}, {Clip._meta.db_table}")
             cur.execute("CHECKPOINT")
         t0 = time.perf_counter()
         r = segments_import(source=io.BytesIO(data), source_name="unbalanced_train",

@@ -39,6 +39,7 @@ Usage: python bench/bench_review_http.py [--quick] [--workers N] [--threads N]
        [--duration S] [--warmup S] [--sat-clients N] [--sat-duration S] [--no-record]
        [--app-dir DIR]   # serve a copy of the app with a change to try
        python bench/bench_review_http.py [--quick] --diagnose   # queries, cProfile, EXPLAIN
+           (BENCH_PROFILE_DIR=DIR also writes each request's profile to DIR/<request>.pstats)
 """
 
 from __future__ import annotations
@@ -713,6 +714,8 @@ def diagnose(dataset_id: int, reps: int) -> None:
             prof.disable()
             if after:
                 after()
+        if os.environ.get("BENCH_PROFILE_DIR"):  # for pstats / snakeviz
+            prof.dump_stats(Path(os.environ["BENCH_PROFILE_DIR"]) / f"{name.split()[0]}.pstats")
         for order, n in (("cumulative", 45), ("tottime", 20)):
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats(order).print_stats(n)
