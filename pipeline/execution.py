@@ -9,8 +9,10 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from django.db import transaction
+from django.utils import timezone
 
 from relabel_app.models import Clip, Label
 
@@ -63,21 +65,26 @@ def _results(run_id: int, clip_ids: list[int], stage: str, prev: str | None):
     qs = qs.filter(**{f"{stage}_status": StageStatus.PENDING})
     if prev:
         qs = qs.filter(**{f"{prev}_status": StageStatus.DONE})
-    return list(qs.select_related("clip", "clip__dataset").order_by("clip_id"))
+    # No stage reads an earlier stage's raw record (the caption rounds, the predict
+    # answers): the largest JSON documents of the row stay in the database.
+    return list(qs.select_related("clip", "clip__dataset").defer("caption", "predict")
+                .order_by("clip_id"))
 
 
-def _save(result_id: int, stage: str, fields: dict, candidates: list[Candidate] | None = None,
-          replace_candidates: bool = False) -> bool:
-    """Write a stage's outcome if that stage is still pending; False if someone else did."""
-    with transaction.atomic():
-        row = ClipResult.objects.select_for_update().get(pk=result_id)
-        if getattr(row, f"{stage}_status") != StageStatus.PENDING or row.error_stage:
+def _save(result: ClipResult, stage: str, fields: dict,
+          candidates: list[Candidate] | None = None, replace_candidates: bool = False) -> bool:
+    """Write a stage's outcome if that stage is still pending; False if someone else did.
+
+    The check and the write are one conditional UPDATE: no lock to take first, no
+    transaction of its own unless candidates are written with it (then all or nothing)."""
+    with transaction.atomic() if (candidates or replace_candidates) else nullcontext():
+        written = ClipResult.objects.filter(
+            pk=result.pk, error_stage="", **{f"{stage}_status": StageStatus.PENDING}
+        ).update(**fields, updated_at=timezone.now())
+        if not written:
             return False
-        for k, v in fields.items():
-            setattr(row, k, v)
-        row.save()
         if replace_candidates:
-            Candidate.objects.filter(run_id=row.run_id, clip_id=row.clip_id).delete()
+            Candidate.objects.filter(run_id=result.run_id, clip_id=result.clip_id).delete()
         if candidates:
             Candidate.objects.bulk_create(candidates)
         return True
@@ -85,7 +92,7 @@ def _save(result_id: int, stage: str, fields: dict, candidates: list[Candidate] 
 
 def _fail(result: ClipResult, stage: str, err: Exception | str) -> None:
     msg = str(err) if isinstance(err, str) else f"{type(err).__name__}: {err}"
-    _save(result.pk, stage, {f"{stage}_status": StageStatus.FAILED, "error_stage": stage,
+    _save(result, stage, {f"{stage}_status": StageStatus.FAILED, "error_stage": stage,
                              "error": msg[:2000]})
 
 
@@ -130,7 +137,7 @@ def caption_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             "caption_status": StageStatus.DONE,
             "timings": _timings(result, "caption", time.perf_counter() - t0, timer.seconds),
         }
-        if _save(result.pk, "caption", fields):
+        if _save(result, "caption", fields):
             ready.append(result.clip_id)
     return ready
 
@@ -157,7 +164,7 @@ def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
         usable = [a for a in attempts if a["ok"]]
         if not usable:
             # Keep the raw answers with the failure, so a reviewer can see what was said.
-            _save(result.pk, "predict", {
+            _save(result, "predict", {
                 "predict": {"attempts": attempts}, "predict_status": StageStatus.FAILED,
                 "error_stage": "predict",
                 "error": attempts[-1].get("error") or "answer parsed to no labels",
@@ -169,7 +176,7 @@ def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             "predict_status": StageStatus.DONE,
             "timings": _timings(result, "predict", time.perf_counter() - t0, timer.seconds),
         }
-        if _save(result.pk, "predict", fields):
+        if _save(result, "predict", fields):
             ready.append(result.clip_id)
     return ready
 
@@ -238,7 +245,7 @@ def match_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             "match_status": StageStatus.DONE,
             "timings": _timings(result, "match", time.perf_counter() - t0, timer.seconds),
         }
-        if _save(result.pk, "match", fields, cands, replace_candidates=True):
+        if _save(result, "match", fields, cands, replace_candidates=True):
             ready.append(result.clip_id)
     return ready
 
@@ -321,7 +328,7 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
                                 timer.seconds / len(ok)),
         }
         with transaction.atomic():
-            if _save(result.pk, "filter", fields) and cands:
+            if _save(result, "filter", fields) and cands:
                 Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
             ready.append(result.clip_id)
     return ready
