@@ -17,7 +17,8 @@ the next stage's enqueue) and between tasks (broker and worker loop).
 The setup comes from the environment like the app's: with no CELERY_BROKER_URL the
 filesystem transport (here under data/broker/bench, apart from the demo's queue), with no
 DATABASE_URL the embedded PostgreSQL. The database is ``relabel_bench`` (bench.common), for
-the worker too. Figures other than the default setup's get a suffix naming the setup.
+the worker too. The figures are written under their plain names for whatever setup ran
+(`_details` says which) and again with a suffix naming the setup, for comparisons.
 With --profile-worker the worker runs under cProfile (slower: its figures are not
 recorded) and the time inside the project's per-task steps, the database driver and the
 broker is printed per clip.
@@ -343,12 +344,12 @@ def main() -> int:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if not args.no_record:
         q = "_quick" if args.quick else ""
-        figures = {
-            f"pipeline_overhead_ms_per_clip{suffix}{q}": (1000 * over, "ms/clip"),
-            f"pipeline_overhead_ms_per_clip_per_stage{suffix}{q}": (1000 * per_stage,
-                                                                     "ms/clip/stage"),
-        }
-        record(figures, extra={f"bench_pipeline_overhead{suffix}{q}": {
+        figures = {}
+        for sfx in dict.fromkeys(["", suffix]):
+            figures[f"pipeline_overhead_ms_per_clip{sfx}{q}"] = (1000 * over, "ms/clip")
+            figures[f"pipeline_overhead_ms_per_clip_per_stage{sfx}{q}"] = (
+                1000 * per_stage, "ms/clip/stage")
+        record(figures, extra={f"bench_pipeline_overhead{q}": {
             "broker": broker, "database": db, "clips": len(ids), "runs": reps,
             "torch_threads_worker": settings.TORCH_THREADS,
             "in_task_overhead_ms_per_clip": {s: round(v, 2) for s, v in stage_over.items()},

@@ -8,6 +8,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,9 @@ def machine() -> dict:
 def record(figures: dict[str, tuple[float, str]], extra: dict | None = None) -> None:
     """Merge figures into bench/results.json as {"name": {"value": v, "unit": u}}."""
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    at = datetime.now(UTC).isoformat(timespec="seconds")
     for name, (value, unit) in figures.items():
-        data[name] = {"value": round(value, 3), "unit": unit}
+        data[name] = {"value": round(value, 3), "unit": unit, "measured_at": at}
     data["_machine"] = machine()
     if extra:
         data.setdefault("_details", {}).update(extra)

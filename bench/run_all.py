@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,19 +42,23 @@ def run_one(name: str, quick: bool) -> tuple[bool, float, str]:
     return rc == 0, dt, "" if rc == 0 else f"exit status {rc}:\n    " + "\n    ".join(tail)
 
 
-def table() -> None:
+def table(since: datetime | None = None) -> None:
+    """Every figure in bench/results.json; those not measured since `since` (by an earlier
+    run, or by a benchmark not run now) are marked with their date."""
     try:
         data = json.loads(RESULTS.read_text())
     except (OSError, ValueError) as e:
         print(f"no readable {RESULTS}: {e}")
         return
-    rows = [(k, v["value"], v["unit"]) for k, v in sorted(data.items())
+    rows = [(k, v["value"], v["unit"], v.get("measured_at")) for k, v in sorted(data.items())
             if not k.startswith("_") and isinstance(v, dict) and "value" in v]
     w = max([len(r[0]) for r in rows] + [4])
-    print(f"\n{'name':<{w}}  {'value':>14}  unit")
-    print(f"{'-' * w}  {'-' * 14}  {'-' * 13}")
-    for name, value, unit in rows:
-        print(f"{name:<{w}}  {value:>14,.3f}  {unit}")
+    print(f"\n{'name':<{w}}  {'value':>14}  {'unit':<13}  measured")
+    print(f"{'-' * w}  {'-' * 14}  {'-' * 13}  {'-' * 20}")
+    for name, value, unit, at in rows:
+        fresh = at is not None and since is not None and datetime.fromisoformat(at) >= since
+        when = "this run" if fresh else f"earlier ({at or 'date unknown'})"
+        print(f"{name:<{w}}  {value:>14,.3f}  {unit:<13}  {when}")
     m = data.get("_machine")
     if m:
         print(f"\nmachine (last benchmark written): {m}")
@@ -65,12 +70,13 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
     args = ap.parse_args()
     failed = []
+    started = datetime.now(UTC).replace(microsecond=0)
     for name in args.only or BENCHMARKS:
         ok, dt, err = run_one(name, args.quick)
         print(f"=== {name}: {'ok' if ok else 'FAILED'} in {dt:.0f} s", flush=True)
         if not ok:
             failed.append((name, err))
-    table()
+    table(since=started)
     for name, err in failed:
         print(f"\nFAILED {name}: {err}")
     return 1 if failed else 0
