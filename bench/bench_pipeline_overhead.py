@@ -55,7 +55,8 @@ from bench.contention import Watch, wait_for_quiet  # noqa: E402
 DATASET = "bench_overhead"
 STAGES = ("caption", "predict", "match", "filter")
 TASK_LINE = re.compile(r"Task pipeline\.(\w+)\[[^\]]+\] succeeded in ([0-9.eE+-]+)s")
-TARGET_MS_PER_CLIP_PER_STAGE = 10.0
+# Issue 6: "pipeline overhead <= 10 ms per clip", the whole chain's overhead per clip.
+TARGET_MS_PER_CLIP = 10.0
 
 
 def setup_label() -> tuple[str, str, str]:
@@ -334,10 +335,9 @@ def main() -> int:
     stage_over = {s: (mid["task_s"][s] - mid["model_s"][s]) * 1000 for s in STAGES}
     between = 1000 * (mid["wall_s"] / mid["clips"] - sum(mid["task_s"].values()))
     print(f"\npipeline_overhead_ms_per_clip{suffix} = {1000 * over:.2f} (median of {reps} runs "
-          f"of {len(ids)} clips)")
-    print(f"pipeline_overhead_ms_per_clip_per_stage{suffix} = {1000 * per_stage:.2f} "
-          f"(target <= {TARGET_MS_PER_CLIP_PER_STAGE:g}: "
-          f"{'met' if 1000 * per_stage <= TARGET_MS_PER_CLIP_PER_STAGE else 'MISSED'})")
+          f"of {len(ids)} clips; target <= {TARGET_MS_PER_CLIP:g}: "
+          f"{'met' if 1000 * over <= TARGET_MS_PER_CLIP else 'MISSED'})")
+    print(f"pipeline_overhead_ms_per_clip_per_stage{suffix} = {1000 * per_stage:.2f}")
     print("per stage, median run (inside the stage's tasks, outside model calls, ms per clip): "
           + ", ".join(f"{s} {v:.2f}" for s, v in stage_over.items())
           + f"; between tasks {between:.2f}")

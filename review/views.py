@@ -51,6 +51,11 @@ def _clip_or_404(clip_id: int) -> Clip:
     return get_object_or_404(Clip.objects.select_related("dataset"), pk=clip_id)
 
 
+def _decided_clip_or_404(clip_id: int) -> Clip:
+    """The clip of a decision: its dataset is not needed to record and redraw one."""
+    return get_object_or_404(Clip, pk=clip_id)
+
+
 @reviewer_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
@@ -151,7 +156,7 @@ def _row_response(request: HttpRequest, clip: Clip, label_id: int) -> HttpRespon
 @reviewer_required
 @require_POST
 def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
-    clip = _clip_or_404(clip_id)
+    clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -165,7 +170,7 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
 @reviewer_required
 @require_POST
 def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
-    clip = _clip_or_404(clip_id)
+    clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
     services.decision_undo(clip=clip, label=label, reviewer=request.user)
     return _row_response(request, clip, label.pk)
@@ -174,7 +179,7 @@ def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResp
 @reviewer_required
 @require_POST
 def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
-    clip = _clip_or_404(clip_id)
+    clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
     form = CategoryForm(request.POST)
     if not form.is_valid():
