@@ -63,18 +63,32 @@ def _locked_decision(clip: Clip, label: Label, reviewer) -> Decision | None:
 
 def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
                      error_category: ErrorCategory | None, note: str) -> Decision | None:
-    """Insert the reviewer's decision unless they have one already (then None). One
-    statement: a first decision, the common case, needs no SELECT ... FOR UPDATE and no
-    savepoint to survive a concurrent insert of the same row."""
+    """Insert the reviewer's decision and its log entry unless they have a decision already
+    (then None, and nothing is written). One statement: a first decision, the common case,
+    needs no SELECT ... FOR UPDATE, no savepoint against a concurrent insert of the same
+    row and no second round trip for the log."""
     now = timezone.now()
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO {Decision._meta.db_table} (clip_id, label_id, reviewer_id, verdict, "
-            "error_category_id, note, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (clip_id, label_id, reviewer_id) DO NOTHING RETURNING id",
-            [clip.pk, label.pk, reviewer.pk, verdict,
-             error_category.pk if error_category else None, note, now, now],
+            f"""WITH d AS (
+                INSERT INTO {Decision._meta.db_table} (clip_id, label_id, reviewer_id, verdict,
+                    error_category_id, note, created_at, updated_at)
+                VALUES (%(clip)s, %(label)s, %(reviewer)s, %(verdict)s, %(category)s, %(note)s,
+                        %(now)s, %(now)s)
+                ON CONFLICT (clip_id, label_id, reviewer_id) DO NOTHING
+                RETURNING id, clip_id, label_id, reviewer_id, verdict, error_category_id, note
+            ), log AS (
+                INSERT INTO {DecisionLog._meta.db_table} (clip_id, label_id, reviewer_id,
+                    action, before_verdict, before_error_category_id, before_note,
+                    after_verdict, after_error_category_id, after_note, created_at)
+                SELECT clip_id, label_id, reviewer_id, %(action)s, '', NULL, '',
+                       verdict, error_category_id, note, %(now)s
+                FROM d
+            )
+            SELECT id FROM d""",
+            {"clip": clip.pk, "label": label.pk, "reviewer": reviewer.pk, "verdict": verdict,
+             "category": error_category.pk if error_category else None, "note": note,
+             "now": now, "action": DecisionLog.Action.RECORD.value},
         )
         row = cur.fetchone()
     if row is None:
@@ -109,9 +123,7 @@ def decision_record(
             error_category=None if error_category is KEEP else error_category,
             note="" if note is KEEP else note,
         )
-        if d is not None:
-            _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.RECORD,
-                 before=_NONE, after=_state(d))
+        if d is not None:  # logged by the same statement
             return d
         d = _locked_decision(clip, label, reviewer)
         if d is not None:

@@ -51,6 +51,12 @@ def test_change_is_updated_in_place_and_logged(review_setup, reviewer):
     assert (changed.verdict, changed.error_category_id, changed.note) == ("accept", None, "no dog")
     log = list(DecisionLog.objects.values_list("before_verdict", "after_verdict"))
     assert log == [("", "reject"), ("reject", "accept")]
+    first = DecisionLog.objects.order_by("id").first()  # written with the decision itself
+    assert (first.action, first.clip_id, first.label_id, first.reviewer_id) == (
+        "record", clip.pk, label("dog").pk, reviewer.pk)
+    assert (first.before_error_category_id, first.before_note) == (None, "")
+    assert (first.after_error_category_id, first.after_note) == (cat.pk, "no dog")
+    assert first.reverts_id is None and first.created_at is not None
 
 
 def test_bad_verdict_writes_nothing(review_setup, reviewer):
