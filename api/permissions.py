@@ -1,4 +1,4 @@
-"""The UI's roles (review.permissions) as DRF permissions.
+"""The UI's roles (relabel_app.roles) as DRF permissions.
 
 reviewer: reads everything but other reviewers' decisions, writes their own decisions.
 curator (and admin, superuser): everything, including runs, adjudications and exports.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from review.permissions import user_can_review, user_is_curator
+from relabel_app.roles import user_can_review, user_is_curator
 
 
 class IsReviewer(BasePermission):

@@ -26,10 +26,10 @@ from pipeline.models import PipelineRun
 from pipeline.profiles import ProfileError
 from pipeline.services import run_dispatch, run_get_or_create, run_progress
 from relabel_app.models import Dataset, Label
+from relabel_app.roles import user_is_curator
 from review.label_info import ontology
 from review.label_search import label_search
 from review.models import Decision, ErrorCategory
-from review.permissions import user_is_curator
 from review.services import decision_record
 
 from . import selectors

@@ -64,7 +64,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relabel_app.settings.dev")
 from bench import scale_db  # noqa: E402
-from bench.common import BENCH_DB, ROOT, machine, record  # noqa: E402
+from bench.common import BENCH_DB, ROOT, loadavg, machine, pct, record  # noqa: E402
 from bench.contention import busy_seconds, wait_for_quiet  # noqa: E402
 
 REVIEWER_PREFIX = "bench_rev"
@@ -73,21 +73,6 @@ TARGETS = {"decision_p50_ms": 10, "decision_p95_ms": 25, "clip_page_p95_ms": 60,
            "next_clip_p95_ms": 25}
 KINDS = ("next", "page", "decision")
 FIGURE = {"next": "next clip", "page": "clip page", "decision": "decision"}
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def pct(xs: list[float], p: float) -> float:
-    """Percentile by linear interpolation between closest ranks (numpy's default)."""
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 # --- the server -------------------------------------------------------------------------
@@ -296,7 +281,7 @@ class Reviewer:
         return True
 
 
-def paced_loop(r: Reviewer, t0: float, stop: threading.Event, rng: random.Random) -> None:
+def paced_loop(t0: float, stop: threading.Event, r: Reviewer, rng: random.Random) -> None:
     def pause() -> None:
         stop.wait(rng.uniform(0.8, 1.2))
 
@@ -323,7 +308,7 @@ def paced_loop(r: Reviewer, t0: float, stop: threading.Event, rng: random.Random
             pause()
 
 
-def saturated_loop(r: Reviewer, t0: float, stop: threading.Event) -> None:
+def saturated_loop(t0: float, stop: threading.Event, r: Reviewer) -> None:
     verdicts = ["accept", "reject", "unsure"]
     i = 0
     while not stop.is_set():
@@ -476,16 +461,20 @@ def release_leases(dataset_id: int) -> None:
 # --- phases -------------------------------------------------------------------------------
 
 
-def run_paced(clients: list[Reviewer], server: Server, warmup: float, duration: float,
-              seed: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict]:
+def _measured_window(server: Server, warmup: float, duration: float, loops: list,
+                     announce: bool = False) -> tuple[int, int, dict]:
+    """Run each (loop, args) in a thread as loop(t0, stop, *args),
+    let them warm up, then measure `duration` seconds: (access-log offsets at the start
+    and end of the window, CPU use in it). The threads are stopped and joined."""
     t0 = time.perf_counter()
     stop = threading.Event()
-    threads = [threading.Thread(target=paced_loop, args=(r, t0, stop, random.Random(seed + i)),
-                                daemon=True) for i, r in enumerate(clients)]
+    threads = [threading.Thread(target=loop, args=(t0, stop, *args), daemon=True)
+               for loop, args in loops]
     for t in threads:
         t.start()
     time.sleep(warmup)
-    print(f"  warm-up done ({warmup:.0f} s); measuring {duration:.0f} s", flush=True)
+    if announce:
+        print(f"  warm-up done ({warmup:.0f} s); measuring {duration:.0f} s", flush=True)
     watch = CpuWatch(server)
     log_start = server.log_offset()
     time.sleep(duration)
@@ -494,6 +483,16 @@ def run_paced(clients: list[Reviewer], server: Server, warmup: float, duration: 
     stop.set()
     for t in threads:
         t.join(timeout=60)
+    return log_start, log_end, cpu
+
+
+def run_paced(clients: list[Reviewer], server: Server, warmup: float, duration: float,
+              seed: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict]:
+    log_start, log_end, cpu = _measured_window(
+        server, warmup, duration,
+        [(paced_loop, (r, random.Random(seed + i))) for i, r in enumerate(clients)],
+        announce=True,
+    )
     client_ms: dict[str, list[float]] = {k: [] for k in KINDS}
     for r in clients:
         for s in r.samples:
@@ -522,21 +521,8 @@ def run_probe(r: Reviewer, n: int) -> dict[str, list[float]]:
 
 def run_saturated(clients: list[Reviewer], server: Server, warmup: float,
                   duration: float) -> tuple[float, list[float], list[float], dict, int]:
-    t0 = time.perf_counter()
-    stop = threading.Event()
-    threads = [threading.Thread(target=saturated_loop, args=(r, t0, stop), daemon=True)
-               for r in clients]
-    for t in threads:
-        t.start()
-    time.sleep(warmup)
-    watch = CpuWatch(server)
-    log_start = server.log_offset()
-    time.sleep(duration)
-    log_end = server.log_offset()
-    cpu = watch.result()
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
+    log_start, log_end, cpu = _measured_window(
+        server, warmup, duration, [(saturated_loop, (r,)) for r in clients])
     ok, lat, errors = 0, [], 0
     for r in clients:
         for s in r.samples:

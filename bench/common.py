@@ -44,6 +44,21 @@ def record(figures: dict[str, tuple[float, str]], extra: dict | None = None) -> 
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def pct(xs: list[float], p: float) -> float:
+    """Percentile by linear interpolation between closest ranks (numpy's default)."""
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

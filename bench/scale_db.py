@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, ensure_bench_database, machine  # noqa: E402
+from bench.common import ROOT, ensure_bench_database, loadavg, machine  # noqa: E402
 
 FULL, QUICK = "bench_review", "bench_quick"
 QUICK_ROWS = 100_000
@@ -52,10 +52,6 @@ CANDIDATES_PER_CLIP = 5
 SEED_REVIEWERS = 4
 SEED_CLIPS = 10_000  # x 5 candidates = 50,000 decisions
 SEED_PASSWORDLESS_PREFIX = "bench_seed"
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 class Steps:

@@ -17,13 +17,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from relabel_app.models import Clip, Dataset, Label
+from relabel_app.roles import curator_required
 
 from . import services
 from .audits import dataset_audit
 from .dashboard import audit_charts
 from .forms import AdjudicationForm, ExportForm
 from .models import ExportJob
-from .permissions import curator_required
 from .selectors import clip_label_states, dataset_runs, export_jobs_for, run_for
 
 

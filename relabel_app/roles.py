@@ -1,4 +1,8 @@
-"""Roles are Django groups. The names are an interface: users' scripts rely on them."""
+"""Roles are Django groups. The names are an interface: users' scripts rely on them.
+
+A reviewer reviews; a curator (or admin, or superuser) also sees every reviewer's decisions,
+adjudicates, runs the pipeline and exports. A reviewer never sees another reviewer's
+decisions before deciding (no anchoring). The views of every app use the checks here."""
 
 from functools import wraps
 

@@ -263,7 +263,7 @@ def _instance(model, values: dict):
     """A model instance from a row decoded from JSON, as if loaded by the ORM."""
     obj = model(**values)
     obj._state.adding = False
-    obj._state.db = "default"
+    obj._state.db = connection.alias
     return obj
 
 

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import reswap, trigger_client_event
 
 from relabel_app.models import Clip, Dataset, Label
+from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
 from . import services
 from .audio_serving import (
@@ -37,7 +38,6 @@ from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_info import ontology
 from .label_search import label_search
 from .models import Decision, Verdict
-from .permissions import curator_required, reviewer_required, user_is_curator
 from .selectors import (
     ClipPage,
     clip_decisions_all,
@@ -143,7 +143,8 @@ def _row_response(request: HttpRequest, clip: Clip, label_id: int) -> HttpRespon
     page = clip_page_data(clip=clip, reviewer=request.user,
                           show_all=user_is_curator(request.user), with_outputs=False)
     row = page.row(label_id)
-    info = ontology(need_ids=[label_id]).get(label_id)
+    # An undone added label has no row any more; its ancestors' flags may still change.
+    info = row.info if row else ontology(need_ids=[label_id]).get(label_id)
     ancestors = info.ancestor_ids if info else frozenset()
     response = render(request, "review/_decision_response.html", {
         "page": page, "row": row, "others": [r for r in page.rows if r.label_id in ancestors],

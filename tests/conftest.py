@@ -25,10 +25,33 @@ def django_db_setup(django_db_setup, django_db_blocker):
     yield
 
 
+def _ensure_review_reference_data() -> None:
+    """What the review migrations seed (error categories, role groups). The in-process
+    ontology cache may also hold the ids of labels a flush removed."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from relabel_app.models import Label
+    from relabel_app.roles import ROLE_GROUPS, ensure_role_groups
+    from review import label_info
+    from review.models import ErrorCategory
+
+    if not ErrorCategory.objects.exists():
+        importlib.import_module("review.migrations.0002_seed_error_categories").seed(apps, None)
+    if Group.objects.filter(name__in=ROLE_GROUPS).count() != len(ROLE_GROUPS):
+        ensure_role_groups()
+    cached = label_info._cache
+    if cached is not None and not Label.objects.filter(pk=next(iter(cached.by_id))).exists():
+        label_info.ontology_clear()
+
+
 @pytest.fixture(autouse=True)
-def _ontology_after_flush(request, django_db_blocker):
+def _reference_data_after_flush(request, django_db_blocker):
     """Transactional tests (live server, real workers) end with a flush of every table;
-    put the ontology back before the next database test, outside its transaction."""
+    put back what migrations seed (the ontology, role groups, error categories) before the
+    next database test, outside its transaction."""
     uses_db = request.node.get_closest_marker("django_db") or any(
         f in request.fixturenames for f in ("db", "transactional_db", "live_server")
     )
@@ -36,6 +59,7 @@ def _ontology_after_flush(request, django_db_blocker):
         request.getfixturevalue("django_db_setup")
         with django_db_blocker.unblock():
             _ensure_ontology()
+            _ensure_review_reference_data()
     yield
 
 

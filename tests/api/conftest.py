@@ -3,8 +3,6 @@ finished run with candidates, and a decision of each of two reviewers."""
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from rest_framework.test import APIClient
 
@@ -15,27 +13,6 @@ MIDS = {
     "music": "/m/04rlf",
     "siren": "/m/03kmc9",
 }
-
-
-def _reference_data() -> None:
-    """Role groups and error categories are seeded by migrations; a transactional test
-    elsewhere in the suite ends with a flush that removes them. The ontology cache may also
-    hold ids of labels such a flush removed."""
-    from django.apps import apps
-
-    from relabel_app.roles import ensure_role_groups
-    from review import label_info
-    from review.models import ErrorCategory
-
-    ensure_role_groups()
-    if not ErrorCategory.objects.exists():
-        importlib.import_module("review.migrations.0002_seed_error_categories").seed(apps, None)
-    label_info.ontology_clear()
-
-
-@pytest.fixture(autouse=True)
-def _api_reference_data(db):
-    _reference_data()
 
 
 def label(key: str):

@@ -22,41 +22,6 @@ MIDS = {
 }
 
 
-def ensure_review_reference_data() -> None:
-    """What the review migrations seed (error categories, role groups). A transactional
-    test elsewhere in the suite ends with a flush of every table, which removes them."""
-    import importlib
-
-    from django.apps import apps
-    from django.contrib.auth.models import Group
-
-    from relabel_app.models import Label
-    from relabel_app.roles import ROLE_GROUPS, ensure_role_groups
-    from review import label_info
-    from review.models import ErrorCategory
-
-    if not ErrorCategory.objects.exists():
-        importlib.import_module("review.migrations.0002_seed_error_categories").seed(apps, None)
-    if Group.objects.filter(name__in=ROLE_GROUPS).count() != len(ROLE_GROUPS):
-        ensure_role_groups()
-    # The in-process ontology cache may hold the ids of labels a flush removed.
-    cached = label_info._cache
-    if cached is not None and not Label.objects.filter(pk=next(iter(cached.by_id))).exists():
-        label_info.ontology_clear()
-
-
-@pytest.fixture(autouse=True)
-def _review_reference_data(request, django_db_blocker):
-    uses_db = request.node.get_closest_marker("django_db") or any(
-        f in request.fixturenames for f in ("db", "transactional_db", "live_server")
-    )
-    if uses_db:
-        request.getfixturevalue("django_db_setup")
-        with django_db_blocker.unblock():
-            ensure_review_reference_data()
-    yield
-
-
 def write_sine_wav(path: Path, seconds: float = 2.0, freq: float = 440.0, rate: int = 16000):
     """A short real WAV: three decaying tone bursts over a little noise (so the waveform
     looks like sound events rather than a flat band)."""

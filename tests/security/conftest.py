@@ -10,7 +10,6 @@ import pytest
 
 from tests.review.conftest import (
     add_result,
-    ensure_review_reference_data,
     label,
     make_dataset,
     make_run,
@@ -18,23 +17,6 @@ from tests.review.conftest import (
 
 PASSWORD = "pw-secret-1"
 ROLES = ("anonymous", "norole", "reviewer", "curator", "superuser")
-
-
-@pytest.fixture(autouse=True)
-def _security_reference_data(request, django_db_blocker):
-    """Role groups, error categories and a fresh ontology cache: a transactional test
-    elsewhere in the suite ends with a flush that removes the seeded rows."""
-    uses_db = request.node.get_closest_marker("django_db") or any(
-        f in request.fixturenames for f in ("db", "transactional_db", "live_server")
-    )
-    if uses_db:
-        request.getfixturevalue("django_db_setup")
-        with django_db_blocker.unblock():
-            from review import label_info
-
-            ensure_review_reference_data()
-            label_info.ontology_clear()
-    yield
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Every URL pattern of the project, tried as every role, against a table of the role rules.
 
-The rules (relabel_app.roles, review.permissions, curation.permissions, api.permissions):
+The rules (relabel_app.roles, and api.permissions for the API):
 
 - anonymous: HTML pages redirect to the login page; the API answers 401 (with
   WWW-Authenticate). Only the login page, the API schema and its docs are public.
