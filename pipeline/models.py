@@ -138,3 +138,29 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_id} for clip {self.clip_id} (run {self.run_id})"
+
+
+class OriginalLabelScore(models.Model):
+    """CLAP evidence for an original label: the cosine between the clip's audio and the
+    class text, scored by a run's filter stage. Not a candidate: it proposes nothing, it
+    only tells reviewers and audits how well the audio supports a label the clip came with."""
+
+    run = models.ForeignKey(
+        PipelineRun, on_delete=models.CASCADE, related_name="original_scores", db_index=False
+    )
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, related_name="original_scores", db_index=False
+    )
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+", db_index=False)
+    clap_score = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "clip", "label"], name="originalscore_unique_run_clip_label"
+            )
+        ]
+        indexes = [models.Index(fields=["clip", "run"], name="originalscore_clip_run")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} original on clip {self.clip_id} (run {self.run_id}): {self.clap_score:.3f}"
