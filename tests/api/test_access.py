@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from review.models import Decision
@@ -117,7 +118,10 @@ def test_token_auth(world, client):
     resp = client.post("/api/auth/token/", {"username": "rita", "password": "pw-secret-1"})
     assert resp.status_code == 200
     key = resp.json()["token"]
-    assert Token.objects.get(key=key).user == world["users"]["reviewer"]
+    # Stored hashed: the row holds the key's SHA-512, never the key.
+    stored = AuthToken.objects.get(digest=hash_token(key))
+    assert stored.user == world["users"]["reviewer"]
+    assert key not in {stored.digest, stored.token_key} and len(key) == 64
 
     c = APIClient()
     c.credentials(HTTP_AUTHORIZATION=f"Token {key}")

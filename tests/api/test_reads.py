@@ -11,7 +11,7 @@ import yaml
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.validation import validate_schema
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from pipeline.models import Candidate, PipelineRun
@@ -190,9 +190,9 @@ def test_list_queries_do_not_grow_with_rows(world):
     ClipLabel.objects.bulk_create(
         [ClipLabel(clip=x, label=label(m)) for x in clips for m in ("/m/09x0r", "/m/04rlf")]
     )
-    token = Token.objects.create(user=world["users"]["curator"])
+    _, key = AuthToken.objects.create(user=world["users"]["curator"])
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    c.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     c.get("/api/labels/?limit=1")  # warm the ontology cache
 
     def queries(url: str) -> int:

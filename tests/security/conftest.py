@@ -77,7 +77,7 @@ def make_role_user(db, django_user_model):
 
 @pytest.fixture
 def world(db, make_role_user, tmp_path, settings) -> World:
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from curation.models import ExportJob
     from curation.services import adjudication_record
@@ -120,7 +120,7 @@ def world(db, make_role_user, tmp_path, settings) -> World:
     export = ExportJob.objects.create(dataset=ds, format="csv", status=ExportJob.Status.DONE,
                                       path=export_file.name, size_bytes=9, rows_total=0,
                                       created_by=users["curator"])
-    tokens = {k: Token.objects.create(user=u).key for k, u in users.items()}
+    tokens = {k: AuthToken.objects.create(user=u)[1] for k, u in users.items()}
     queue_sync(dataset=ds)
     return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
                  d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,
