@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import ConsoleWatch, launch
+
 from .conftest import MIDS, add_result, make_dataset, make_run
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
 CURRENT = re.compile(r"\bis-current\b")  # the row the keys act on
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -57,13 +53,12 @@ def test_keyboard_only_review(browser_setup, live_server, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     clips = browser_setup["clips"]
     ARTIFACTS.mkdir(exist_ok=True)
-    console_errors: list[str] = []
+    console = ConsoleWatch()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
-        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        console.attach(page)
         page.set_default_timeout(10_000)
 
         # Log in.
@@ -137,7 +132,8 @@ def test_keyboard_only_review(browser_setup, live_server, monkeypatch):
         expect(page.locator(f'tr[data-mid="{MIDS["music"]}"]')).to_be_visible()
         browser.close()
 
-    assert not console_errors, console_errors
+    console.assert_no_csp_violations()
+    assert not console.errors, console.errors
     monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE")
 
     from review.models import ClipReview, Decision, QueueSlot
