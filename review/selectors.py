@@ -15,6 +15,7 @@ from django.db.models import Count
 
 from pipeline.models import Candidate, ClipResult, PipelineRun
 from relabel_app.models import Clip, ClipLabel, Dataset
+from relabel_app.roles import user_is_curator
 
 from .label_info import LabelInfo, ontology
 from .models import ClipReview, Decision, ErrorCategory, QueueSlot, Verdict
@@ -449,7 +450,7 @@ class DatasetProgress:
     dataset: Dataset
     total: int
     done: int  # clips finished by as many reviewers as the dataset requires
-    reviewers: list[ReviewerProgress]
+    reviewers: list[ReviewerProgress]  # curators: everyone; a reviewer: only themself
     mine: int
 
     @property
@@ -458,14 +459,18 @@ class DatasetProgress:
 
 
 def dataset_progress_list(*, user) -> list[DatasetProgress]:
-    """Datasets with clips done / total and per-reviewer counts (three queries)."""
+    """Datasets with clips done / total and per-reviewer counts (three queries). Curators
+    get every reviewer's name and count; anyone else only their own (reviewers never learn
+    who else reviews, or how much)."""
     from django.contrib.auth import get_user_model
 
     datasets = list(Dataset.objects.annotate(clip_count=Count("clips")).order_by("name"))
     per_reviewer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    reviews = ClipReview.objects.all()
+    if not user_is_curator(user):
+        reviews = reviews.filter(reviewer_id=user.pk)
     for ds_id, reviewer_id, n in (
-        ClipReview.objects.values_list("dataset_id", "reviewer_id").annotate(n=Count("id"))
-        .order_by()
+        reviews.values_list("dataset_id", "reviewer_id").annotate(n=Count("id")).order_by()
     ):
         per_reviewer[ds_id].append((reviewer_id, n))
     review_t, dataset_t = ClipReview._meta.db_table, Dataset._meta.db_table
