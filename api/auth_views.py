@@ -67,11 +67,13 @@ class TokenView(APIView):
             return [AllowAny()]
         return [IsAuthenticated()]
 
-    def perform_authentication(self, request: Request) -> None:
-        # Asking for a token needs no credentials but the password: a stale token in the
-        # header of a script that asks for a new one is not an error.
-        if request.method != "POST":
-            request.user  # noqa: B018  (authenticates now)
+    def get_authenticators(self):
+        # Asking for a token needs only the password: a stale token in the header of a
+        # script that asks for a new one is not an error. A browser session is still
+        # looked at, so that its CSRF check applies.
+        if getattr(getattr(self, "request", None), "method", None) == "POST":
+            return [SessionAuthentication()]
+        return super().get_authenticators()
 
     @extend_schema(
         summary="Get an API token", request=TokenRequestSerializer,

@@ -198,3 +198,11 @@ def test_existing_plain_tokens_are_moved_to_hashed_ones(django_user_model):
         assert cur.fetchone()[0] == 0
     assert works(old_key)
     assert AuthToken.objects.get(user=user).digest == hash_token(old_key)
+
+
+def test_asking_for_a_token_with_a_stale_token_in_the_header_works():
+    UserFactory(username="uma")
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION="Token expired-or-revoked-key")
+    resp = c.post("/api/auth/token/", {"username": "uma", "password": "pw"})
+    assert resp.status_code == 200 and works(resp.json()["token"])

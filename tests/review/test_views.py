@@ -284,7 +284,8 @@ def test_home_progress_bars(review_setup, reviewer, reviewer2):
     page = logged_in(reviewer).get(reverse("review:home")).content.decode()
     assert "Start reviewing" in page
     assert 'aria-valuenow="2"' in page  # clips done (k = 1)
-    assert 'aria-label="Clips finished by rita"' in page and 'aria-label="Clips finished by rob"' in page
+    # A reviewer sees their own progress, not other reviewers' (issue 12).
+    assert 'aria-label="Clips finished by rita"' in page and "rob" not in page
 
 
 # --- the clip page ----------------------------------------------------------------------

@@ -75,6 +75,18 @@ def make_role_user(db, django_user_model):
     return make
 
 
+def _login_records(user) -> None:
+    """One of each django-axes record (a failed attempt, its log, a login), so that the
+    admin pages of every model have a row to show."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    where = {"ip_address": "10.9.9.9", "user_agent": "test", "path_info": "/accounts/login/"}
+    AccessAttempt.objects.create(username="nobody", get_data="", post_data="",
+                                 failures_since_start=1, **where)
+    AccessFailureLog.objects.create(username="nobody", locked_out=False, **where)
+    AccessLog.objects.create(username=user.username, **where)
+
+
 @pytest.fixture
 def world(db, make_role_user, tmp_path, settings) -> World:
     from knox.models import AuthToken
@@ -121,6 +133,7 @@ def world(db, make_role_user, tmp_path, settings) -> World:
                                       path=export_file.name, size_bytes=9, rows_total=0,
                                       created_by=users["curator"])
     tokens = {k: AuthToken.objects.create(user=u)[1] for k, u in users.items()}
+    _login_records(users["reviewer"])
     queue_sync(dataset=ds)
     return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
                  d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,

@@ -45,6 +45,10 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {}, None, ANYONE),
         ("post", {}, {"username": "nobody", "password": "wrong"}, ANYONE),  # form errors
     ],
+    "tokens": [  # the user's own API tokens: any account
+        ("get", {}, None, (LOGIN, 200, 200, 200, 200)),
+        ("post", {}, {"revoke_all": "1"}, (LOGIN, 302, 302, 302, 302)),
+    ],
     "logout": [
         ("get", {}, None, (405,) * 5),  # Django 5: log out by POST only
         ("post", {}, {}, (302,) * 5),  # to the login page
@@ -130,8 +134,14 @@ MATRIX: dict[str, list[tuple]] = {
     "api:schema": [("get", {}, None, ANYONE)],
     "api:docs": [("get", {}, None, ANYONE)],
     "api:token": [
-        ("get", {}, None, (405,) * 5),
+        ("get", {}, None, (401, 405, 405, 405, 405)),
         ("post", {}, {"username": "rita", "password": "wrong"}, (400,) * 5),
+        # Revokes the token the request carries; a session carries none.
+        ("delete", {}, None, (401, 400, 400, 400, 400)),
+    ],
+    "api:tokens": [("get", {}, None, (401, 200, 200, 200, 200))],
+    "api:token-detail": [
+        ("delete", {"token_id": "no-such-token"}, None, (401, 404, 404, 404, 404)),
     ],
     "api:api-root": [("get", {}, None, API_REVIEWERS)],
     "api:api-root[format]": [("get", {"format": "json"}, None, API_REVIEWERS)],
@@ -247,6 +257,8 @@ MATRIX: dict[str, list[tuple]] = {
 # The Django admin site: staff only. Model pages are checked for every registered model;
 # these model admins are read-only audit trails (no add, change or delete).
 READ_ONLY_ADMINS = {"review.decisionlog", "curation.adjudicationlog"}
+# django-axes' records of logins: nothing to add by hand (they can be deleted: an unlock).
+NO_ADD_ADMINS = {"axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
 # Expected for a superuser, by the end of the URL name (model pages) or by the full name.
 ADMIN_SUPERUSER_BY_SUFFIX = {
     "changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200,
@@ -282,6 +294,8 @@ def _admin_expected(p: Pattern) -> tuple:
         suffix = p.name.rsplit("_", 1)[1]
         want = ADMIN_SUPERUSER_BY_SUFFIX[suffix]
         if model in READ_ONLY_ADMINS and suffix in ("add", "delete"):
+            want = 403
+        if model in NO_ADD_ADMINS and suffix == "add":
             want = 403
         return (*others, want)
     if p.route.endswith("(?P<url>.*)$"):  # the catch-all: no such admin page

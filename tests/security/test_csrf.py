@@ -20,7 +20,7 @@ from .url_patterns import all_patterns
 pytestmark = pytest.mark.django_db
 
 UNSAFE = ("post", "put", "patch", "delete")
-WATCHED_APPS = ("relabel_app", "pipeline", "review", "curation", "auth", "authtoken",
+WATCHED_APPS = ("relabel_app", "pipeline", "review", "curation", "auth", "knox", "axes",
                 "sessions", "admin")
 
 
