@@ -40,7 +40,8 @@ class ConsoleWatch:
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
 
     def _on_console(self, msg) -> None:
-        text = f"{msg.type}: {msg.text}"
+        where = (msg.location or {}).get("url", "")
+        text = f"{msg.type}: {msg.text}" + (f" [{where}]" if where else "")
         self.messages.append(text)
         if msg.type == "error":
             self.errors.append(text)
@@ -51,3 +52,13 @@ class ConsoleWatch:
     def assert_no_csp_violations(self) -> None:
         found = self.csp_violations()
         assert not found, "CSP violations:\n" + "\n".join(found)
+
+
+def csp_directives(header: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy header as {directive: [sources]} (order does not matter)."""
+    out: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        words = part.split()
+        if words:
+            out[words[0]] = words[1:]
+    return out
