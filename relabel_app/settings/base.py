@@ -204,8 +204,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Datasets, clips, the ontology, pipeline runs and their candidate labels, reviewers' "
         "decisions; for curators also adjudications, exports and audit figures. Authenticate "
-        "with `Authorization: Token <key>` (POST /api/auth/token/) or a session. Roles are "
-        "the UI's: reviewer, curator, admin."
+        "with `Authorization: Token <key>` (POST /api/auth/token/; tokens expire, and DELETE "
+        "/api/auth/token/ revokes one) or a session. Roles are the UI's: reviewer, curator, "
+        "admin."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -243,7 +244,9 @@ REST_KNOX = {
 AXES_FAILURE_LIMIT = env.int("RELABEL_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("RELABEL_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # per account, and per address
-AXES_RESET_ON_SUCCESS = True
+# No reset on success: a reset clears every attempt of the address too, so an insider could
+# clear their failures by logging in to their own account. Failures expire after the cool-off.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "relabel_app.logins.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "relabel_app.logins.client_ip"
 AXES_VERBOSE = False

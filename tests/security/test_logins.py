@@ -133,3 +133,19 @@ def test_lockout_ends_by_itself_after_the_cooloff(settings):
     assert resp.status_code == 302 and logged_in(c)
     resp = token("cid", "pw")
     assert resp.status_code == 200 and resp.json()["token"]
+
+
+def test_logging_in_to_ones_own_account_does_not_reset_the_count():
+    """The attack: an insider guesses a colleague's password from their desk, and logs in to
+    their own account between rounds of guesses to clear the address's failures (with
+    reset-on-success, django-axes deletes every attempt of that address)."""
+    UserFactory(username="dee")
+    UserFactory(username="eli")  # the attacker's own account
+    for round_ in range(WRONG // 6):
+        for i in range(5):
+            login_page("dee", f"r{round_}-guess-{i}", ip="10.8.0.1")
+        login_page("eli", "pw", ip="10.8.0.1")
+    c, resp = login_page("dee", "pw", ip="10.8.0.1")
+    assert resp.status_code == 429 and not logged_in(c)
+    c, resp = login_page("dee", "pw", ip="10.8.0.2")  # the account itself is locked too
+    assert resp.status_code == 429 and not logged_in(c)
