@@ -149,3 +149,14 @@ def test_logging_in_to_ones_own_account_does_not_reset_the_count():
     assert resp.status_code == 429 and not logged_in(c)
     c, resp = login_page("dee", "pw", ip="10.8.0.2")  # the account itself is locked too
     assert resp.status_code == 429 and not logged_in(c)
+
+
+def test_admin_login_page_is_locked_out_too():
+    UserFactory(username="fay", role="admin", is_staff=True, is_superuser=True)
+    for i in range(WRONG):
+        Client().post("/admin/login/", {"username": "fay", "password": f"g{i}"},
+                      REMOTE_ADDR=f"10.10.0.{i + 1}")
+    c = Client()
+    resp = c.post("/admin/login/", {"username": "fay", "password": "pw"}, REMOTE_ADDR="10.10.1.1")
+    assert resp.status_code == 429 and not logged_in(c)
+    assert "Logging in is blocked for now" in resp.content.decode()
