@@ -350,6 +350,14 @@ def labelset_import(
             f"(SELECT item, count(*) AS n FROM {_MATCH} GROUP BY item) per_item"
         )
         items_matched, ambiguous, clips_matched = cur.fetchone()
+        if not items_matched:
+            # Most likely the wrong dataset: an empty "done" run would look like a result.
+            sample = ", ".join(unmatched_ytids[:5])
+            raise LabelsetImportError(
+                source, "",
+                f"none of its {items_read:,} items matches a clip of dataset "
+                f"{dataset_name!r} (first YTIDs: {sample or 'none'}); is it the right dataset?",
+            )
         timings["match"] = time.perf_counter() - t0
 
         # --- the run: create, or reuse the one of the same name ---------------------
