@@ -461,6 +461,9 @@ def labelset_import(
         run.clip_count = clips_matched
         run.started_at = run.finished_at = now
         run.save(update_fields=["config", "status", "clip_count", "started_at", "finished_at"])
+        from .signals import run_finished
+
+        transaction.on_commit(lambda: run_finished.send(sender=PipelineRun, run=run))
 
     return LabelsetImportReport(
         run_id=run.pk, created=created, source=source, format=fmt, items_read=items_read,
