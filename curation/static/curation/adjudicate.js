@@ -57,7 +57,9 @@
     e.preventDefault();
   });
 
-  // htmx replaces a row after each verdict: keep the same row current.
-  document.addEventListener("htmx:afterSwap", () => mark(current, false));
+  // htmx replaces a row after each verdict (outerHTML): keep the same row current. With
+  // an outerHTML swap the old row is detached before htmx:afterSwap fires on it, so the
+  // event never reaches the document; htmx:load fires on the new row and bubbles.
+  document.addEventListener("htmx:load", () => mark(current, false));
   document.addEventListener("DOMContentLoaded", () => mark(0, false));
 })();
