@@ -98,3 +98,23 @@ def audit_charts(figures: dict) -> dict[str, SafeString]:
         title="Decisions per active hour", value_format="{:,.1f}", color=PALETTE[5],
     )
     return charts
+
+
+class LazyCharts:
+    """The charts of a figures dict, drawn on first access (``charts.name`` in a template):
+    a page whose figure block comes from the cache draws none."""
+
+    def __init__(self, figures: dict | None):
+        self._figures = figures
+        self._charts: dict[str, SafeString] | None = None
+
+    def __getitem__(self, name: str) -> SafeString:
+        if self._charts is None:
+            self._charts = audit_charts(self._figures) if self._figures else {}
+        return self._charts[name]
+
+    def get(self, name: str, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default

@@ -122,3 +122,12 @@ def flagged_reviewer_ids(*, dataset: Dataset) -> tuple[int, ...]:
         return ()
     return tuple(sorted(g.reviewer_id for g in reviewer_gold_accuracy(dataset=dataset)
                         if g.flagged))
+
+
+def excluded_reviewer_names(*, dataset: Dataset) -> list[str]:
+    """Usernames of the reviewers whose votes the majority leaves out (see above)."""
+    ids = flagged_reviewer_ids(dataset=dataset)
+    if not ids:
+        return []
+    return sorted(get_user_model().objects.filter(pk__in=ids)
+                  .values_list("username", flat=True))

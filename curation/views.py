@@ -29,9 +29,9 @@ from .adjudication_queue import (
     adjudication_queue_next,
     queue_filter_for,
 )
-from .dashboard import audit_charts
+from .dashboard import LazyCharts
 from .forms import AdjudicationForm, ExportForm, GoldSettingsForm
-from .gold import reviewer_gold_accuracy
+from .gold import excluded_reviewer_names, reviewer_gold_accuracy
 from .models import ExportJob
 from .resolution import latest_run
 from .selectors import clip_label_states, dataset_runs, export_jobs_for, run_for
@@ -83,6 +83,7 @@ def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
         "clip": clip, "run": run, "runs": dataset_runs(clip.dataset),
         "states": clip_label_states(clip=clip, run=run), "audio_url": _audio_url(clip),
         "gold": GoldClip.objects.filter(clip=clip).first(), **_queue_context(request),
+        "excluded_reviewers": excluded_reviewer_names(dataset=clip.dataset),
     })
 
 
@@ -244,8 +245,10 @@ def audit(request: HttpRequest, name: str) -> HttpResponse:
     figures = snapshot.figures if snapshot and snapshot.figures else None
     return render(request, "curation/audit.html", {
         "dataset": dataset, "run": run, "runs": dataset_runs(dataset), "f": figures,
-        "charts": audit_charts(figures) if figures else {}, "snapshot": snapshot,
+        # Drawn only when the template's cached block is rendered (once per snapshot).
+        "charts": LazyCharts(figures), "snapshot": snapshot,
         "decisions_since": since, "run_param": "none" if run is None else run.pk,
+        "run_is_latest": run is not None and request.GET.get("run") in (None, ""),
     })
 
 

@@ -54,7 +54,9 @@ def gset(tmp_path):
     assert gold_make_from_adjudications(clip=a, curator=curator) == 3
     csv = tmp_path / "gold.csv"
     csv.write_text(SEGMENTS + f'goldgoldgB2, 30.000, 40.000, "{MIDS["speech"]}"\n')
-    call_command("import_gold", str(csv), dataset="gold", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("import_gold", str(csv), dataset="gold", stdout=out)
+    assert out.getvalue().strip() == "gold: 1 gold clips with 1 present labels imported"
     decide(a, "bark", r1, "accept")
     decide(a, "cat", r1, "accept")
     decide(a, "dog", r1, "reject")
@@ -123,6 +125,9 @@ def test_floor_flags_and_exclusion_changes_the_curated_state(gset, client):
     html = client.get("/curation/dataset/gold/reviewers/").content.decode()
     assert 'class="flagged" data-reviewer="gr1"' in html
     assert "<td>0.500</td><td>0.667</td>" in html
+    # The adjudication page says whose votes the curated state leaves out.
+    html = client.get(f"/curation/clip/{gset['x'].pk}/").content.decode()
+    assert "Votes of gr1, gr4 are left out of the majority" in html
 
 
 def test_make_gold_needs_adjudications_and_a_curator(gset):

@@ -217,3 +217,23 @@ def test_pr_curve_starts_at_the_first_real_point():
     svg = str(audit_charts(figures)["pr_curve"])
     [points] = re.findall(r'<polyline points="([^"]+)"', svg)
     assert len(points.split()) == 2  # the (recall 0, precision 0) point is left out
+
+
+def test_figures_render_once_per_snapshot(client, monkeypatch):
+    """The figure block is cached per snapshot: a second load draws no chart; a new
+    computation (a new computed_at) renders again."""
+    ds, run = _grow("once", 3, [UserFactory(username="once-r")])
+    client.force_login(UserFactory(username="once-cur", role="curator"))
+    snap = audit_snapshot_compute(snapshot_id=audit_snapshot_request(dataset=ds, run=run).pk)
+    url = f"/curation/dataset/once/audit/?run={run.pk}"
+    assert "Labels per clip (% of clips)" in client.get(url).content.decode()
+
+    def boom(figures):
+        raise AssertionError("charts drawn again")
+
+    monkeypatch.setattr("curation.dashboard.audit_charts", boom)
+    assert "Labels per clip (% of clips)" in client.get(url).content.decode()
+    AuditSnapshot.objects.filter(pk=snap.pk).update(status="pending")
+    audit_snapshot_compute(snapshot_id=snap.pk)
+    with pytest.raises(AssertionError, match="charts drawn again"):
+        client.get(url)
