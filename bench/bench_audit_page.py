@@ -100,6 +100,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=40)
     ap.add_argument("--wait-quiet", type=float, default=120)
     ap.add_argument("--compare-app-dir", type=Path)
+    ap.add_argument("--reuse-snapshot", action="store_true",
+                    help="load the page against the stored snapshot when there is one "
+                         "(no computation; its earlier time is reported)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -110,7 +113,11 @@ def main() -> None:
     from bench.bench_review_http import new_session, start_server
     from curation.adjudication_queue import adjudication_queue, queue_filter_for
     from curation.resolution import latest_run
-    from curation.snapshots import audit_snapshot_compute, audit_snapshot_request
+    from curation.snapshots import (
+        audit_snapshot_compute,
+        audit_snapshot_get,
+        audit_snapshot_request,
+    )
     from relabel_app.models import Dataset
 
     suffix = "_quick" if args.quick else "_2m"
@@ -124,8 +131,12 @@ def main() -> None:
         print(f"other processes used {cores:.2f} cores; load average {loadavg()}")
 
     w = Watch()
-    snap = audit_snapshot_request(dataset=ds, run=run)
-    snap = audit_snapshot_compute(snapshot_id=snap.pk)
+    snap = audit_snapshot_get(dataset=ds, run=run)
+    if not (args.reuse_snapshot and snap is not None and snap.status == "done"):
+        snap = audit_snapshot_request(dataset=ds, run=run)
+        snap = audit_snapshot_compute(snapshot_id=snap.pk)
+    else:
+        print(f"reusing the snapshot computed at {snap.computed_at}")
     compute_s = snap.compute_seconds
     other_cores = w.other_cores()
     print(f"snapshot computation: {compute_s:.1f} s (status {snap.status}; other processes "
