@@ -237,3 +237,27 @@ def test_figures_render_once_per_snapshot(client, monkeypatch):
     audit_snapshot_compute(snapshot_id=snap.pk)
     with pytest.raises(AssertionError, match="charts drawn again"):
         client.get(url)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_refresh_is_computed_by_a_real_worker(client, worker):
+    """The Refresh button queues curation.audit_snapshot after commit; a real Celery worker
+    (real broker) computes it and the page shows the figures."""
+    import time
+
+    ds, run = _grow("wrk", 3, [UserFactory(username="wrk-r")])
+    client.force_login(UserFactory(username="wrk-cur", role="curator"))
+    proc = worker()
+    r = client.post("/curation/dataset/wrk/audit/refresh/", {"run": str(run.pk)})
+    assert r.status_code == 302
+    deadline = time.monotonic() + 90
+    snap = AuditSnapshot.objects.get(dataset=ds, run=run)
+    while snap.status != "done" and time.monotonic() < deadline:
+        assert proc.poll() is None, "the worker exited"
+        time.sleep(0.5)
+        snap.refresh_from_db()
+    assert snap.status == "done", snap.error
+    assert snap.figures["clips"] == 3 and snap.figures["run"]["id"] == run.pk
+    html = client.get(f"/curation/dataset/wrk/audit/?run={run.pk}").content.decode()
+    assert "Computed at" in html and "3 clips" in html
