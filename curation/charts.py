@@ -42,11 +42,13 @@ def _nice_max(v: float) -> float:
 def tick_labels(values: Sequence[float], *, min_decimals: int = 0,
                 max_decimals: int = 6) -> list[str]:
     """Labels for axis ticks with thousands separators and just enough decimals that no two
-    distinct values read the same ("0.050, 0.052, 0.054", not "0.05, 0.05, 0.05")."""
+    distinct values read the same ("0.050, 0.052, 0.054", not "0.05, 0.05, 0.05") and none
+    is rounded ("12.5", not "12")."""
+    distinct = {round(v, max_decimals) for v in values}
     for d in range(min_decimals, max_decimals + 1):
         labels = [f"{v:,.{d}f}" for v in values]
-        distinct = {round(v, max_decimals) for v in values}
-        if len(set(labels)) == len(distinct):
+        exact = all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in values)
+        if exact and len(set(labels)) == len(distinct):
             return labels
     return [f"{v:,.{max_decimals}f}" for v in values]
 

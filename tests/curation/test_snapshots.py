@@ -178,6 +178,7 @@ def test_tick_labels_are_distinct_and_have_separators():
         "0.050", "0.052", "0.054", "0.056"]
     assert tick_labels([0, 2500, 5000, 7500, 10000]) == ["0", "2,500", "5,000", "7,500",
                                                           "10,000"]
+    assert tick_labels([0, 12.5, 25, 37.5, 50]) == ["0.0", "12.5", "25.0", "37.5", "50.0"]
     assert (_nice_max(42), _nice_max(7.3), _nice_max(0.31), _nice_max(100)) == (50, 10, 0.5,
                                                                                    100)
 
@@ -198,7 +199,7 @@ def test_histogram_runs_to_twenty_then_21_plus_and_scales_to_the_data():
     texts = _texts(svg)
     assert "20" in texts and "21+" in texts and "10+" not in texts
     # 40 % is the largest bar: the axis ends at 50, not 100.
-    assert "50" in texts and "100" not in texts
+    assert "50.0" in texts and "37.5" in texts and not any(t.startswith("100") for t in texts)
     assert "Original labels, 21+: 10</title>" in svg  # 100 of 1,000 clips have 25 labels
 
 
