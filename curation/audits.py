@@ -40,13 +40,13 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from pipeline.models import PipelineRun
+from pipeline.models import OriginalLabelScore, PipelineRun
 from relabel_app.models import Dataset, Label
 from review.models import ErrorCategory
 
 from . import metrics
 from .models import Policy
-from .resolution import Scope, T, covered_clips_sql, default_run, pair_states_sql
+from .resolution import T, covered_clips_sql, latest_run, pair_states_sql, scope_for
 
 ACTIVE_GAP = timedelta(minutes=10)
 # Points of the precision-recall curve kept for the chart and the JSON (evenly spaced by
@@ -336,19 +336,53 @@ def _throughput(cur, dataset_id: int) -> list[dict]:
     return out
 
 
+def _usernames(ids) -> list[str]:
+    if not ids:
+        return []
+    return sorted(get_user_model().objects.filter(pk__in=ids).values_list("username", flat=True))
+
+
 # --- entry point ---------------------------------------------------------------------------
+
+
+def _original_label_scores(cur, run: PipelineRun) -> dict:
+    """Mean CLAP score (pipeline.OriginalLabelScore of the run) of the original labels the
+    experts kept (curated state accepted), rejected, and left unresolved."""
+    rows = _fetch(cur, f"""
+        SELECT CASE WHEN p.accepted THEN 'kept' WHEN NOT p.accepted THEN 'rejected'
+                    ELSE 'unresolved' END, count(*), avg(s.clap_score)
+        FROM {_PAIRS} p
+        JOIN {OriginalLabelScore._meta.db_table} s
+          ON s.run_id = %(run)s AND s.clip_id = p.clip_id AND s.label_id = p.label_id
+        WHERE p.is_original
+        GROUP BY 1""", {"run": run.pk})
+    got = {k: (int(n), float(m) if m is not None else None) for k, n, m in rows}
+    return {k: {"labels": got.get(k, (0, None))[0], "mean_clap": got.get(k, (0, None))[1]}
+            for k in ("kept", "rejected", "unresolved")}
+
+
+def _gold(dataset: Dataset) -> dict:
+    from .gold import reviewer_gold_accuracy
+
+    return {
+        "floor": dataset.gold_floor, "rate": dataset.gold_rate,
+        "exclude_flagged": dataset.gold_exclude_flagged,
+        "reviewers": [g.as_dict() for g in reviewer_gold_accuracy(dataset=dataset)],
+    }
 
 
 def dataset_audit(*, dataset: Dataset, run: PipelineRun | None = None,
                   use_default_run: bool = True) -> dict:
     """Every audit figure of ``dataset`` as JSON-ready data. ``run`` defaults to the latest
-    run of the model chain (see resolution.default_run); pass an external label set's run
-    to compare that instead."""
+    run (model chain or external label set, resolution.latest_run; ``run_choice`` in the
+    figures says so); ``use_default_run=False`` with no run audits without one."""
+    run_choice = "given" if run is not None else "none"
     if run is None and use_default_run:
-        run = default_run(dataset)
+        run = latest_run(dataset)
+        run_choice = "latest" if run is not None else "none"
     if run is not None and run.dataset_id != dataset.pk:
         raise ValueError(f"run {run.pk} belongs to another dataset")
-    scope = Scope(dataset_id=dataset.pk, run_id=run.pk if run else None)
+    scope = scope_for(dataset=dataset, run_id=run.pk if run else None)
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL jit = off")
         for t in (_PAIRS, _COVERED):
@@ -360,13 +394,22 @@ def dataset_audit(*, dataset: Dataset, run: PipelineRun | None = None,
         cur.execute(f"ANALYZE {_PAIRS}")
         clips = _fetch(cur, f"SELECT count(*) FROM {T.clip} WHERE dataset_id = %(ds)s",
                        {"ds": dataset.pk})[0][0]
+        agreement = _agreement(cur) if run else None
         figures = {
             "dataset": dataset.name,
             "clips": clips,
             "run": run_summary(run),
+            "run_choice": run_choice,
+            "coverage": None if agreement is None else {
+                "covered_clips": agreement["clips"],
+                "uncovered_clips": clips - agreement["clips"],
+            },
+            "excluded_reviewers": _usernames(scope.excluded_reviewer_ids),
             "policy": Policy.KEEP_ORIGINAL.value,
             "label_counts": _label_counts(cur, dataset.pk, run is not None),
-            "agreement": _agreement(cur) if run else None,
+            "agreement": agreement,
+            "original_label_scores": _original_label_scores(cur, run) if run else None,
+            "gold": _gold(dataset),
             "error_categories": _error_categories(cur, dataset.pk),
             "pipeline_vs_experts": _pipeline_vs_experts(cur, run) if run else None,
             "reviewer_agreement": _reviewer_agreement(cur, dataset.pk),

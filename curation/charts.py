@@ -27,14 +27,30 @@ def _fmt(v: float) -> str:
 
 
 def _nice_max(v: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``v`` (the axis end):
+    42 -> 50, 7.3 -> 10, 0.31 -> 0.5."""
     if v <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        for exp in range(-3, 10):
+    for exp in range(-3, 10):
+        for step in (1, 2, 2.5, 5):
             m = step * 10**exp
             if m >= v:
                 return m
     return v
+
+
+def tick_labels(values: Sequence[float], *, min_decimals: int = 0,
+                max_decimals: int = 6) -> list[str]:
+    """Labels for axis ticks with thousands separators and just enough decimals that no two
+    distinct values read the same ("0.050, 0.052, 0.054", not "0.05, 0.05, 0.05") and none
+    is rounded ("12.5", not "12")."""
+    distinct = {round(v, max_decimals) for v in values}
+    for d in range(min_decimals, max_decimals + 1):
+        labels = [f"{v:,.{d}f}" for v in values]
+        exact = all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in values)
+        if exact and len(set(labels)) == len(distinct):
+            return labels
+    return [f"{v:,.{max_decimals}f}" for v in values]
 
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> SafeString:
@@ -64,13 +80,13 @@ def grouped_bars(categories: Sequence[str], series: Sequence[Series], *, title: 
     pw, ph = width - left - right, height - top - bottom
     vmax = _nice_max(max((v or 0 for s in series for v in s.values), default=0))
     body = [f'<text x="{left}" y="14" {FONT} font-weight="600">{escape(title)}</text>']
-    for i in range(5):
-        v = vmax * i / 4
+    ticks = [vmax * i / 4 for i in range(5)]
+    for i, text in enumerate(tick_labels(ticks)):
         y = top + ph - ph * i / 4
         body.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" '
                     'stroke="#e4e7ee"/>')
         body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
-                    f"{escape(_fmt(v))}</text>")
+                    f"{escape(text)}</text>")
     n = max(1, len(categories))
     group_w = pw / n
     bar_w = max(1.0, group_w * 0.8 / max(1, len(series)))
@@ -143,17 +159,18 @@ def line_chart(series: Sequence[tuple[Series, Sequence[float]]], *, title: str,
         return top + ph - ph * ((y - y0) / ((y1 - y0) or 1))
 
     body = [f'<text x="{left}" y="14" {FONT} font-weight="600">{escape(title)}</text>']
-    for i in range(6):
-        fx = x0 + (x1 - x0) * i / 5
-        fy = y0 + (y1 - y0) * i / 5
+    xticks = [x0 + (x1 - x0) * i / 5 for i in range(6)]
+    yticks = [y0 + (y1 - y0) * i / 5 for i in range(6)]
+    for fx, fy, xt, yt in zip(xticks, yticks, tick_labels(xticks, min_decimals=2),
+                              tick_labels(yticks, min_decimals=1), strict=True):
         body.append(f'<line x1="{sx(fx):.1f}" x2="{sx(fx):.1f}" y1="{top}" y2="{top + ph}" '
                     'stroke="#eef0f4"/>')
         body.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(fy):.1f}" y2="{sy(fy):.1f}" '
                     'stroke="#eef0f4"/>')
         body.append(f'<text x="{sx(fx):.1f}" y="{top + ph + 14}" text-anchor="middle" {FONT}>'
-                    f"{fx:.2f}</text>")
+                    f"{escape(xt)}</text>")
         body.append(f'<text x="{left - 5}" y="{sy(fy) + 4:.1f}" text-anchor="end" {FONT}>'
-                    f"{fy:.1f}</text>")
+                    f"{escape(yt)}</text>")
     body.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
                 'stroke="#5b6475"/>')
     for i, (x, text, color) in enumerate(vlines):

@@ -7,7 +7,8 @@ from django.utils.safestring import SafeString
 
 from .charts import PALETTE, Series, grouped_bars, horizontal_bars, line_chart
 
-HISTOGRAM_MAX = 10  # labels per clip: 0 .. 9 and "10+"
+# Labels per clip: 0 .. 20 each, then "21+" (AudioSet-R's tail reaches 20).
+HISTOGRAM_MAX = 21
 
 
 def _histogram_percent(block: dict | None) -> list[float | None]:
@@ -62,6 +63,9 @@ def audit_charts(figures: dict) -> dict[str, SafeString]:
     if pve and pve["pr_curve"]["points"]:
         pr = pve["pr_curve"]
         pts = pr["points"]
+        # The PR curve starts at its first real point: thresholds above every accepted
+        # candidate keep nothing right (recall 0) and would pin the line to (0, 0).
+        real = [p for p in pts if p["recall"] > 0] or pts
         best = pr["best"]
         xs = [p["threshold"] for p in pts]
         lo, hi = min(xs), max(xs)
@@ -80,8 +84,8 @@ def audit_charts(figures: dict) -> dict[str, SafeString]:
             y_label="precision / recall / F1", vlines=vlines, x_range=(lo, hi),
         )
         charts["pr_curve"] = line_chart(
-            [(Series("precision", [p["precision"] for p in pts], PALETTE[0]),
-              [p["recall"] for p in pts])],
+            [(Series("precision", [p["precision"] for p in real], PALETTE[0]),
+              [p["recall"] for p in real])],
             title="Precision-recall of the CLAP threshold", x_label="recall",
             y_label="precision",
             markers=[(best["recall"], best["precision"],
@@ -94,3 +98,23 @@ def audit_charts(figures: dict) -> dict[str, SafeString]:
         title="Decisions per active hour", value_format="{:,.1f}", color=PALETTE[5],
     )
     return charts
+
+
+class LazyCharts:
+    """The charts of a figures dict, drawn on first access (``charts.name`` in a template):
+    a page whose figure block comes from the cache draws none."""
+
+    def __init__(self, figures: dict | None):
+        self._figures = figures
+        self._charts: dict[str, SafeString] | None = None
+
+    def __getitem__(self, name: str) -> SafeString:
+        if self._charts is None:
+            self._charts = audit_charts(self._figures) if self._figures else {}
+        return self._charts[name]
+
+    def get(self, name: str, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default

@@ -40,7 +40,7 @@ from relabel_app.models import Dataset
 from review.models import ErrorCategory
 
 from .models import ExportJob, Policy
-from .resolution import Scope, T, clip_scope_sql, curated_per_clip_sql
+from .resolution import T, clip_scope_sql, curated_per_clip_sql, scope_for
 
 Format = ExportJob.Format
 ProgressFn = Callable[[int, "int | None"], None]
@@ -100,7 +100,7 @@ def curated_lines_sql(dataset: Dataset, fmt: str, policy: str) -> tuple[str, dic
     """The statement of a segments-CSV or JSON export: a meta line
     "clips_in_scope num_segs num_ytids num_positive_labels num_unique_labels", then one
     line per clip in dataset order."""
-    scope = Scope(dataset_id=dataset.pk)
+    scope = scope_for(dataset=dataset)
     required = dataset.required_reviews
     params = scope.params()
     if Format(fmt) == Format.CSV:

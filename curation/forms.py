@@ -17,3 +17,16 @@ class ExportForm(forms.Form):
         choices=Policy.choices, initial=Policy.KEEP_ORIGINAL,
         help_text="What unresolved labels become. Not used by the decisions CSV.",
     )
+
+
+class GoldSettingsForm(forms.Form):
+    gold_rate_percent = forms.FloatField(
+        label="Gold rate (% of picks)", min_value=0, max_value=100, initial=5,
+    )
+    gold_floor = forms.FloatField(
+        label="Floor (precision or recall below it flags a reviewer)", required=False,
+        min_value=0, max_value=1,
+    )
+    gold_exclude_flagged = forms.BooleanField(
+        label="Leave flagged reviewers' votes out of the majority", required=False,
+    )

@@ -145,3 +145,40 @@ class ExportJob(models.Model):
     @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1] if self.path else ""
+
+
+class AuditSnapshot(models.Model):
+    """The audit figures of a dataset against one run (or none), computed by the Celery task
+    curation.audit_snapshot and read by the audit page, so opening the page costs a
+    few indexed reads whatever the dataset's size. ``audit --json`` still computes fresh.
+
+    ``last_log_id``: the newest DecisionLog id when the computation started; decisions
+    logged after it are "N decisions since" on the page."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Computing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    # Null: the audit without a run.
+    run = models.ForeignKey("pipeline.PipelineRun", null=True, blank=True,
+                            on_delete=models.CASCADE, related_name="+")
+    figures = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    compute_seconds = models.FloatField(null=True, blank=True)
+    last_log_id = models.BigIntegerField(default=0)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "run"], name="auditsnapshot_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"audit snapshot of {self.dataset_id} / run {self.run_id} ({self.status})"

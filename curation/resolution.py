@@ -59,9 +59,13 @@ class Scope:
     dataset_id: int
     run_id: int | None = None
     clip_id: int | None = None
+    # Reviewers whose votes the majority leaves out (flagged by the gold floor, when the
+    # dataset says so: curation.gold.flagged_reviewer_ids).
+    excluded_reviewer_ids: tuple[int, ...] = ()
 
     def params(self) -> dict:
-        return {"dataset_id": self.dataset_id, "run_id": self.run_id, "clip_id": self.clip_id}
+        return {"dataset_id": self.dataset_id, "run_id": self.run_id, "clip_id": self.clip_id,
+                "excluded_reviewers": list(self.excluded_reviewer_ids)}
 
     def clip_filter(self, alias: str) -> str:
         """SQL restricting ``alias`` (a clip table alias) to the scope."""
@@ -81,10 +85,35 @@ def default_run(dataset: Dataset) -> PipelineRun | None:
     )
 
 
+def latest_run(dataset: Dataset) -> PipelineRun | None:
+    """The run the audit uses unless told otherwise: the dataset's latest run of the model
+    chain or external label set, whichever is newer."""
+    return (
+        PipelineRun.objects.filter(
+            dataset=dataset, kind__in=[PipelineRun.Kind.MODELS, PipelineRun.Kind.EXTERNAL])
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def scope_for(*, dataset: Dataset, run_id: int | None = None,
+              clip_id: int | None = None) -> Scope:
+    """The Scope with the dataset's gold rule applied (flagged reviewers left out of the
+    majority when Dataset.gold_exclude_flagged)."""
+    from .gold import flagged_reviewer_ids
+
+    return Scope(dataset_id=dataset.pk, run_id=run_id, clip_id=clip_id,
+                 excluded_reviewer_ids=flagged_reviewer_ids(dataset=dataset))
+
+
 def decided_ctes(scope: Scope) -> str:
     """CTEs ``votes``, ``adj`` and ``decided``. ``decided`` has a row for every pair with a
     decision or an adjudication: (clip_id, label_id, n_accept, n_reject, n_unsure,
-    adjudication, accepted) where accepted is true / false / null (unresolved)."""
+    adjudication, accepted) where accepted is true / false / null (unresolved). Votes of
+    ``scope.excluded_reviewer_ids`` are not counted."""
+    excluded = ""
+    if scope.excluded_reviewer_ids:
+        excluded = " AND d.reviewer_id <> ALL(%(excluded_reviewers)s::int[])"
     return f"""
     votes AS (
         SELECT d.clip_id, d.label_id,
@@ -92,7 +121,7 @@ def decided_ctes(scope: Scope) -> str:
                count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
                count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
         FROM {T.decision} d JOIN {T.clip} c ON c.id = d.clip_id
-        WHERE {scope.clip_filter("c")}
+        WHERE {scope.clip_filter("c")}{excluded}
         GROUP BY d.clip_id, d.label_id
     ),
     adj AS (

@@ -8,10 +8,11 @@ from django.db import connection
 
 from pipeline.models import PipelineRun
 from relabel_app.models import Clip, Dataset, Label
-from review.models import Decision
+from review.label_info import ontology
+from review.models import Decision, GoldClip, GoldLabel
 
 from .models import Adjudication, ExportJob
-from .resolution import Scope, default_run, pair_states_sql
+from .resolution import default_run, pair_states_sql, scope_for
 
 
 @dataclass
@@ -38,6 +39,8 @@ class LabelState:
     curated: bool
     adjudication: Adjudication | None = None
     reviewers: list[ReviewerVerdict] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # ontology paths, "A > B > C"
+    gold: bool | None = None  # the gold answer (present / absent) on a gold clip
 
     @property
     def state(self) -> str:
@@ -72,9 +75,9 @@ class LabelState:
 def clip_label_states(*, clip: Clip, run: PipelineRun | None,
                       label_id: int | None = None) -> list[LabelState]:
     """Every label of the clip (originals, the run's selected candidates, reviewer- and
-    curator-added labels) with its votes, adjudication and curated state (keep-original).
-    Four queries whatever the number of labels."""
-    scope = Scope(dataset_id=clip.dataset_id, run_id=run.pk if run else None, clip_id=clip.pk)
+    curator-added labels) with its votes, adjudication, curated state (keep-original),
+    ontology paths and gold answer. A fixed number of queries whatever the number of labels."""
+    scope = scope_for(dataset=clip.dataset, run_id=run.pk if run else None, clip_id=clip.pk)
     sql = pair_states_sql(scope)
     params = scope.params()
     if label_id is not None:
@@ -98,6 +101,14 @@ def clip_label_states(*, clip: Clip, run: PipelineRun | None,
             reviewer=d.reviewer.username, verdict=d.verdict,
             error_category=d.error_category.name if d.error_category else "", note=d.note,
         ))
+    onto = ontology(need_ids=labels.keys())
+    gold = dict(GoldLabel.objects.filter(clip=clip).values_list("label_id", "present"))
+    gold_complete = GoldClip.objects.filter(clip=clip, complete=True).exists()
+
+    def paths(label_id: int) -> list[str]:
+        info = onto.get(label_id)
+        return [info.path, *info.other_paths] if info else []
+
     states = [
         LabelState(
             label=labels[r["label_id"]], is_original=r["is_original"],
@@ -105,7 +116,8 @@ def clip_label_states(*, clip: Clip, run: PipelineRun | None,
             n_accept=r["n_accept"], n_reject=r["n_reject"], n_unsure=r["n_unsure"],
             accepted=r["accepted"], curated=r["curated"],
             adjudication=adjudications.get(r["label_id"]),
-            reviewers=by_label.get(r["label_id"], []),
+            reviewers=by_label.get(r["label_id"], []), paths=paths(r["label_id"]),
+            gold=gold.get(r["label_id"], False if gold_complete else None),
         )
         for r in rows
     ]

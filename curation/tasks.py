@@ -19,3 +19,13 @@ def export_task(job_id: int) -> str:
 
     job = export_job_run(job_id=job_id)
     return job.status if job else "missing"
+
+
+@shared_task(name="curation.audit_snapshot", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=EXPORT_SOFT_TIME_LIMIT_S, time_limit=EXPORT_TIME_LIMIT_S)
+def audit_snapshot_task(snapshot_id: int) -> str:
+    """Compute one AuditSnapshot (queue "export", with the other long SQL jobs)."""
+    from .snapshots import audit_snapshot_compute
+
+    snap = audit_snapshot_compute(snapshot_id=snapshot_id)
+    return snap.status if snap else "missing"

@@ -18,13 +18,24 @@ from django_htmx.http import HttpResponseStopPolling
 
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required
+from review.models import GoldClip
 
 from . import services
-from .audits import dataset_audit
-from .dashboard import audit_charts
-from .forms import AdjudicationForm, ExportForm
+from .adjudication_queue import (
+    DEFAULT_MARGIN,
+    PAGE_SIZE,
+    REASONS,
+    adjudication_queue,
+    adjudication_queue_next,
+    queue_filter_for,
+)
+from .dashboard import LazyCharts
+from .forms import AdjudicationForm, ExportForm, GoldSettingsForm
+from .gold import excluded_reviewer_names, reviewer_gold_accuracy
 from .models import ExportJob
+from .resolution import latest_run
 from .selectors import clip_label_states, dataset_runs, export_jobs_for, run_for
+from .snapshots import audit_snapshot_for_page, audit_snapshot_request
 
 
 @curator_required
@@ -49,6 +60,20 @@ def _audio_url(clip: Clip) -> str | None:
         return None
 
 
+def _queue_context(request: HttpRequest) -> dict:
+    """The adjudication queue a clip page was reached from (``?queue=<reason>|all&rank=N``),
+    so "next" continues through the same list."""
+    reason = request.GET.get("queue", "")
+    if reason not in ("all", *REASONS):
+        return {}
+    try:
+        rank = max(0, int(request.GET.get("rank", "0")))
+    except ValueError:
+        rank = 0
+    return {"queue": reason, "queue_rank": rank,
+            "queue_reason_label": REASONS.get(reason, "All reasons")}
+
+
 @curator_required
 @require_GET
 def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
@@ -57,6 +82,114 @@ def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
     return render(request, "curation/clip.html", {
         "clip": clip, "run": run, "runs": dataset_runs(clip.dataset),
         "states": clip_label_states(clip=clip, run=run), "audio_url": _audio_url(clip),
+        "gold": GoldClip.objects.filter(clip=clip).first(), **_queue_context(request),
+        "excluded_reviewers": excluded_reviewer_names(dataset=clip.dataset),
+    })
+
+
+def _reason(request: HttpRequest) -> str:
+    reason = request.GET.get("reason", "") or request.GET.get("queue", "")
+    return reason if reason in REASONS else ""
+
+
+def _margin(request: HttpRequest) -> float:
+    try:
+        return min(1.0, max(0.0, float(request.GET.get("margin", DEFAULT_MARGIN))))
+    except ValueError:
+        return DEFAULT_MARGIN
+
+
+@curator_required
+@require_GET
+def adjudication_queue_page(request: HttpRequest, name: str) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, name=name)
+    run = run_for(dataset, request.GET.get("run"))
+    try:
+        page_no = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page_no = 1
+    f = queue_filter_for(dataset=dataset, run=run, reason=_reason(request),
+                         margin=_margin(request))
+    queue = adjudication_queue(f=f, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    return render(request, "curation/adjudication_queue.html", {
+        "dataset": dataset, "run": run, "runs": dataset_runs(dataset), "q": queue,
+        "page_no": page_no, "queue_key": f.reason or "all",
+        "has_next": queue.offset + len(queue.rows) < queue.matching,
+        "page_end": queue.offset + len(queue.rows),
+    })
+
+
+@curator_required
+@require_GET
+def adjudicate_next(request: HttpRequest, name: str) -> HttpResponse:
+    """"Next to adjudicate": the clip after ``?after=<clip id>`` in the queue (the first
+    without it), opened on its adjudication page in queue mode."""
+    dataset = get_object_or_404(Dataset, name=name)
+    run = run_for(dataset, request.GET.get("run"))
+    f = queue_filter_for(dataset=dataset, run=run, reason=_reason(request),
+                         margin=_margin(request))
+    try:
+        after = int(request.GET["after"]) if request.GET.get("after") else None
+        rank = max(0, int(request.GET.get("rank", "0")))
+    except ValueError:
+        return HttpResponse("after and rank must be numbers", status=400)
+    nxt = adjudication_queue_next(f=f, current_clip_id=after, rank=rank)
+    queue_url = reverse("curation:adjudication_queue", kwargs={"name": dataset.name})
+    if nxt is None:
+        messages.info(request, "Nothing left to adjudicate in this list.")
+        return redirect(queue_url + (f"?reason={f.reason}" if f.reason else ""))
+    clip_id, rank = nxt
+    url = reverse("curation:clip", kwargs={"clip_id": clip_id})
+    query = f"?queue={f.reason or 'all'}&rank={rank}" + (f"&run={run.pk}" if run else "")
+    return redirect(url + query)
+
+
+@curator_required
+@require_POST
+def gold_make(request: HttpRequest, clip_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    if request.POST.get("action") == "remove":
+        services.gold_remove(clip=clip, curator=request.user)
+        messages.success(request, "This clip is no longer a gold clip.")
+    else:
+        try:
+            n = services.gold_make_from_adjudications(clip=clip, curator=request.user)
+        except services.GoldError as e:
+            messages.error(request, str(e))
+        else:
+            messages.success(request, f"Gold clip: {n} adjudicated label{'s' if n != 1 else ''}"
+                                      " are its gold answers.")
+    back = request.POST.get("next", "")
+    if not back.startswith("/curation/"):
+        back = reverse("curation:clip", kwargs={"clip_id": clip.pk})
+    return redirect(back)
+
+
+@curator_required
+def reviewers(request: HttpRequest, name: str) -> HttpResponse:
+    """Per reviewer: gold precision and recall, the floor that flags, the gold settings."""
+    dataset = get_object_or_404(Dataset, name=name)
+    if request.method == "POST":
+        form = GoldSettingsForm(request.POST)
+        if form.is_valid():
+            services.dataset_gold_settings_update(
+                dataset=dataset, gold_rate=form.cleaned_data["gold_rate_percent"] / 100.0,
+                gold_floor=form.cleaned_data["gold_floor"],
+                gold_exclude_flagged=form.cleaned_data["gold_exclude_flagged"],
+                user=request.user,
+            )
+            messages.success(request, "Gold settings saved.")
+            return redirect("curation:reviewers", name=dataset.name)
+    elif request.method == "GET":
+        form = GoldSettingsForm(initial={
+            "gold_rate_percent": round(dataset.gold_rate * 100, 2),
+            "gold_floor": dataset.gold_floor,
+            "gold_exclude_flagged": dataset.gold_exclude_flagged})
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    return render(request, "curation/reviewers.html", {
+        "dataset": dataset, "form": form, "gold": reviewer_gold_accuracy(dataset=dataset),
+        "gold_clips": GoldClip.objects.filter(dataset=dataset).count(),
     })
 
 
@@ -88,16 +221,48 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
 # --- audits -----------------------------------------------------------------------------
 
 
+def _audit_run(dataset: Dataset, value: str | None):
+    """The run of the audit page: ?run=ID, ?run=none for none, else the latest run (model
+    chain or external label set). Returns (run, ok)."""
+    if value == "none":
+        return None, True
+    if value in (None, ""):
+        return latest_run(dataset), True
+    run = run_for(dataset, value)
+    return run, run is not None
+
+
 @curator_required
 @require_GET
 def audit(request: HttpRequest, name: str) -> HttpResponse:
+    """The stored snapshot of the audit (curation.snapshots): a fixed number of queries
+    whatever the dataset's size."""
     dataset = get_object_or_404(Dataset, name=name)
-    run = run_for(dataset, request.GET.get("run"))
-    figures = dataset_audit(dataset=dataset, run=run, use_default_run=False)
+    run, ok = _audit_run(dataset, request.GET.get("run"))
+    if not ok:
+        raise Http404("No such run in this dataset.")
+    snapshot, since = audit_snapshot_for_page(dataset=dataset, run=run)
+    figures = snapshot.figures if snapshot and snapshot.figures else None
     return render(request, "curation/audit.html", {
         "dataset": dataset, "run": run, "runs": dataset_runs(dataset), "f": figures,
-        "charts": audit_charts(figures),
+        # Drawn only when the template's cached block is rendered (once per snapshot).
+        "charts": LazyCharts(figures), "snapshot": snapshot,
+        "decisions_since": since, "run_param": "none" if run is None else run.pk,
+        "run_is_latest": run is not None and request.GET.get("run") in (None, ""),
     })
+
+
+@curator_required
+@require_POST
+def audit_refresh(request: HttpRequest, name: str) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, name=name)
+    run, ok = _audit_run(dataset, request.POST.get("run"))
+    if not ok:
+        raise Http404("No such run in this dataset.")
+    audit_snapshot_request(dataset=dataset, run=run)
+    messages.success(request, "The audit is being recomputed; reload in a moment.")
+    url = reverse("curation:audit", kwargs={"name": dataset.name})
+    return redirect(url + f"?run={'none' if run is None else run.pk}")
 
 
 # --- exports ----------------------------------------------------------------------------

@@ -350,6 +350,14 @@ def labelset_import(
             f"(SELECT item, count(*) AS n FROM {_MATCH} GROUP BY item) per_item"
         )
         items_matched, ambiguous, clips_matched = cur.fetchone()
+        if not items_matched:
+            # Most likely the wrong dataset: an empty "done" run would look like a result.
+            sample = ", ".join(unmatched_ytids[:5])
+            raise LabelsetImportError(
+                source, "",
+                f"none of its {items_read:,} items matches a clip of dataset "
+                f"{dataset_name!r} (first YTIDs: {sample or 'none'}); is it the right dataset?",
+            )
         timings["match"] = time.perf_counter() - t0
 
         # --- the run: create, or reuse the one of the same name ---------------------
@@ -453,6 +461,9 @@ def labelset_import(
         run.clip_count = clips_matched
         run.started_at = run.finished_at = now
         run.save(update_fields=["config", "status", "clip_count", "started_at", "finished_at"])
+        from .signals import run_finished
+
+        transaction.on_commit(lambda: run_finished.send(sender=PipelineRun, run=run))
 
     return LabelsetImportReport(
         run_id=run.pk, created=created, source=source, format=fmt, items_read=items_read,

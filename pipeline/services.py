@@ -127,9 +127,13 @@ def run_finish_if_complete(*, run_id: int) -> bool:
     run = PipelineRun.objects.get(pk=run_id)
     if _pending_results(run).exists():
         return False
-    PipelineRun.objects.filter(pk=run_id, status=PipelineRun.Status.RUNNING).update(
+    finished = PipelineRun.objects.filter(pk=run_id, status=PipelineRun.Status.RUNNING).update(
         status=PipelineRun.Status.DONE, finished_at=timezone.now()
     )
+    if finished:
+        from .signals import run_finished
+
+        transaction.on_commit(lambda: run_finished.send(sender=PipelineRun, run=run))
     return True
 
 

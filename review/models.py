@@ -228,3 +228,70 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"queue of {self.dataset_id}"
+
+
+class GoldClip(models.Model):
+    """A clip with curator-approved answers (GoldLabel rows), mixed into reviewers' queues
+    at Dataset.gold_rate to measure each reviewer. ``complete``: the answers list every
+    label of the clip, so any other label a reviewer accepts is wrong (an imported segments
+    CSV); otherwise only the labels with an answer count ("Make gold" from adjudications)."""
+
+    class Source(models.TextChoices):
+        ADJUDICATED = "adjudicated", "Adjudicated labels"
+        IMPORTED = "imported", "Imported answers"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    clip = models.OneToOneField(Clip, on_delete=models.CASCADE, related_name="gold")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    complete = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["dataset", "clip"], name="goldclip_dataset_clip")]
+
+    def __str__(self) -> str:
+        return f"gold clip {self.clip_id}"
+
+
+class GoldLabel(models.Model):
+    """The gold answer for one label of a gold clip: present or absent."""
+
+    gold = models.ForeignKey(GoldClip, on_delete=models.CASCADE, related_name="labels",
+                             db_index=False)
+    # Denormalised from gold.clip so decisions join on (clip, label) directly.
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+", db_index=False)
+    present = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "label"], name="goldlabel_unique_clip_label")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} {'present' if self.present else 'absent'} on {self.clip_id}"
+
+
+class GoldServe(models.Model):
+    """A gold clip handed to a reviewer. Unique per (clip, reviewer): a reviewer is never
+    served the same gold clip twice. Also the lease: an unfinished serve younger than the
+    lease comes back on a reload, like a slot lease."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                 related_name="+", db_index=False)
+    served_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "reviewer"], name="goldserve_unique")
+        ]
+        indexes = [models.Index(fields=["reviewer", "served_at"], name="goldserve_reviewer")]
+
+    def __str__(self) -> str:
+        return f"gold clip {self.clip_id} served to {self.reviewer_id}"

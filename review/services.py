@@ -465,12 +465,20 @@ def _queue_refresh_for_pick(dataset: Dataset) -> None:
         transaction.on_commit(lambda: queue_sync_task.delay(dataset.pk))
 
 
-def queue_next_clip(*, dataset: Dataset, reviewer, lease: timedelta = LEASE) -> Clip | None:
+def queue_next_clip(*, dataset: Dataset, reviewer, lease: timedelta = LEASE,
+                    rng=None) -> Clip | None:
     """The clip this reviewer should review next in the dataset, leased to them.
 
     Their own unexpired lease comes first (a reload or a second "Start reviewing" gives the
     same clip). Otherwise the first free slot in the dataset's priority order; a clip with
-    k required reviews has k slots, so up to k reviewers get it at once and no more."""
+    k required reviews has k slots, so up to k reviewers get it at once and no more.
+    At Dataset.gold_rate a gold clip is served instead (review.gold_queue; ``rng`` is
+    its random source, for tests)."""
+    from .gold_queue import gold_next_clip_id
+
+    gold_clip_id = gold_next_clip_id(dataset=dataset, reviewer=reviewer, lease=lease, rng=rng)
+    if gold_clip_id is not None:
+        return Clip.objects.select_related("dataset").get(pk=gold_clip_id)
     _queue_refresh_for_pick(dataset)
     now = timezone.now()
     with transaction.atomic():

@@ -22,3 +22,14 @@ def pct(value, digits=1):
 @register.filter
 def get(mapping, key):
     return (mapping or {}).get(key, 0)
+
+
+@register.filter
+def thousands(value):
+    """12345 -> "12,345"; None -> "–"."""
+    if value is None or value == "":
+        return "–"
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return value

@@ -180,6 +180,7 @@ CELERY_TASK_ROUTES = {
     "pipeline.match": {"queue": "llm"},
     "pipeline.filter": {"queue": "clap"},
     "curation.export": {"queue": "export"},
+    "curation.audit_snapshot": {"queue": "export"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -95,7 +95,7 @@ def test_htmx_adjudication_returns_the_row(client, policy_set, curator):
                     HTTP_HX_REQUEST="true")
     assert r.status_code == 200
     html = r.content.decode()
-    assert html.strip().startswith(f'<tr id="label-{dog.pk}" class="state-accepted">')
+    assert html.strip().startswith(f'<tr id="label-{dog.pk}" class="state-accepted" ')
     assert "clearly a dog" in html
     adj = Adjudication.objects.get(clip=c1, label=dog)
     assert (adj.verdict, adj.note, adj.curator) == ("accept", "clearly a dog", curator)

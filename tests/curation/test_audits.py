@@ -195,8 +195,12 @@ def test_external_label_set_run(audit_set):
     assert f["label_counts"]["run"]["clips"] == 1 and f["label_counts"]["run"]["labels"] == 2
     a = f["agreement"]
     assert (a["original_labels"], a["run_labels"], a["both"]) == (1, 2, 1)
-    # The default is still the latest *model* run.
-    assert dataset_audit(dataset=audit_set.dataset)["run"]["id"] == audit_set.run.pk
+    # The default is the dataset's latest run, model chain or external label set; the
+    # figures say it was chosen that way.
+    latest = dataset_audit(dataset=audit_set.dataset)
+    assert (latest["run"]["id"], latest["run_choice"]) == (ext.pk, "latest")
+    # It covers one of the dataset's four clips.
+    assert latest["coverage"] == {"covered_clips": 1, "uncovered_clips": 3}
 
 
 def test_audit_command_json_prints_the_same_figures(audit_set, figures):
@@ -215,9 +219,19 @@ def test_audit_page(client, audit_set, reviewers):
     client.logout()
     assert client.get(url).status_code == 302
     client.force_login(audit_set.users["curator"])
+    # The first visit asks for a snapshot; the Celery task computes it (called directly).
+    r = client.get(url)
+    assert r.status_code == 200
+    assert "Being computed" in r.content.decode()
+    from curation.models import AuditSnapshot
+    from curation.snapshots import audit_snapshot_compute
+
+    snap = AuditSnapshot.objects.get(dataset=audit_set.dataset, run=audit_set.run)
+    audit_snapshot_compute(snapshot_id=snap.pk)
     r = client.get(url)
     assert r.status_code == 200
     html = r.content.decode()
+    assert "Computed at" in html and "(0 decisions since; took" in html
     assert html.count("<svg") >= 7
     assert "best F1 0.80 at 0.350" in html
     assert "Labels per clip (% of clips)" in html

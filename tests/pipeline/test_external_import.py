@@ -127,7 +127,8 @@ def test_unknown_mid_stops_with_item_number_and_writes_nothing(ds, tmp_path):
 
 def test_reimport_failure_keeps_the_previous_import(ds, tmp_path):
     r = labelset_import(path=write_json(tmp_path, GOOD), dataset_name="ext", name="pub")
-    bad = write_json(tmp_path, [{"wav": "abcdefghijk_0.wav", "labels": "/m/bogus"}], "b.json")
+    bad = write_json(tmp_path, [{"wav": "abcdefghijk_0.wav", "labels": "/m/bogus"},
+                                {"wav": "zzzzzzzzzz1.wav", "labels": SPEECH}], "b.json")
     with pytest.raises(LabelsetImportError):
         labelset_import(path=bad, dataset_name="ext", name="pub")
     assert Candidate.objects.filter(run_id=r.run_id).count() == 3
@@ -145,7 +146,8 @@ def test_reimport_failure_keeps_the_previous_import(ds, tmp_path):
      r"item 2: clip --PJHxphWEs at 30.000 s is already given by item 1"),
 ])
 def test_bad_items(ds, tmp_path, items, reason):
-    path = write_json(tmp_path, items)
+    # One good item too: a file matching no clip at all fails on its own (tested below).
+    path = write_json(tmp_path, [*items, {"wav": "zzzzzzzzzz1.wav", "labels": SPEECH}])
     with pytest.raises(LabelsetImportError, match=reason):
         labelset_import(path=path, dataset_name="ext", name="pub")
     assert not Candidate.objects.exists()
@@ -228,7 +230,8 @@ def test_command(ds, tmp_path, capsys):
     out, _ = capsys.readouterr()
     assert "re-imported as run" in out and "0 labels added, 0 removed" in out
 
-    bad = write_json(tmp_path, [{"wav": "abcdefghijk_0.wav", "labels": "/m/bogus"}], "b.json")
+    bad = write_json(tmp_path, [{"wav": "abcdefghijk_0.wav", "labels": "/m/bogus"},
+                                {"wav": "zzzzzzzzzz1.wav", "labels": SPEECH}], "b.json")
     with pytest.raises(CommandError, match=r"item 1: unknown label.*\nNothing was imported"):
         call_command("import_labelset", str(bad), dataset="ext", name="b")
     call_command("import_labelset", str(bad), dataset="ext", name="b", skip_bad=True)
@@ -236,3 +239,30 @@ def test_command(ds, tmp_path, capsys):
     assert "item 1: skipped: unknown label '/m/bogus'" in err
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_labelset", str(tmp_path / "none.json"), dataset="ext", name="b")
+
+
+def test_a_file_matching_no_clip_fails_and_creates_nothing(ds, tmp_path):
+    """The wrong dataset: exit 1 (CommandError), no run, no candidates."""
+    path = write_json(tmp_path, [{"wav": "Ynotindatas1.wav", "labels": SPEECH},
+                                 {"wav": "nothere0002_5.wav", "labels": SIREN}])
+    with pytest.raises(LabelsetImportError, match=r"none of its 2 items matches a clip of "
+                                                  r"dataset 'ext'.*notindatas1"):
+        labelset_import(path=path, dataset_name="ext", name="wrong")
+    with pytest.raises(CommandError, match="none of its 2 items.*\nNothing was imported"):
+        call_command("import_labelset", str(path), dataset="ext", name="wrong")
+    assert not PipelineRun.objects.filter(dataset=ds).exists()
+    assert not Candidate.objects.exists() and not ClipResult.objects.exists()
+
+
+def test_more_than_half_unmatched_is_said_loudly(ds, tmp_path, capsys):
+    items = [{"wav": "zzzzzzzzzz1.wav", "labels": SPEECH},
+             {"wav": "Ynotindatas1.wav", "labels": SPEECH},
+             {"wav": "nothere0002_5.wav", "labels": SIREN}]
+    call_command("import_labelset", str(write_json(tmp_path, items)), dataset="ext", name="m")
+    _, err = capsys.readouterr()
+    assert "WARNING: MORE THAN HALF OF THE FILE DOES NOT MATCH: 2 of 3 items (66.7%)" in err
+    # Exactly half is not "more than half": only the ordinary warning.
+    call_command("import_labelset", str(write_json(tmp_path, items[:2], "h.json")),
+                 dataset="ext", name="h")
+    _, err = capsys.readouterr()
+    assert "MORE THAN HALF" not in err and "1 items are not clips of ext" in err

@@ -78,6 +78,23 @@ MATRIX: dict[str, list[tuple]] = {
          {"verdict": "reject", "note": "no bark"}, (LOGIN, 403, 403, 302, 302)),
     ],
     "curation:audit": [("get", {"name": "dataset_name"}, None, CURATORS)],
+    "curation:audit_refresh": [
+        ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 405, 405)),
+        ("post", {"name": "dataset_name"}, {}, (LOGIN, 403, 403, 302, 302)),
+    ],
+    "curation:adjudication_queue": [("get", {"name": "dataset_name"}, None, CURATORS)],
+    "curation:adjudicate_next": [
+        ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 302, 302)),
+    ],
+    "curation:gold_make": [
+        ("get", {"clip_id": "clip"}, None, (LOGIN, 403, 403, 405, 405)),
+        ("post", {"clip_id": "clip"}, {"action": "make"}, (LOGIN, 403, 403, 302, 302)),
+    ],
+    "curation:reviewers": [
+        ("get", {"name": "dataset_name"}, None, CURATORS),
+        ("post", {"name": "dataset_name"}, {"gold_rate_percent": "5", "gold_floor": "0.5"},
+         (LOGIN, 403, 403, 302, 302)),
+    ],
     "curation:exports": [
         ("get", {"name": "dataset_name"}, None, CURATORS),
         ("post", {"name": "dataset_name"}, {"format": "csv", "policy": "strict"},

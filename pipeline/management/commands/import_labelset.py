@@ -49,6 +49,13 @@ class Command(BaseCommand):
         if r.unmatched_items:
             sample = ", ".join(r.unmatched_ytids)
             more = ", ..." if r.unmatched_items > len(r.unmatched_ytids) else ""
+            if r.unmatched_items * 2 > r.items_read:
+                share = 100.0 * r.unmatched_items / r.items_read
+                self.stderr.write(self.style.ERROR(
+                    f"WARNING: MORE THAN HALF OF THE FILE DOES NOT MATCH: {r.unmatched_items:,} "
+                    f"of {r.items_read:,} items ({share:.1f}%) are not clips of {dataset}. "
+                    "Check that this label set belongs to this dataset."
+                ))
             self.stderr.write(
                 f"warning: {r.unmatched_items:,} items are not clips of {dataset} and were not "
                 f"imported: {sample}{more}"
