@@ -33,7 +33,7 @@ def older_data():
     reviewer = UserFactory()
     c0 = make_clip(ds, "AAAAAAAAAA0", 0.0, 0, originals=("speech",))
     c1 = make_clip(ds, "BBBBBBBBBB1", 0.0, 1)
-    c2 = make_clip(ds, "CCCCCCCCCC2", 0.0, 2, originals=("dog",))
+    make_clip(ds, "CCCCCCCCCC2", 0.0, 2, originals=("dog",))
     for clip in (c0, c1):
         decision_record(clip=clip, label=abstract, reviewer=reviewer, verdict="accept")
     return ds

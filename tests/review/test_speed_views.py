@@ -16,7 +16,7 @@ from review.selectors import clip_page_data, rapid_questions
 from review.services import decision_record, queue_next_clip
 from tests.factories import UserFactory
 
-from .conftest import MIDS, add_result, label, make_dataset, make_run
+from .conftest import MIDS, label, make_dataset, make_run
 
 pytestmark = pytest.mark.django_db
 
