@@ -13,7 +13,7 @@
   var answers = new WeakMap();      // question element -> verdict given in this session
   var clipBlocks = {};              // clip id -> its .rapid-clip block
   var finishing = {};               // clip id -> promise of its rapid_next answer
-  var keyAt = null;
+  var keyAt = null, lastKeyAt = null;
   var preloading = Promise.resolve();  // the next clip's questions on their way
   window.rapidTimes = [];           // ms from a key to the next question on screen (bench)
 
@@ -37,7 +37,14 @@
       body: body || "",
     });
   }
-  function go(url) { stopped = true; window.location.assign(url); }
+  function go(url) {
+    stopped = true;
+    // A key that led here is measured to the first question of the next page.
+    if (lastKeyAt !== null) {
+      try { sessionStorage.setItem("rapid.keyAt", String(performance.timeOrigin + lastKeyAt)); } catch (e) { /* off */ }
+    }
+    window.location.assign(url);
+  }
 
   function collect() {
     list = Array.prototype.slice.call(root.querySelectorAll("#questions [data-question]"));
@@ -62,6 +69,12 @@
       var t0 = keyAt;
       keyAt = null;
       requestAnimationFrame(function () { window.rapidTimes.push(performance.now() - t0); });
+    } else {
+      var carried = parseFloat(sessionStorage.getItem("rapid.keyAt") || "");
+      if (isFinite(carried)) {
+        sessionStorage.removeItem("rapid.keyAt");
+        requestAnimationFrame(function () { window.rapidTimes.push(performance.timeOrigin + performance.now() - carried); });
+      }
     }
   }
 
@@ -172,10 +185,10 @@
     if (t && t.matches && t.matches("input, textarea, select, [contenteditable]")) return;
     var p = window.ReviewPlayer;
     switch (ev.key) {
-      case "a": keyAt = performance.now(); answer("accept"); break;
-      case "r": keyAt = performance.now(); answer("reject"); break;
-      case "u": keyAt = performance.now(); answer("unsure"); break;
-      case "z": keyAt = performance.now(); back(); break;
+      case "a": lastKeyAt = keyAt = performance.now(); answer("accept"); break;
+      case "r": lastKeyAt = keyAt = performance.now(); answer("reject"); break;
+      case "u": lastKeyAt = keyAt = performance.now(); answer("unsure"); break;
+      case "z": lastKeyAt = keyAt = performance.now(); back(); break;
       case " ": if (t && t.matches && t.matches("button, a[href], summary")) return; if (p) p.togglePlay(); break;
       case "s": if (p) toast("View: " + p.cycleView()); break;
       case "ArrowLeft": if (p) p.seekBy(-2); break;

@@ -38,7 +38,7 @@ def _save(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name))
     if SCREENS.is_dir():
-        page.screenshot(path=str(SCREENS / name))
+        page.screenshot(path=str(SCREENS / f"c10review_{name}"))
 
 
 @pytest.fixture
