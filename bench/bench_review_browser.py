@@ -134,7 +134,7 @@ def start_server(port: int, tmp: Path) -> subprocess.Popen:
     raise SystemExit("gunicorn did not answer within 60 s")
 
 
-def full_screen(page, base: str, n_clips: int, rng: random.Random) -> dict:
+def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool) -> dict:
     decision_keys = labels = keys = clips = 0
     ready_ms: list[float] = []
     page.goto(base + "/")
@@ -143,6 +143,11 @@ def full_screen(page, base: str, n_clips: int, rng: random.Random) -> dict:
         page.wait_for_selector("[data-player][data-ready='1']", timeout=20_000)
         if i > 0:
             ready_ms.append(float(page.get_attribute("[data-player]", "data-ready-ms")))
+            if verbose:
+                nav = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
+                    return {response: Math.round(n.responseEnd), dom: Math.round(n.domContentLoadedEventEnd),
+                            ...window.playerMarks}; }""")
+                print(f"  clip {i}: ready {ready_ms[-1]:.0f} ms after n; since navigation: {nav}")
         open_rows = page.locator("#label-rows tr[data-mid][data-verdict='']")
         n = open_rows.count()
         for k in range(n):
@@ -159,13 +164,13 @@ def full_screen(page, base: str, n_clips: int, rng: random.Random) -> dict:
         keys += 1
         clips += 1
         page.keyboard.press("n")
-        if i < n_clips - 1:
-            page.wait_for_url(lambda u, url=url: u != url and "/clips/" in u, timeout=20_000)
+        page.wait_for_url(lambda u, url=url: u != url, timeout=20_000)
+        page.wait_for_load_state()
     return {"decision_keys": decision_keys, "labels": labels, "keys": keys, "clips": clips,
             "ready_ms": ready_ms}
 
 
-def rapid(page, base: str, n_questions: int, rng: random.Random) -> list[float]:
+def rapid(page, base: str, n_questions: int, rng: random.Random, pace: float) -> list[float]:
     page.goto(base + "/")
     page.get_by_role("button", name="Rapid review").first.click()
     page.wait_for_selector("[data-question]:not([hidden])", timeout=20_000)
@@ -176,6 +181,7 @@ def rapid(page, base: str, n_questions: int, rng: random.Random) -> list[float]:
             break  # the queue is empty
         q = page.locator("[data-question]:not([hidden])")
         key = (q.get_attribute("data-clip"), q.get_attribute("data-mid"))
+        page.wait_for_timeout(pace * 1000)  # listening and deciding
         page.keyboard.press(rng.choices("ar", weights=(70, 30))[0])
         try:
             page.wait_for_function(
@@ -202,6 +208,11 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--questions", type=int, default=30)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--pace", type=float, default=0.5,
+                    help="seconds between rapid-mode answers (an expert deciding in half a "
+                         "second, twice Prodigy's usual pace; default 0.5)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print each clip's navigation and player milestones")
     args = ap.parse_args()
     if args.quick:
         args.clips, args.questions = 4, 12
@@ -226,8 +237,8 @@ def main() -> None:
             page.fill("#id_password", PASSWORD)
             page.keyboard.press("Enter")
             page.wait_for_url(base + "/")
-            fs = full_screen(page, base, args.clips, rng)
-            rq = rapid(page, base, args.questions, rng)
+            fs = full_screen(page, base, args.clips, rng, args.verbose)
+            rq = rapid(page, base, args.questions, rng, args.pace)
             browser.close()
     finally:
         server.terminate()

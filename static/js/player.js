@@ -30,8 +30,13 @@ function cspNonce() {
 
 function now() { return performance.timeOrigin + performance.now(); }
 
+// Milestones of the page's player in ms since navigation start (the benchmark prints them).
+window.playerMarks = {};
+function mark(name) { if (!(name in window.playerMarks)) window.playerMarks[name] = Math.round(performance.now()); }
+
 class Player {
   constructor(box) {
+    mark("player");
     this.box = box;
     this.audio = box.querySelector("audio[data-audio]");
     this.status = box.querySelector("[data-status]");
@@ -73,7 +78,9 @@ class Player {
       ],
     });
     this.ws.on("timeupdate", (t) => this.showTime(t));
+    this.ws.on("decode", () => mark("decoded"));
     this.ws.on("ready", () => {
+      mark("wave");
       this.waveReady = true;
       if (this.status) this.status.hidden = true;
       this.applyView();
@@ -86,8 +93,8 @@ class Player {
     this.ws.on("play", () => this.playState());
     this.ws.on("pause", () => this.playState());
     this.ws.on("finish", () => { if (this.loop) { this.ws.setTime(0); this.ws.play(); } });
-    this.spectrogram.on("ready", () => { this.specReady = true; this.checkReady(); });
-    this.audio.addEventListener("canplay", () => this.checkReady());
+    this.spectrogram.on("ready", () => { mark("spectrogram"); this.specReady = true; this.checkReady(); });
+    this.audio.addEventListener("canplay", () => { mark("canplay"); this.checkReady(); });
     box.addEventListener("click", (ev) => {
       const b = ev.target.closest && ev.target.closest("button[data-action]");
       if (!b || !box.contains(b)) return;
@@ -108,6 +115,7 @@ class Player {
   checkReady() {
     if (!this.waveReady || !this.specReady || this.audio.readyState < 3 || this.box.dataset.ready) return;
     this.box.dataset.ready = "1";
+    mark("ready");
     const keyAt = parseFloat(sessionStorage.getItem("review.navKeyAt") || "");
     if (isFinite(keyAt)) {
       sessionStorage.removeItem("review.navKeyAt");
