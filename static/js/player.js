@@ -29,6 +29,9 @@ function cspNonce() {
 }
 
 function now() { return performance.timeOrigin + performance.now(); }
+// Absolute, as the media element reports its src: wavesurfer then keeps the element's own
+// src instead of swapping in a blob: URL (which a CSP with media-src 'self' refuses).
+function absolute(url) { return new URL(url, window.location.href).href; }
 
 // Milestones of the page's player in ms since navigation start (the benchmark prints them).
 window.playerMarks = {};
@@ -57,7 +60,7 @@ class Player {
     this.ws = WaveSurfer.create({
       container: box.querySelector("[data-wave]"),
       media: this.audio,
-      url: this.audio.getAttribute("src"),
+      url: absolute(this.audio.getAttribute("src")),
       height: 56,
       waveColor: "#9aa8c7",
       progressColor: "#2456c9",
@@ -144,6 +147,8 @@ class Player {
     this.box.dataset.ready = "";
     this.waveReady = this.specReady = false;
     if (nextUrl !== undefined) this.box.dataset.nextAudio = nextUrl || "";
+    url = absolute(url);
+    this.audio.src = url;
     return this.ws.load(url);
   }
 

@@ -320,3 +320,35 @@ def test_adding_an_abstract_class_is_refused(speed_setup, live_server, monkeypat
         expect(refused).to_contain_text("Add one of its trainable children instead: Whistling")
         expect(page.locator('tr[data-mid="/m/0dgw9r"]')).to_have_count(0)
     assert "/m/0dgw9r" not in _verdicts(user, clips[0])
+
+
+def test_player_works_under_a_strict_csp(speed_setup, live_server, monkeypatch):
+    """The CSP being added elsewhere (script-src 'self', style-src 'self' with a nonce): the
+    player passes the nonce of <meta name="csp-nonce"> to wavesurfer's shadow-DOM <style>,
+    and nothing of ours is inline. Simulated here by adding the header and the meta tag."""
+    clips = speed_setup["clips"]
+    nonce = "c10reviewNonce123"
+    csp = (f"default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; "
+           "img-src 'self' data:; media-src 'self'; connect-src 'self'")
+    violations: list[str] = []
+
+    def add_csp(route):
+        response = route.fetch()
+        # What the CSP's own change does to base.html: the nonce for scripts that need it,
+        # and htmx told not to inject its indicator <style>.
+        body = response.text().replace(
+            "<head>", f'<head><meta name="csp-nonce" content="{nonce}">'
+            """<meta name="htmx-config" content='{"includeIndicatorStyles": false}'>""", 1)
+        route.fulfill(response=response, body=body,
+                      headers={**response.headers, "content-security-policy": csp})
+
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+        page.route(f"**/clips/{clips[0].pk}/", add_csp)
+        page.goto(live_server.url + f"/clips/{clips[0].pk}/")
+        page.wait_for_selector("[data-player][data-ready='1']")
+        assert page.evaluate("window.ReviewPlayer.spectrogramCanvases().length") >= 1
+        # wavesurfer's own stylesheet applied (its cursor is positioned absolutely).
+        assert page.evaluate("""() => getComputedStyle(window.ReviewPlayer.ws.getWrapper()
+            .querySelector('.cursor')).position""") == "absolute"
+    assert not violations, violations
