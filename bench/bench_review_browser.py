@@ -134,7 +134,8 @@ def start_server(port: int, tmp: Path) -> subprocess.Popen:
     raise SystemExit("gunicorn did not answer within 60 s")
 
 
-def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool) -> dict:
+def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool,
+                screens: Path | None = None) -> dict:
     decision_keys = labels = keys = clips = 0
     ready_ms: list[float] = []
     page.goto(base + "/")
@@ -148,6 +149,9 @@ def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool
                     return {response: Math.round(n.responseEnd), dom: Math.round(n.domContentLoadedEventEnd),
                             ...window.playerMarks}; }""")
                 print(f"  clip {i}: ready {ready_ms[-1]:.0f} ms after n; since navigation: {nav}")
+        if screens and i == 1:
+            page.wait_for_timeout(1500)  # autoplay moves the playhead
+            page.screenshot(path=str(screens / "c10review_demo_clip_page_1280x720.png"))
         open_rows = page.locator("#label-rows tr[data-mid][data-verdict='']")
         n = open_rows.count()
         for k in range(n):
@@ -170,12 +174,17 @@ def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool
             "ready_ms": ready_ms}
 
 
-def rapid(page, base: str, n_questions: int, rng: random.Random, pace: float) -> list[float]:
+def rapid(page, base: str, n_questions: int, rng: random.Random, pace: float,
+          screens: Path | None = None) -> list[float]:
     page.goto(base + "/")
     page.get_by_role("button", name="Rapid review").first.click()
     page.wait_for_selector("[data-question]:not([hidden])", timeout=20_000)
     times: list[float] = []
     seen = 0
+    if screens:
+        page.wait_for_selector("[data-player][data-ready='1']")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(screens / "c10review_demo_rapid_question_1280x720.png"))
     for _ in range(n_questions):
         if "/rapid/" not in page.url:
             break  # the queue is empty
@@ -211,6 +220,8 @@ def main() -> None:
     ap.add_argument("--pace", type=float, default=0.5,
                     help="seconds between rapid-mode answers (an expert deciding in half a "
                          "second, twice Prodigy's usual pace; default 0.5)")
+    ap.add_argument("--screens", metavar="DIR",
+                    help="save the first clip page and the first rapid question (PNG) here")
     ap.add_argument("--verbose", action="store_true",
                     help="print each clip's navigation and player milestones")
     args = ap.parse_args()
@@ -237,8 +248,9 @@ def main() -> None:
             page.fill("#id_password", PASSWORD)
             page.keyboard.press("Enter")
             page.wait_for_url(base + "/")
-            fs = full_screen(page, base, args.clips, rng, args.verbose)
-            rq = rapid(page, base, args.questions, rng, args.pace)
+            screens = Path(args.screens) if args.screens else None
+            fs = full_screen(page, base, args.clips, rng, args.verbose, screens)
+            rq = rapid(page, base, args.questions, rng, args.pace, screens)
             browser.close()
     finally:
         server.terminate()
