@@ -5,7 +5,15 @@ from django.contrib import admin
 
 from relabel_app.admin import EstimatedCountPaginator
 
-from .models import ClipReview, Decision, DecisionLog, ErrorCategory, QueueSlot, QueueState
+from .models import (
+    ClipReview,
+    Decision,
+    DecisionLog,
+    ErrorCategory,
+    QueueSlot,
+    QueueState,
+    ReviewerSettings,
+)
 
 
 @admin.register(ErrorCategory)
@@ -74,3 +82,10 @@ class QueueSlotAdmin(admin.ModelAdmin):
 class QueueStateAdmin(admin.ModelAdmin):
     list_display = ("dataset", "max_position", "required_reviews", "run", "refreshed_at")
     raw_id_fields = ("dataset", "run")
+
+
+@admin.register(ReviewerSettings)
+class ReviewerSettingsAdmin(admin.ModelAdmin):
+    list_display = ("user", "autoplay")
+    list_filter = ("autoplay",)
+    raw_id_fields = ("user",)

@@ -605,21 +605,38 @@ class ReviewCounters:
     per_hour_today: float | None
 
 
+# How long the count of clips a dataset still needs is reused (per process): counting the
+# open slots of 2M clips scans a partial index of millions of entries.
+STILL_NEEDED_CACHE_S = 30
+
+
+def dataset_clips_still_needed(*, dataset_id: int) -> int:
+    """Clips of the dataset with a review slot nobody finished (cached a few seconds)."""
+    from django.core.cache import cache
+
+    key = f"review:still_needed:{dataset_id}"
+    value = cache.get(key)
+    if value is None:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT count(DISTINCT clip_id) FROM {QueueSlot._meta.db_table} "
+                "WHERE dataset_id = %s AND done_by_id IS NULL", [dataset_id])
+            value = cur.fetchone()[0]
+        cache.set(key, value, STILL_NEEDED_CACHE_S)
+    return value
+
+
 def review_counters(*, clip: Clip, reviewer, session_started: datetime | None) -> ReviewCounters:
-    """One statement. Not on the clip page's own path (it counts the dataset's open slots,
-    a scan of a partial index that grows with the dataset): the page loads it afterwards."""
+    """Not on the clip page's own path: the page loads it afterwards (htmx)."""
     from django.utils import timezone
 
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    slot_t, review_t, decision_t = (QueueSlot._meta.db_table, ClipReview._meta.db_table,
-                                    Decision._meta.db_table)
+    review_t, decision_t = ClipReview._meta.db_table, Decision._meta.db_table
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            SELECT (SELECT count(DISTINCT clip_id) FROM {slot_t}
-                    WHERE dataset_id = %(ds)s AND done_by_id IS NULL),
-                   (SELECT count(*) FROM {review_t}
+            SELECT (SELECT count(*) FROM {review_t}
                     WHERE dataset_id = %(ds)s AND reviewer_id = %(me)s
                       AND finished_at >= %(since)s),
                    (SELECT count(*) FROM {decision_t}
@@ -630,7 +647,8 @@ def review_counters(*, clip: Clip, reviewer, session_started: datetime | None) -
             {"ds": clip.dataset_id, "me": reviewer.pk, "today": today,
              "since": session_started or now},
         )
-        still_needed, session_done, today_n, first = cur.fetchone()
+        session_done, today_n, first = cur.fetchone()
+    still_needed = dataset_clips_still_needed(dataset_id=clip.dataset_id)
     hours = (now - first).total_seconds() / 3600 if first else 0.0
     # Under six minutes of work an hourly rate says nothing yet.
     per_hour = today_n / hours if hours >= 0.1 else None
