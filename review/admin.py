@@ -5,15 +5,7 @@ from django.contrib import admin
 
 from relabel_app.admin import EstimatedCountPaginator
 
-from .models import (
-    ClipReview,
-    Decision,
-    DecisionLog,
-    ErrorCategory,
-    QueueSlot,
-    QueueState,
-    ReviewerSettings,
-)
+from .models import ClipReview, Decision, DecisionLog, ErrorCategory, QueueSlot, QueueState
 
 
 @admin.register(ErrorCategory)
@@ -82,10 +74,3 @@ class QueueSlotAdmin(admin.ModelAdmin):
 class QueueStateAdmin(admin.ModelAdmin):
     list_display = ("dataset", "max_position", "required_reviews", "run", "refreshed_at")
     raw_id_fields = ("dataset", "run")
-
-
-@admin.register(ReviewerSettings)
-class ReviewerSettingsAdmin(admin.ModelAdmin):
-    list_display = ("user", "autoplay")
-    list_filter = ("autoplay",)
-    raw_id_fields = ("user",)
