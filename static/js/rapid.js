@@ -14,6 +14,7 @@
   var clipBlocks = {};              // clip id -> its .rapid-clip block
   var finishing = {};               // clip id -> promise of its rapid_next answer
   var keyAt = null, lastKeyAt = null;
+  var audioClip = null;             // the clip whose audio the player holds
   var preloading = Promise.resolve();  // the next clip's questions on their way
   window.rapidTimes = [];           // ms from a key to the next question on screen (bench)
 
@@ -65,6 +66,14 @@
     var full = root.querySelector("[data-full-link]");
     var block = clipBlocks[q.dataset.clip];
     if (full && block) full.setAttribute("href", block.dataset.fullUrl);
+    // The audio plays on across a clip's questions; a question of another clip (the next
+    // one, or an earlier one reached with z) brings its own.
+    var player = window.ReviewPlayer;
+    if (audioClip === null) audioClip = q.dataset.clip;
+    else if (audioClip !== q.dataset.clip && player && block && block.dataset.audioUrl) {
+      audioClip = q.dataset.clip;
+      player.load(block.dataset.audioUrl).catch(function () {});
+    }
     if (keyAt !== null) {
       var t0 = keyAt;
       keyAt = null;
@@ -166,8 +175,6 @@
   function enterClip(i, done) {
     var next = list[i];
     show(i);
-    var block = clipBlocks[next.dataset.clip], player = window.ReviewPlayer;
-    if (player && block && block.dataset.audioUrl) player.load(block.dataset.audioUrl).catch(function () {});
     done.then(function (j) {
       if (!j || stopped) return;
       if (String(j.clip) !== next.dataset.clip) go(j.url || root.dataset.home);  // someone else took it

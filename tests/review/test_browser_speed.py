@@ -214,6 +214,11 @@ def test_rapid_session_of_ten_questions_with_one_undo(speed_setup, live_server, 
         answers.pop(1)  # the z took back the second answer ("r"): it became the next "a"
         assert len(asked) == len(answers) == 10
         expected = dict(zip(asked, answers, strict=True))
+        # The player moved on with the questions: it holds the current clip's audio.
+        current = page.locator("[data-question]:visible").get_attribute("data-clip")
+        assert current == str(clips[2].pk)
+        page.wait_for_function(
+            f"window.ReviewPlayer.audio.src.endsWith('/clips/{current}/audio/')")
         # Wait until the last answer is saved (the POSTs go out behind the questions).
         page.wait_for_function("window.rapidTimes.length >= 12")
         page.wait_for_timeout(1500)
