@@ -177,7 +177,11 @@
     show(i);
     done.then(function (j) {
       if (!j || stopped) return;
-      if (String(j.clip) !== next.dataset.clip) go(j.url || root.dataset.home);  // someone else took it
+      if (String(j.clip) !== next.dataset.clip) { go(j.url || root.dataset.home); return; }  // someone else took it
+      var block = clipBlocks[next.dataset.clip];
+      if (window.htmx && block && $("counters")) {
+        window.htmx.ajax("GET", block.dataset.countersUrl, { target: "#counters", swap: "innerHTML" });
+      }
     });
   }
 
