@@ -273,6 +273,17 @@ def test_spectrogram_is_drawn_for_a_tone(speed_setup, live_server, monkeypatch):
         page.wait_for_function("!window.ReviewPlayer.audio.paused")
         page.keyboard.press(" ")
         page.wait_for_function("window.ReviewPlayer.audio.paused")
+        # Click to seek: three quarters along the player is three quarters of the clip.
+        wave = page.locator("[data-player] .wave").bounding_box()
+        page.mouse.click(wave["x"] + wave["width"] * 0.75, wave["y"] + 20)
+        t = page.evaluate("window.ReviewPlayer.audio.currentTime")
+        assert t == pytest.approx(1.5, abs=0.1)  # the clip lasts 2 s
+        # Zoom in: the waveform gets wider than the player (it scrolls).
+        page.keyboard.press("+")
+        page.wait_for_function("window.ReviewPlayer.ws.getWrapper().scrollWidth > "
+                               "window.ReviewPlayer.ws.getWrapper().parentElement.clientWidth + 10")
+        # One clock: no native controls anywhere on the page.
+        assert page.evaluate("document.querySelectorAll('audio[controls], video[controls]').length") == 0
 
 
 def test_five_rows_above_the_fold_at_1280x720(speed_setup, live_server, monkeypatch):
