@@ -40,7 +40,13 @@ from relabel_app.models import Dataset
 from review.models import ErrorCategory
 
 from .models import ExportJob, Policy
-from .resolution import T, clip_scope_sql, curated_per_clip_sql, scope_for
+from .resolution import (
+    T,
+    clip_scope_sql,
+    curated_not_trainable_sql,
+    curated_per_clip_sql,
+    scope_for,
+)
 
 Format = ExportJob.Format
 ProgressFn = Callable[[int, "int | None"], None]
@@ -73,6 +79,8 @@ class ExportResult:
     num_positive_labels: int | None = None
     clips_in_scope: int | None = None
     clips_left_out: int | None = None
+    # Curated labels outside the 527 trainable classes, left out of the file.
+    labels_not_trainable: int | None = None
     bytes: int = 0
     seconds: float = 0.0
 
@@ -98,8 +106,8 @@ def _sec(col: str) -> str:
 
 def curated_lines_sql(dataset: Dataset, fmt: str, policy: str) -> tuple[str, dict]:
     """The statement of a segments-CSV or JSON export: a meta line
-    "clips_in_scope num_segs num_ytids num_positive_labels num_unique_labels", then one
-    line per clip in dataset order."""
+    "clips_in_scope num_segs num_ytids num_positive_labels num_unique_labels
+    labels_not_trainable", then one line per clip in dataset order."""
     scope = scope_for(dataset=dataset)
     required = dataset.required_reviews
     params = scope.params()
@@ -122,7 +130,11 @@ def curated_lines_sql(dataset: Dataset, fmt: str, policy: str) -> tuple[str, dic
         SELECT 0 AS part, 0 AS position, 0::bigint AS id,
                concat_ws(' ', ({in_scope}), count(*), count(DISTINCT ytid),
                          coalesce(sum(n_labels), 0),
-                         (SELECT count(*) FROM (SELECT label_id FROM curated GROUP BY label_id) u)
+                         (SELECT count(*) FROM (SELECT cu.label_id FROM curated cu
+                                                JOIN {T.label} l ON l.id = cu.label_id
+                                                WHERE l.index IS NOT NULL
+                                                GROUP BY cu.label_id) u),
+                         {curated_not_trainable_sql()}
                ) AS line
         FROM per_clip
         UNION ALL
@@ -253,7 +265,7 @@ def _write_curated(dataset: Dataset, fmt: str, policy: str, out: BinaryIO,
 def _apply_meta(meta: bytes, r: ExportResult) -> None:
     fields = [int(x) for x in meta.split()]
     (r.clips_in_scope, r.num_segs, r.num_ytids, r.num_positive_labels,
-     r.num_unique_labels) = fields
+     r.num_unique_labels, r.labels_not_trainable) = fields
     r.clips_left_out = r.clips_in_scope - r.num_segs
 
 

@@ -204,6 +204,11 @@ def curated_per_clip_sql(scope: Scope, policy: str, *, required_reviews: int = 1
     (position, id, ytid, start_s, end_s, audio_path, mids "m1,m2", n_labels). Labels of a
     clip: originals in their import order, then the others by class index.
 
+    Only the 527 trainable classes (``index`` not null): a curated label outside them (an
+    abstract class added before the review screen refused them) would break every loader
+    built on the class index. Such labels are left out here and counted by
+    ``curated_not_trainable_sql``.
+
     MATERIALIZED: an export reads it twice in one statement (the header counts, then the
     rows); it is computed once and both reads see exactly the same rows."""
     return curated_ctes(scope, policy, required_reviews=required_reviews) + f"""
@@ -215,8 +220,16 @@ def curated_per_clip_sql(scope: Scope, policy: str, *, required_reviews: int = 1
         FROM curated cu
         JOIN {T.clip} c ON c.id = cu.clip_id
         JOIN {T.label} l ON l.id = cu.label_id
+        WHERE l.index IS NOT NULL
         GROUP BY c.id
     )"""
+
+
+def curated_not_trainable_sql() -> str:
+    """After ``curated_per_clip_sql``'s CTEs: how many curated (clip, label) pairs the
+    export leaves out because the label is not one of the 527 trainable classes."""
+    return f"""(SELECT count(*) FROM curated cu JOIN {T.label} l ON l.id = cu.label_id
+               WHERE l.index IS NULL)"""
 
 
 def pair_states_sql(scope: Scope, *, policy: str = Policy.KEEP_ORIGINAL) -> str:

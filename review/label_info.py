@@ -143,3 +143,30 @@ def _label_changed(**_kwargs) -> None:
 @receiver(m2m_changed, sender=Label.parents.through)
 def _edges_changed(**_kwargs) -> None:
     ontology_clear()
+
+
+def trainable_descendants(label_id: int, *, limit: int = 12) -> list[LabelInfo]:
+    """The trainable classes nearest below a label: its trainable children, and for a child
+    that is not trainable, that child's nearest trainable descendants (breadth first, in
+    ontology order). What "Add a label" offers instead of an abstract class."""
+    onto = ontology(need_ids=[label_id])
+    children: dict[int, list[LabelInfo]] = {}
+    for info in onto.by_id.values():
+        for p in info.parent_ids:
+            children.setdefault(p, []).append(info)
+    out: list[LabelInfo] = []
+    seen = {label_id}
+    frontier = [label_id]
+    while frontier and len(out) < limit:
+        nxt = []
+        for lid in frontier:
+            for c in sorted(children.get(lid, ()), key=lambda i: (i.index is None, i.index or 0, i.name)):
+                if c.id in seen:
+                    continue
+                seen.add(c.id)
+                if c.trainable:
+                    out.append(c)
+                else:
+                    nxt.append(c.id)
+        frontier = nxt
+    return out[:limit]

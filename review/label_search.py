@@ -4,11 +4,11 @@ prefix and fuzzy. In memory (label_info cache): no query per keystroke."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from .label_info import LabelInfo, ontology
+from .label_info import LabelInfo, ontology, trainable_descendants
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -18,6 +18,8 @@ class SearchHit:
     info: LabelInfo
     score: float
     how: str  # "name", "prefix", "word", "substring", "fuzzy", "description"
+    # For a class that cannot be added (not trainable): the trainable ones to add instead.
+    instead: list[LabelInfo] = field(default_factory=list)
 
 
 def _norm(text: str) -> str:
@@ -57,4 +59,8 @@ def label_search(*, query: str, limit: int = 12) -> list[SearchHit]:
             elif len(q) >= 5 and fuzz.partial_ratio(q, desc) >= 90:
                 hits.append(SearchHit(info, 200, "description"))
     hits.sort(key=lambda h: (-h.score, h.info.name))
-    return hits[:limit]
+    hits = hits[:limit]
+    for h in hits:
+        if not h.info.trainable:
+            h.instead = trainable_descendants(h.info.id, limit=6)
+    return hits

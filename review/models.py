@@ -295,3 +295,16 @@ class GoldServe(models.Model):
 
     def __str__(self) -> str:
         return f"gold clip {self.clip_id} served to {self.reviewer_id}"
+class ReviewerSettings(models.Model):
+    """A reviewer's own preferences for the review screens (one row, made on first change;
+    no row means the defaults)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+        related_name="review_settings",
+    )
+    # Play the clip as soon as its page opens (the full screen and rapid mode).
+    autoplay = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"review settings of {self.user_id}"

@@ -13,12 +13,12 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count
 
-from pipeline.models import Candidate, ClipResult, PipelineRun
+from pipeline.models import Candidate, ClipResult, OriginalLabelScore, PipelineRun
 from relabel_app.models import Clip, ClipLabel, Dataset
 from relabel_app.roles import user_is_curator
 
 from .label_info import LabelInfo, ontology
-from .models import ClipReview, Decision, ErrorCategory, QueueSlot, Verdict
+from .models import ClipReview, Decision, ErrorCategory, QueueSlot, ReviewerSettings, Verdict
 
 # --- model outputs ----------------------------------------------------------------------
 
@@ -139,6 +139,22 @@ class LabelRow:
     counts: dict[str, int] | None = None  # curators: verdict -> reviewers
     clap_pct: float = 0.0
     implied_by: list[str] = field(default_factory=list)
+    # CLAP score of an original label (pipeline.OriginalLabelScore of the page's run).
+    original_score: float | None = None
+
+    @property
+    def clap_score(self) -> float | None:
+        """The row's CLAP evidence: the candidate's score, else the original label's."""
+        if self.candidate is not None and self.candidate.clap_score is not None:
+            return self.candidate.clap_score
+        return self.original_score
+
+    @property
+    def source(self) -> str:
+        """original / candidate / added: where the label came from (rapid mode shows it)."""
+        if self.is_original:
+            return "original"
+        return "candidate" if self.candidate is not None else "added"
 
     @property
     def label_id(self) -> int:
@@ -189,6 +205,7 @@ class ClipPage:
     threshold_pct: float | None
     scale_max: float
     next_clip_id: int | None = None
+    autoplay: bool = True  # the reviewer's setting (ReviewerSettings)
 
     @property
     def dataset(self) -> Dataset:
@@ -206,8 +223,7 @@ def _clap_scale(rows: list[LabelRow], threshold: float | None) -> float:
     """Upper end of the CLAP bars: cosine scores sit well below 1, so a 0..1 scale would
     leave every bar short; the scale fits the threshold and the scores shown."""
     top = max([0.5, 2 * (threshold or 0.0)]
-              + [r.candidate.clap_score for r in rows
-                 if r.candidate and r.candidate.clap_score is not None])
+              + [r.clap_score for r in rows if r.clap_score is not None])
     return math.ceil(top * 10) / 10
 
 
@@ -256,7 +272,10 @@ SELECT
         WHERE d.clip_id = %(clip)s AND d.reviewer_id = %(reviewer)s) d),
     CASE WHEN %(show_all)s THEN (SELECT json_agg(v) FROM (
         SELECT label_id, verdict, count(*) AS n FROM {decision}
-        WHERE clip_id = %(clip)s GROUP BY label_id, verdict) v) END
+        WHERE clip_id = %(clip)s GROUP BY label_id, verdict) v) END,
+    (SELECT json_object_agg(label_id, clap_score) FROM {origscore}
+     WHERE clip_id = %(clip)s AND run_id = (SELECT run_id FROM res)),
+    (SELECT autoplay FROM {settings} WHERE user_id = %(reviewer)s)
 """
 
 
@@ -285,6 +304,8 @@ class _RowsData:
     candidates: list[Candidate]
     decisions: dict[int, Decision]
     counts: dict[int, dict[str, int]]
+    original_scores: dict[int, float]
+    autoplay: bool
 
 
 def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
@@ -292,11 +313,13 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
         result=ClipResult._meta.db_table, run=PipelineRun._meta.db_table,
         cliplabel=ClipLabel._meta.db_table, candidate=Candidate._meta.db_table,
         decision=Decision._meta.db_table, category=ErrorCategory._meta.db_table,
+        origscore=OriginalLabelScore._meta.db_table, settings=ReviewerSettings._meta.db_table,
     )
     with connection.cursor() as cur:
         cur.execute(sql, {"clip": clip.pk, "reviewer": reviewer.pk, "show_all": show_all,
                           "models": PipelineRun.Kind.MODELS.value})
-        run_id, threshold, original_ids, candidates, decisions, counts = cur.fetchone()
+        (run_id, threshold, original_ids, candidates, decisions, counts, original_scores,
+         autoplay) = cur.fetchone()
     by_label: dict[int, dict[str, int]] = defaultdict(dict)
     for n in counts or []:
         by_label[n["label_id"]][n["verdict"]] = n["n"]
@@ -305,6 +328,8 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
         candidates=[_instance(Candidate, c) for c in candidates or []],
         decisions={d["label_id"]: _decision_from_json(d) for d in decisions or []},
         counts=by_label,
+        original_scores={int(k): float(v) for k, v in (original_scores or {}).items()},
+        autoplay=True if autoplay is None else bool(autoplay),
     )
 
 
@@ -343,6 +368,8 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
                     if show_all else None),
         )
         row.added = not row.is_original and row.candidate is None
+        if row.is_original:
+            row.original_score = data.original_scores.get(label_id)
         rows.append(row)
     rows.sort(key=lambda r: r.sort_key)
     _hierarchy_flags(rows, onto)
@@ -350,12 +377,12 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
     threshold = data.threshold
     scale = _clap_scale(rows, threshold)
     for r in rows:
-        r.clap_pct = _pct(r.candidate.clap_score if r.candidate else None, scale)
+        r.clap_pct = _pct(r.clap_score, scale)
     return ClipPage(
         clip=clip, outputs=_model_outputs(result, threshold), rows=rows,
         categories=categories, show_all=show_all, threshold=threshold,
         threshold_pct=_pct(threshold, scale) if threshold is not None else None,
-        scale_max=scale,
+        scale_max=scale, autoplay=data.autoplay,
     )
 
 
@@ -510,4 +537,127 @@ def clip_decisions_all(*, clip: Clip) -> list[Decision]:
         Decision.objects.filter(clip=clip)
         .select_related("reviewer", "label", "error_category")
         .order_by("label__name", "reviewer__username")
+    )
+
+
+# --- rapid mode -------------------------------------------------------------------------
+
+# |CLAP - threshold| up to this counts as "close to the threshold" (rapid mode asks first).
+NEAR_THRESHOLD = 0.05
+
+
+@dataclass
+class RapidQuestion:
+    """One label of one clip, asked as yes / no."""
+
+    row: LabelRow
+    threshold: float | None
+    group: int  # 0 near the threshold, 1 original with a low score, 2 candidate only, 3 rest
+    why: str
+
+    @property
+    def gap(self) -> float | None:
+        s = self.row.clap_score
+        return None if s is None or self.threshold is None else abs(s - self.threshold)
+
+
+def _rapid_group(row: LabelRow, threshold: float | None) -> tuple[int, str]:
+    score = row.clap_score
+    if score is not None and threshold is not None and abs(score - threshold) <= NEAR_THRESHOLD:
+        return 0, "CLAP score close to the threshold"
+    if row.is_original and score is not None and threshold is not None and score < threshold:
+        return 1, "original label with a low CLAP score"
+    if row.candidate is not None and not row.is_original:
+        return 2, "proposed by the models, not an original label"
+    return 3, ""
+
+
+def rapid_questions(*, page: ClipPage) -> list[RapidQuestion]:
+    """The clip's undecided labels in the order rapid mode asks them: scores close to the
+    threshold first (the closest first), then original labels with a low CLAP score (the
+    lowest first), then candidates that are not original labels (kept ones first), then the
+    rest. Which clip comes next is the queue's business; a clip's questions stay together."""
+    out = []
+    for row in page.rows:
+        if row.verdict:
+            continue
+        group, why = _rapid_group(row, page.threshold)
+        out.append(RapidQuestion(row=row, threshold=page.threshold, group=group, why=why))
+
+    def key(q: RapidQuestion) -> tuple:
+        s = q.row.clap_score
+        if q.group == 0:
+            return (0, q.gap, q.row.info.name)
+        if q.group == 1:
+            return (1, s, q.row.info.name)
+        if q.group == 2:
+            return (2, not q.row.kept, -(s if s is not None else -9), q.row.info.name)
+        return (3, q.gap if q.gap is not None else 9, q.row.info.name)
+
+    out.sort(key=key)
+    return out
+
+
+# --- counters on the clip page ----------------------------------------------------------
+
+
+@dataclass
+class ReviewCounters:
+    session_clip: int  # k: this clip is the reviewer's k-th of the session
+    session_total: int  # N: k - 1 plus the clips the dataset still needs
+    still_needed: int  # clips of the dataset with a review slot nobody finished
+    decisions_today: int
+    per_hour_today: float | None
+
+
+# How long the count of clips a dataset still needs is reused (per process): counting the
+# open slots of 2M clips scans a partial index of millions of entries.
+STILL_NEEDED_CACHE_S = 30
+
+
+def dataset_clips_still_needed(*, dataset_id: int) -> int:
+    """Clips of the dataset with a review slot nobody finished (cached a few seconds)."""
+    from django.core.cache import cache
+
+    key = f"review:still_needed:{dataset_id}"
+    value = cache.get(key)
+    if value is None:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT count(DISTINCT clip_id) FROM {QueueSlot._meta.db_table} "
+                "WHERE dataset_id = %s AND done_by_id IS NULL", [dataset_id])
+            value = cur.fetchone()[0]
+        cache.set(key, value, STILL_NEEDED_CACHE_S)
+    return value
+
+
+def review_counters(*, clip: Clip, reviewer, session_started: datetime | None) -> ReviewCounters:
+    """Not on the clip page's own path: the page loads it afterwards (htmx)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    review_t, decision_t = ClipReview._meta.db_table, Decision._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT (SELECT count(*) FROM {review_t}
+                    WHERE dataset_id = %(ds)s AND reviewer_id = %(me)s
+                      AND finished_at >= %(since)s),
+                   (SELECT count(*) FROM {decision_t}
+                    WHERE reviewer_id = %(me)s AND updated_at >= %(today)s),
+                   (SELECT min(updated_at) FROM {decision_t}
+                    WHERE reviewer_id = %(me)s AND updated_at >= %(today)s)
+            """,
+            {"ds": clip.dataset_id, "me": reviewer.pk, "today": today,
+             "since": session_started or now},
+        )
+        session_done, today_n, first = cur.fetchone()
+    still_needed = dataset_clips_still_needed(dataset_id=clip.dataset_id)
+    hours = (now - first).total_seconds() / 3600 if first else 0.0
+    # Under six minutes of work an hourly rate says nothing yet.
+    per_hour = today_n / hours if hours >= 0.1 else None
+    return ReviewCounters(
+        session_clip=session_done + 1, session_total=session_done + max(still_needed, 1),
+        still_needed=still_needed, decisions_today=today_n, per_hour_today=per_hour,
     )

@@ -16,7 +16,16 @@ from django.utils import timezone
 from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 
-from .models import ClipReview, Decision, DecisionLog, ErrorCategory, QueueSlot, QueueState, Verdict
+from .models import (
+    ClipReview,
+    Decision,
+    DecisionLog,
+    ErrorCategory,
+    QueueSlot,
+    QueueState,
+    ReviewerSettings,
+    Verdict,
+)
 from .selectors import RANK_COLUMNS, queue_pick_sql
 
 # How long a clip stays with the reviewer it was handed to. Long enough to listen twice and
@@ -204,6 +213,34 @@ def decision_undo(*, clip: Clip, label: Label, reviewer) -> Decision | None:
     _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.UNDO,
          before=before, after=_state(result), reverts=entry)
     return result
+
+
+class LabelRefused(ValueError):
+    """A label a reviewer may not add to a clip (see decision_add_label)."""
+
+
+def decision_add_label(*, clip: Clip, label: Label, reviewer) -> Decision:
+    """"Add a label": the reviewer adds a class the clip lacks, accepted. Only the 527
+    trainable classes: an abstract (or otherwise non-trainable) class has no index, so no
+    AudioSet loader can read it; the error names its trainable children to add instead."""
+    if label.index is None:
+        from .label_info import trainable_descendants
+
+        kids = [i.name for i in trainable_descendants(label.pk)]
+        kind = "an abstract class" if label.abstract else "not one of the 527 trainable classes"
+        hint = f" Add one of its trainable children instead: {', '.join(kids)}." if kids else ""
+        raise LabelRefused(f"{label.name} is {kind}, so it cannot be a label.{hint}")
+    return decision_record(clip=clip, label=label, reviewer=reviewer, verdict=Verdict.ACCEPT)
+
+
+# --- reviewer settings ------------------------------------------------------------------
+
+
+def reviewer_settings_update(*, user, autoplay: bool) -> ReviewerSettings:
+    settings_row, _ = ReviewerSettings.objects.update_or_create(
+        user=user, defaults={"autoplay": autoplay}
+    )
+    return settings_row
 
 
 # --- finishing a clip -------------------------------------------------------------------

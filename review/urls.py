@@ -20,4 +20,12 @@ urlpatterns = [
         name="category",
     ),
     path("labels/search/", views.label_search_view, name="label_search"),
+    path("clips/<int:clip_id>/counters/", views.clip_counters, name="counters"),
+    path("settings/autoplay/", views.autoplay_set, name="autoplay"),
+    # Rapid mode: one label at a time over the same queue and the same decision endpoints.
+    path("datasets/<int:dataset_id>/rapid/", views.rapid_start, name="rapid_start"),
+    path("rapid/clips/<int:clip_id>/", views.rapid_clip, name="rapid"),
+    path("rapid/clips/<int:clip_id>/questions/", views.rapid_questions_view,
+         name="rapid_questions"),
+    path("rapid/clips/<int:clip_id>/next/", views.rapid_next, name="rapid_next"),
 ]

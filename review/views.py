@@ -6,6 +6,7 @@ URLs answer plain form posts with a redirect, so the page works without JavaScri
 from __future__ import annotations
 
 import mimetypes
+from datetime import datetime
 
 from django.contrib import messages
 from django.http import (
@@ -14,11 +15,14 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import http_date
+from django.utils import timezone
+from django.utils.http import http_date, url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, trigger_client_event
 
@@ -44,7 +48,31 @@ from .selectors import (
     clip_page_data,
     dataset_progress_list,
     queue_peek_next_clip_id,
+    rapid_questions,
+    review_counters,
 )
+from .youtube import youtube_segment_url
+
+# The clip page and every partial it fetches: never from a cache, so Back and Forward show
+# what is saved rather than the page as it was first sent (Cache-Control: no-store, ...).
+no_store = never_cache
+
+_SESSION_KEY = "review_session_started"
+
+
+def _session_start(request: HttpRequest, dataset: Dataset) -> None:
+    """Remember when the reviewer started on this dataset (the "clip k of N" counter)."""
+    started = dict(request.session.get(_SESSION_KEY, {}))
+    started[str(dataset.pk)] = timezone.now().isoformat()
+    request.session[_SESSION_KEY] = started
+
+
+def _session_started(request: HttpRequest, dataset_id: int) -> datetime | None:
+    value = request.session.get(_SESSION_KEY, {}).get(str(dataset_id))
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _clip_or_404(clip_id: int) -> Clip:
@@ -95,6 +123,7 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     if clip is None:
         messages.info(request, f"Nothing left for you to review in {dataset.name}.")
         return redirect("review:home")
+    _session_start(request, dataset)
     return redirect("review:clip", clip_id=clip.pk)
 
 
@@ -118,6 +147,7 @@ def _page(request: HttpRequest, clip: Clip) -> ClipPage:
 
 @reviewer_required
 @require_GET
+@no_store
 def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
     page = _page(request, clip)
@@ -132,6 +162,7 @@ def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
     return render(request, "review/clip.html", {
         "page": page, "clip": clip, "audio_available": audio_file is not None,
         "audio_refused": audio_refused, "verdicts": Verdict,
+        "youtube_url": youtube_segment_url(clip),
     })
 
 
@@ -156,6 +187,7 @@ def _row_response(request: HttpRequest, clip: Clip, label_id: int) -> HttpRespon
 
 @reviewer_required
 @require_POST
+@no_store
 def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
     clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
@@ -170,6 +202,7 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
 
 @reviewer_required
 @require_POST
+@no_store
 def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
     clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
@@ -179,6 +212,7 @@ def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResp
 
 @reviewer_required
 @require_POST
+@no_store
 def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
     clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
@@ -197,6 +231,7 @@ def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> Http
 
 @reviewer_required
 @require_POST
+@no_store
 def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Add a label the clip lacks: it is accepted by this reviewer."""
     clip = _clip_or_404(clip_id)
@@ -205,7 +240,16 @@ def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
         label = get_object_or_404(Label, pk=int(ref))
     else:
         label = get_object_or_404(Label, mid=ref)
-    services.decision_record(clip=clip, label=label, reviewer=request.user, verdict=Verdict.ACCEPT)
+    try:
+        services.decision_add_label(clip=clip, label=label, reviewer=request.user)
+    except services.LabelRefused as e:
+        if not request.htmx:
+            messages.error(request, str(e))
+            return redirect("review:clip", clip_id=clip.pk)
+        # Nothing to swap: the rows stay, the page says why (review.js shows the message).
+        response = reswap(HttpResponse(status=200), "none")
+        return trigger_client_event(response, "review:label-refused",
+                                    {"mid": label.mid, "message": str(e)})
     if not request.htmx:
         return redirect(reverse("review:clip", kwargs={"clip_id": clip.pk}) + f"#label-{label.pk}")
     page = _page(request, clip)
@@ -215,6 +259,7 @@ def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
 
 @reviewer_required
 @require_GET
+@no_store
 def label_search_view(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
     hits = label_search(query=query)
@@ -226,6 +271,7 @@ def label_search_view(request: HttpRequest) -> HttpResponse:
 
 @curator_required
 @require_GET
+@no_store
 def clip_decisions(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Adjudication view: every reviewer's decision on each label of a clip."""
     clip = _clip_or_404(clip_id)
@@ -282,3 +328,103 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
     for k, v in headers.items():
         response[k] = v
     return response
+
+
+@reviewer_required
+@require_GET
+@no_store
+def clip_counters(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """The clip page's counters, loaded after the page (see selectors.review_counters)."""
+    clip = _decided_clip_or_404(clip_id)
+    counters = review_counters(clip=clip, reviewer=request.user,
+                               session_started=_session_started(request, clip.dataset_id))
+    return render(request, "review/_counters.html", {"c": counters})
+
+
+@reviewer_required
+@require_POST
+def autoplay_set(request: HttpRequest) -> HttpResponse:
+    on = request.POST.get("autoplay") == "1"
+    services.reviewer_settings_update(user=request.user, autoplay=on)
+    messages.success(request, f"Autoplay {'on' if on else 'off'}.")
+    nxt = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        nxt = reverse("review:home")
+    return redirect(nxt)
+
+
+# --- rapid mode -------------------------------------------------------------------------
+
+
+@reviewer_required
+@require_POST
+def rapid_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    clip = services.queue_next_clip(dataset=dataset, reviewer=request.user)
+    if clip is None:
+        messages.info(request, f"Nothing left for you to review in {dataset.name}.")
+        return redirect("review:home")
+    _session_start(request, dataset)
+    return redirect("review:rapid", clip_id=clip.pk)
+
+
+def _rapid_context(request: HttpRequest, clip: Clip) -> dict:
+    page = clip_page_data(clip=clip, reviewer=request.user, with_outputs=False)
+    try:
+        has_audio = clip_audio_file(clip) is not None
+    except AudioPathRefused:
+        has_audio = False
+    return {
+        "clip": clip, "page": page, "questions": rapid_questions(page=page),
+        "audio_url": reverse("review:clip_audio", kwargs={"clip_id": clip.pk}) if has_audio else "",
+    }
+
+
+@reviewer_required
+@require_GET
+@no_store
+def rapid_clip(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """Rapid mode on one clip: its undecided labels as yes / no questions. The next clip's
+    questions and audio are fetched by rapid.js while this one is answered."""
+    clip = _clip_or_404(clip_id)
+    ctx = _rapid_context(request, clip)
+    next_id = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+                                      exclude_clip_id=clip.pk)
+    ctx["next_questions_url"] = (reverse("review:rapid_questions", kwargs={"clip_id": next_id})
+                                 if next_id else "")
+    ctx["autoplay"] = ctx["page"].autoplay
+    return render(request, "review/rapid.html", ctx)
+
+
+@reviewer_required
+@require_GET
+@no_store
+def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
+    clip = _clip_or_404(clip_id)
+    return render(request, "review/_rapid_clip.html", _rapid_context(request, clip))
+
+
+@reviewer_required
+@require_POST
+@no_store
+def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """Finish a clip whose every label is decided and lease the next one (JSON for
+    rapid.js). A clip with undecided labels is not finished: 409 with how many."""
+    clip = _clip_or_404(clip_id)
+    page = clip_page_data(clip=clip, reviewer=request.user, with_outputs=False)
+    undecided = sum(1 for r in page.rows if not r.verdict)
+    if undecided:
+        return JsonResponse({"undecided": undecided}, status=409)
+    services.clip_finish(clip=clip, reviewer=request.user)
+    nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
+    if nxt is None:
+        messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
+                                  "that needed you. Thank you!")
+        return JsonResponse({"clip": None, "url": reverse("review:home")})
+    after = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+                                    exclude_clip_id=nxt.pk)
+    return JsonResponse({
+        "clip": nxt.pk, "url": reverse("review:rapid", kwargs={"clip_id": nxt.pk}),
+        "next_questions_url": (reverse("review:rapid_questions", kwargs={"clip_id": after})
+                               if after else ""),
+    })

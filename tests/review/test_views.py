@@ -283,7 +283,7 @@ def test_home_progress_bars(review_setup, reviewer, reviewer2):
     clip_finish(clip=clips[1], reviewer=reviewer2)
     page = logged_in(reviewer).get(reverse("review:home")).content.decode()
     assert "Start reviewing" in page
-    assert 'aria-valuenow="2"' in page  # clips done (k = 1)
+    assert 'aria-label="Clips done in demo" max="3" value="2"' in page  # clips done (k = 1)
     # A reviewer sees their own progress, not other reviewers' (issue 12).
     assert 'aria-label="Clips finished by rita"' in page and "rob" not in page
 
@@ -295,7 +295,10 @@ def test_clip_page_shows_player_outputs_and_rows(review_setup, reviewer):
     clip = queue_next_clip(dataset=review_setup["dataset"], reviewer=reviewer)
     assert clip == review_setup["clips"][0]
     page = logged_in(reviewer).get(clip_url(clip)).content.decode()
-    assert '<audio id="audio" controls' in page and 'id="waveform"' in page
+    # The wavesurfer player over an <audio> without native controls (one clock).
+    assert "data-player" in page and '<audio data-audio preload="auto"' in page
+    assert "<audio controls" not in page and " controls " not in page.split("<audio", 1)[1].split(">")[0]
+    assert "js/player.js" in page and 'type="module"' in page
     assert "These captions and labels come from random-weight test models (tiny profile) and mean nothing." in page
     assert "Caption attempt 2 of 2" in page and "Run #" in page
     assert "A dog barks twice" in page and "A calm male voice" in page

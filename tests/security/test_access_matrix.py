@@ -147,6 +147,22 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {"clip_id": "clip2"}, None, (LOGIN, 403, 405, 405, 405)),
         ("post", {"clip_id": "clip2"}, {}, (LOGIN, 403, 302, 302, 302)),
     ],
+    "review:counters": [("get", {"clip_id": "clip"}, None, REVIEWERS)],
+    "review:autoplay": [
+        ("get", {}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {}, {"autoplay": "1"}, (LOGIN, 403, 302, 302, 302)),
+    ],
+    "review:rapid_start": [
+        ("get", {"dataset_id": "dataset"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"dataset_id": "dataset"}, {}, (LOGIN, 403, 302, 302, 302)),
+    ],
+    "review:rapid": [("get", {"clip_id": "clip"}, None, REVIEWERS)],
+    "review:rapid_questions": [("get", {"clip_id": "clip"}, None, REVIEWERS)],
+    "review:rapid_next": [
+        ("get", {"clip_id": "clip2"}, None, (LOGIN, 403, 405, 405, 405)),
+        # clip2 has no labels: nothing undecided, so it is finished (JSON with the next).
+        ("post", {"clip_id": "clip2"}, {}, (LOGIN, 403, 200, 200, 200)),
+    ],
     # --- API --------------------------------------------------------------------------
     "api:schema": [("get", {}, None, ANYONE)],
     "api:docs": [("get", {}, None, ANYONE)],

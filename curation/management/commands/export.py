@@ -42,6 +42,9 @@ class Command(BaseCommand):
             what = (f"{r.num_segs:,} clips, {r.num_positive_labels:,} labels of "
                     f"{r.num_unique_labels} classes ({r.clips_left_out:,} of "
                     f"{r.clips_in_scope:,} clips left out: no curated label; policy {policy})")
+            if r.labels_not_trainable:
+                what += (f"; {r.labels_not_trainable:,} curated labels left out: not among "
+                         "the 527 trainable classes")
         self.stdout.write(
             f"{ds.name}: {what} -> {path} ({r.bytes:,} bytes, {r.seconds:.1f} s, "
             f"{r.rows_per_s:,.0f} rows/s)"
