@@ -12,7 +12,7 @@ import pytest
 
 from tests.factories import UserFactory
 from tests.review.conftest import label, make_dataset
-from tests.review.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,9 @@ import pytest
 from tests.factories import UserFactory
 
 from .conftest import MIDS, add_result, label, make_dataset, make_run
-from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+from .test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
