@@ -374,7 +374,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise NotFound("This export is not finished, or its file is gone.")
         # FileResponse closes the file when the response is done.
         return FileResponse(open(path, "rb"), as_attachment=True,  # noqa: SIM115
-                            filename=path.name)
+                            filename=job.file_name)
 
 
 @extend_schema(

@@ -144,4 +144,12 @@ class ExportJob(models.Model):
 
     @property
     def file_name(self) -> str:
-        return self.path.rsplit("/", 1)[-1] if self.path else ""
+        """The name a download gets, e.g. ``balanced_train-csv-strict-42.csv`` (dataset
+        names are slugs, relabel_app.names). The file on disk is named from ids only
+        (curation.services.export_job_relative_path)."""
+        if not self.path:
+            return ""
+        ext = self.path.rsplit(".", 1)[-1]
+        kind = (self.format if self.format == self.Format.DECISIONS
+                else f"{self.format}-{self.policy}")
+        return f"{self.dataset.name}-{kind}-{self.pk}.{ext}"

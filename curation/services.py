@@ -111,12 +111,27 @@ def _export_job_enqueue(job_id: int) -> None:
 
 
 def export_job_relative_path(job: ExportJob) -> str:
+    """Where the job's file goes, relative to settings.EXPORT_DIR: built from ids only
+    (no name a user typed), e.g. ``dataset-7/export-42-csv-strict.csv``."""
     from .exports import file_extension
 
-    name = job.dataset.name
     # The policy does not apply to the decisions CSV, so it is not in that file's name.
     kind = job.format if job.format == ExportJob.Format.DECISIONS else f"{job.format}-{job.policy}"
-    return f"{name}/{name}-{kind}-{job.pk}.{file_extension(job.format)}"
+    return f"dataset-{int(job.dataset_id)}/export-{int(job.pk)}-{kind}.{file_extension(job.format)}"
+
+
+class ExportPathRefused(Exception):
+    """An export path that would land outside settings.EXPORT_DIR."""
+
+
+def export_job_target(job: ExportJob) -> Path:
+    """The absolute file the job writes, checked to lie inside settings.EXPORT_DIR
+    (symlinks followed) before anything is written."""
+    root = Path(settings.EXPORT_DIR).resolve()
+    target = (root / job.path).resolve()
+    if not job.path or not target.is_relative_to(root) or target == root:
+        raise ExportPathRefused(f"export path {job.path[:200]!r} is outside the export folder")
+    return target
 
 
 class _ProgressWriter:
@@ -169,7 +184,7 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     try:
         result = export_to_path(
             dataset=job.dataset, fmt=job.format, policy=job.policy,
-            path=Path(settings.EXPORT_DIR) / job.path, progress=progress,
+            path=export_job_target(job), progress=progress,
         )
     except Exception as e:
         log.exception("export job %s failed", job.pk)

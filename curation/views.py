@@ -152,5 +152,5 @@ def export_download(request: HttpRequest, job_id: int) -> FileResponse:
         raise Http404("The export file is gone.")
     content_type = "application/json" if path.suffix == ".json" else "text/csv"
     # FileResponse closes the file when the response is done.
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name,  # noqa: SIM115
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=job.file_name,  # noqa: SIM115
                         content_type=content_type)

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from django.db import connection, transaction
 
 from .models import Clip, ClipLabel, Dataset, Label
+from .names import audio_root_problem, dataset_name_problem
 
 MAX_LINE_BYTES = 64 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -164,6 +165,11 @@ def segments_import(
     Without skip_bad the first bad row raises SegmentImportError and nothing is written.
     Rows whose (ytid, start) already exist in the dataset add only their missing labels.
     """
+    # The name and the audio root are checked before anything is read or written.
+    if problem := dataset_name_problem(dataset_name):
+        raise SegmentImportError(source_name, 0, problem)
+    if audio_root and (problem := audio_root_problem(audio_root)):
+        raise SegmentImportError(source_name, 0, problem)
     t0 = time.perf_counter()
     report = ImportReport(dataset=dataset_name, source=source_name)
     timings: dict[str, float] = {}

@@ -110,6 +110,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Where clip audio lives unless a dataset names its own root.
 AUDIO_ROOT = Path(env("RELABEL_AUDIO_ROOT", default=str(DATA_DIR / "audio")))
+# The only folders a dataset's audio_root may lie under (comma-separated); the audio view
+# serves nothing outside them, whatever a dataset row says.
+RELABEL_AUDIO_ROOTS = [
+    Path(p) for p in env.list("RELABEL_AUDIO_ROOTS", default=[str(DATA_DIR), str(AUDIO_ROOT)])
+]
 # Where exports are written.
 EXPORT_DIR = Path(env("RELABEL_EXPORT_DIR", default=str(DATA_DIR / "exports")))
 # Where model files made by make_tiny_models (and caches of label embeddings) live.
