@@ -5,8 +5,6 @@ URLs answer plain form posts with a redirect, so the page works without JavaScri
 
 from __future__ import annotations
 
-import mimetypes
-
 from django.contrib import messages
 from django.http import (
     FileResponse,
@@ -29,6 +27,7 @@ from . import services
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
+    audio_file_type,
     clip_audio_file,
     file_etag,
     iter_file_range,
@@ -250,9 +249,10 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
     if path is None:
         raise Http404("No audio file for this clip.")
     size = path.stat().st_size
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if content_type == "audio/x-wav":
-        content_type = "audio/wav"
+    # By content, never by name (clip_audio_file already refused anything not audio).
+    content_type = audio_file_type(path)
+    if content_type is None:
+        raise Http404("No audio file for this clip.")
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
