@@ -102,7 +102,9 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
-    services.clip_finish(clip=clip, reviewer=request.user)
+    if services.clip_finish(clip=clip, reviewer=request.user) is None:
+        messages.info(request, "Your decisions on that clip are saved. It did not count as "
+                               "finished by you: another reviewer holds it now.")
     nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
