@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from relabel_app.models import Clip, Dataset, Label
@@ -230,8 +230,8 @@ class _Heartbeat:
                     if row is None or row[0] == ExportJob.Status.CANCELED:
                         self.canceled = True
                         raw = getattr(self.export_connection, "connection", None)
-                        if raw is not None:
-                            raw.cancel()  # psycopg: stops the export's statement
+                        if raw is not None:  # psycopg: stops the export's statement
+                            getattr(raw, "cancel_safe", raw.cancel)()
                         return
                 except Exception:  # a missed beat is not an export failure
                     log.warning("export job %s: heartbeat failed", self.job_id, exc_info=True)
@@ -290,7 +290,8 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     running = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING,
                                        worker=job.worker)
     try:
-        with _Heartbeat(job.pk, connection) as beat:
+        # The wrapper object of this thread (``connection`` is a per-thread proxy).
+        with _Heartbeat(job.pk, connections["default"]) as beat:
             try:
                 result = export_to_path(
                     dataset=job.dataset, fmt=job.format, policy=job.policy,

@@ -262,3 +262,25 @@ def test_export_killed_twice_fails_with_the_reason(worker, worker_env):
     assert job.status == "failed"
     assert "interrupted twice" in job.error and "stopped" in job.error
     assert list(worker_env.rglob("*.part")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_cancel_stops_a_running_export(worker, worker_env):
+    """Cancel on a job its worker is running (held by the lock): the worker's heartbeat
+    sees it, stops the statement, leaves no file; the worker lives on."""
+    from curation.services import export_job_cancel
+
+    ds = _dataset("reccancel", n=2)
+    curator = UserFactory(role="curator")
+    job = export_job_create(dataset=ds, fmt="decisions", user=curator)
+    with _TableLock():
+        proc = worker()
+        _wait(lambda: _running_with_part(job.pk, worker_env, 1), 90, "the job to run")
+        export_job_cancel(job=ExportJob.objects.get(pk=job.pk), user=curator)
+        _wait(lambda: not list(worker_env.rglob("*.part")), 30, "the worker to stop")
+    job.refresh_from_db()
+    assert job.status == "canceled" and job.size_bytes is None
+    assert not (worker_env / job.path).exists()
+    assert proc.poll() is None
