@@ -141,7 +141,7 @@ def adjudication_list(
 
 
 def export_list(*, dataset: int | None = None, status: str | None = None) -> QuerySet[ExportJob]:
-    qs = ExportJob.objects.select_related("created_by").order_by(
+    qs = ExportJob.objects.select_related("created_by", "dataset").order_by(
         F("created_at").desc(), F("id").desc()
     )
     if dataset is not None:

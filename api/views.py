@@ -29,8 +29,8 @@ from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
 from review.label_info import ontology
 from review.label_search import label_search
-from review.models import Decision, ErrorCategory
-from review.services import decision_record
+from review.models import ErrorCategory
+from review.services import decision_upsert
 
 from . import selectors
 from .exports import export_file_path
@@ -262,17 +262,15 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         s.is_valid(raise_exception=True)
         d = s.validated_data
         optional = {k: d[k] for k in ("error_category", "note") if k in d}
-        with transaction.atomic():
-            existed = Decision.objects.filter(
-                clip=d["clip"], label=d["label"], reviewer=request.user
-            ).exists()
-            decision = decision_record(
-                clip=d["clip"], label=d["label"], reviewer=request.user, verdict=d["verdict"],
-                **optional,
-            )
+        # 201 only to the call whose INSERT made the row (decided in the database, so
+        # identical concurrent posts get one 201 and 200s).
+        decision, created = decision_upsert(
+            clip=d["clip"], label=d["label"], reviewer=request.user, verdict=d["verdict"],
+            **optional,
+        )
         return Response(
             DecisionSerializer(decision).data,
-            status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -374,7 +372,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise NotFound("This export is not finished, or its file is gone.")
         # FileResponse closes the file when the response is done.
         return FileResponse(open(path, "rb"), as_attachment=True,  # noqa: SIM115
-                            filename=path.name)
+                            filename=job.file_name)
 
 
 @extend_schema(

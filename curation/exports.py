@@ -36,6 +36,7 @@ from typing import BinaryIO
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
+from relabel_app.csv_safety import spreadsheet_safe_sql
 from relabel_app.models import Dataset
 from review.models import ErrorCategory
 
@@ -145,12 +146,16 @@ def curated_lines_sql(dataset: Dataset, fmt: str, policy: str) -> tuple[str, dic
 
 
 def decisions_sql(dataset: Dataset) -> tuple[str, dict]:
-    """Every reviewer decision and every adjudication of the dataset, in dataset order."""
+    """Every reviewer decision and every adjudication of the dataset, in dataset order.
+    Free-text cells (label name, username, category, note) are spreadsheet-safe: a cell
+    that would start a formula gets a leading single quote (relabel_app.csv_safety)."""
+    safe = spreadsheet_safe_sql
     user = get_user_model()._meta.db_table
     sql = f"""
     SELECT c.ytid, {_sec("c.start_s")} AS start_seconds, {_sec("c.end_s")} AS end_seconds,
-           l.mid AS label_mid, l.name AS label_name, u.username AS reviewer, x.source,
-           x.verdict, coalesce(ec.slug, '') AS error_category, x.note,
+           l.mid AS label_mid, {safe("l.name")} AS label_name, {safe("u.username")} AS reviewer,
+           x.source, x.verdict, {safe("coalesce(ec.slug, '')")} AS error_category,
+           {safe("x.note")} AS note,
            to_char(x.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS time
     FROM (
         SELECT d.clip_id, d.label_id, d.reviewer_id AS user_id, 'review' AS source,

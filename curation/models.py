@@ -101,6 +101,7 @@ class ExportJob(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="export_jobs")
     format = models.CharField(max_length=10, choices=Format.choices, default=Format.CSV)
@@ -122,6 +123,12 @@ class ExportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Liveness (curation.services.export_jobs_recover): the worker process running the job
+    # ("host:pid") beats every few seconds; a job whose worker is gone is re-queued once,
+    # then failed. attempts counts the runs started.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -132,7 +139,15 @@ class ExportJob(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELED)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (self.Status.FAILED, self.Status.CANCELED)
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
 
     @property
     def percent(self) -> float:
@@ -144,7 +159,15 @@ class ExportJob(models.Model):
 
     @property
     def file_name(self) -> str:
-        return self.path.rsplit("/", 1)[-1] if self.path else ""
+        """The name a download gets, e.g. ``balanced_train-csv-strict-42.csv`` (dataset
+        names are slugs, relabel_app.names). The file on disk is named from ids only
+        (curation.services.export_job_relative_path)."""
+        if not self.path:
+            return ""
+        ext = self.path.rsplit(".", 1)[-1]
+        kind = (self.format if self.format == self.Format.DECISIONS
+                else f"{self.format}-{self.policy}")
+        return f"{self.dataset.name}-{kind}-{self.pk}.{ext}"
 
 
 class AuditSnapshot(models.Model):

@@ -140,5 +140,5 @@ def run_for(dataset: Dataset, run_id: str | int | None) -> PipelineRun | None:
 
 
 def export_jobs_for(dataset: Dataset, *, limit: int = 100) -> list[ExportJob]:
-    return list(ExportJob.objects.filter(dataset=dataset).select_related("created_by")
+    return list(ExportJob.objects.filter(dataset=dataset).select_related("created_by", "dataset")
                 .order_by("-created_at", "-id")[:limit])

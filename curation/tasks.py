@@ -1,6 +1,11 @@
 """Celery entry points of the curation app. Thin: take ids, call a service."""
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
+
+log = logging.getLogger(__name__)
 
 # An export of 2M clips takes about a minute; the limits leave room for bigger sets and a
 # slow disk without letting a stuck job hold the export worker forever.
@@ -29,3 +34,16 @@ def audit_snapshot_task(snapshot_id: int) -> str:
 
     snap = audit_snapshot_compute(snapshot_id=snapshot_id)
     return snap.status if snap else "missing"
+@worker_ready.connect
+def recover_exports_at_worker_start(**kwargs) -> None:
+    """A worker that starts (after a crash, say) recovers the export jobs whose worker is
+    gone: re-queued once, then failed (curation.services.export_jobs_recover)."""
+    from .services import export_jobs_recover
+
+    try:
+        done = export_jobs_recover()
+    except Exception:  # never keep a worker from starting
+        log.exception("recovering export jobs at worker start failed")
+        return
+    if done["requeued"] or done["failed"]:
+        log.warning("export jobs recovered at worker start: %s", done)

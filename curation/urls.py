@@ -18,4 +18,6 @@ urlpatterns = [
     path("dataset/<slug:name>/exports/", views.exports, name="exports"),
     path("exports/<int:job_id>/progress/", views.export_progress, name="export_progress"),
     path("exports/<int:job_id>/download/", views.export_download, name="export_download"),
+    path("exports/<int:job_id>/retry/", views.export_retry, name="export_retry"),
+    path("exports/<int:job_id>/cancel/", views.export_cancel, name="export_cancel"),
 ]

@@ -282,6 +282,9 @@ def exports(request: HttpRequest, name: str) -> HttpResponse:
             return redirect("curation:exports", name=dataset.name)
     elif request.method == "GET":
         form = ExportForm()
+        # A periodic check with no scheduler: jobs whose worker died are re-queued once,
+        # then failed, when someone looks (also done at worker start, recover_exports).
+        services.export_jobs_recover()
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     return render(request, "curation/exports.html", {
@@ -292,6 +295,32 @@ def exports(request: HttpRequest, name: str) -> HttpResponse:
 def _job_or_404(job_id: int) -> ExportJob:
     return get_object_or_404(ExportJob.objects.select_related("dataset", "created_by"),
                              pk=job_id)
+
+
+@curator_required
+@require_POST
+def export_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(job_id)
+    try:
+        services.export_job_retry(job=job, user=request.user)
+    except ValueError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Export #{job.pk} queued again.")
+    return redirect("curation:exports", name=job.dataset.name)
+
+
+@curator_required
+@require_POST
+def export_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(job_id)
+    try:
+        services.export_job_cancel(job=job, user=request.user)
+    except ValueError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Export #{job.pk} canceled.")
+    return redirect("curation:exports", name=job.dataset.name)
 
 
 @curator_required
@@ -317,5 +346,5 @@ def export_download(request: HttpRequest, job_id: int) -> FileResponse:
         raise Http404("The export file is gone.")
     content_type = "application/json" if path.suffix == ".json" else "text/csv"
     # FileResponse closes the file when the response is done.
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name,  # noqa: SIM115
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=job.file_name,  # noqa: SIM115
                         content_type=content_type)

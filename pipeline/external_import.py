@@ -19,7 +19,6 @@ line (CSV) number and nothing is written, unless ``skip_bad`` is set.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -31,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from relabel_app.audio_files import ytid_from_filename
+from relabel_app.json_stream import BOM, JsonFileError, iter_data_items
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.segment_import import (
     MAX_LINE_BYTES,
@@ -103,7 +103,7 @@ def _detect_format(path: Path, head: bytes) -> str:
         return "json"
     if suffix in (".csv", ".txt"):
         return "csv"
-    return "json" if head.lstrip()[:1] in (b"{", b"[") else "csv"
+    return "json" if head.removeprefix(BOM).lstrip()[:1] in (b"{", b"[") else "csv"
 
 
 def _split_mids(text: str) -> list[str]:
@@ -117,16 +117,19 @@ def _split_mids(text: str) -> list[str]:
     return mids
 
 
-def _json_items(raw: bytes, source: str, bad) -> Iterator[_Item | None]:
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise LabelsetImportError(source, "", f"not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise LabelsetImportError(source, "", 'expected an object {"data": [...]}')
-    items = data["data"]
-    del data
-    for n, item in enumerate(items, start=1):
+def _json_items(f: BinaryIO, path: Path, source: str, bad) -> Iterator[_Item | None]:
+    """The items of the file, streamed (relabel_app.json_stream): constant memory."""
+    items = iter_data_items(f, reopen=lambda: path.open("rb"))
+    n = 0
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except JsonFileError as e:
+            raise LabelsetImportError(source, f"line {e.line}" if e.line else "",
+                                      e.reason) from None
+        n += 1
         if not isinstance(item, dict) or not isinstance(item.get("wav"), str) \
                 or not isinstance(item.get("labels"), str):
             bad(n, 'item needs string fields "wav" and "labels"')
@@ -212,7 +215,6 @@ def labelset_import(
     except OSError as e:
         raise LabelsetImportError(source, "", f"cannot read: {e.strerror or e}") from None
     fmt = _detect_format(path, head)
-    raw = path.read_bytes() if fmt == "json" else None  # the CSV is streamed below
     unit = "item" if fmt == "json" else "line"
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
@@ -234,8 +236,8 @@ def labelset_import(
         "name": name,
         "source": str(path.resolve()),
         "format": fmt,
-        "sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
-        "bytes": len(raw) if raw is not None else None,
+        "sha256": None,  # set once the file was read through
+        "bytes": None,
         "external": True,
         "random_weights": False,
     }
@@ -243,12 +245,9 @@ def labelset_import(
     items_read = 0
 
     with transaction.atomic(), connection.cursor() as wrapper, ExitStack() as files:
-        reader = None
-        if fmt == "json":
-            items = _json_items(raw, source, bad)
-        else:
-            reader = _HashingReader(files.enter_context(path.open("rb")))
-            items = _csv_items(reader, bad)
+        # Both formats are streamed (never the whole file in memory) and hashed as read.
+        reader = _HashingReader(files.enter_context(path.open("rb")))
+        items = _json_items(reader, path, source, bad) if fmt == "json" else _csv_items(reader, bad)
         cur = wrapper.cursor
         # Two imports of one dataset would race on the run's rows; the second waits.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_NS, dataset.pk])
@@ -295,9 +294,8 @@ def labelset_import(
                 if len(item_rows) >= COPY_BATCH_ITEMS:
                     flush()
         flush()
-        del raw, items
-        if reader is not None:
-            config.update(sha256=reader.sha256.hexdigest(), bytes=reader.bytes)
+        del items
+        config.update(sha256=reader.sha256.hexdigest(), bytes=reader.bytes)
         timings["parse+copy"] = time.perf_counter() - t0
 
         # --- match items to the dataset's clips -------------------------------------

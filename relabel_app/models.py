@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from django.db import models
 
+from .names import (
+    DATASET_NAME_HELP,
+    DATASET_NAME_MAX,
+    DATASET_NAME_REGEX,
+    validate_audio_root,
+    validate_dataset_name,
+)
+
 
 class Label(models.Model):
     """One class of the AudioSet ontology (632 in all, 527 trainable)."""
@@ -37,10 +45,15 @@ class Dataset(models.Model):
         ORDER = "order", "Dataset order"
         RANDOM = "random", "Random"
 
-    name = models.SlugField(max_length=100, unique=True)
+    # One rule (relabel_app.names), also a check constraint: names reach URLs and file names.
+    name = models.SlugField(max_length=DATASET_NAME_MAX, unique=True,
+                            validators=[validate_dataset_name], help_text=DATASET_NAME_HELP)
     description = models.TextField(blank=True)
     # Absolute folder that Clip.audio_path is relative to; empty means settings.AUDIO_ROOT/<name>.
-    audio_root = models.CharField(max_length=500, blank=True)
+    # Must lie under settings.RELABEL_AUDIO_ROOTS (checked in clean() and when serving).
+    audio_root = models.CharField(max_length=500, blank=True, validators=[validate_audio_root],
+                                  help_text="Empty: the default audio folder. Else an absolute "
+                                            "folder under RELABEL_AUDIO_ROOTS.")
     synthetic = models.BooleanField(
         default=False, help_text="Clips were synthesized on the machine (demo data)."
     )
@@ -67,6 +80,10 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(name__regex=DATASET_NAME_REGEX),
+                                   name="dataset_name_slug"),
+        ]
 
     def __str__(self) -> str:
         return self.name

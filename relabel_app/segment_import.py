@@ -16,10 +16,13 @@ from typing import BinaryIO
 from django.db import connection, transaction
 
 from .models import Clip, ClipLabel, Dataset, Label
+from .names import audio_root_problem, dataset_name_problem
 
 MAX_LINE_BYTES = 64 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
-COPY_BATCH_ROWS = 200_000
+# Rows per COPY write: each batch is a list of small bytes objects (~100 B a row with
+# its labels), so this bounds the import's working memory (about 5 MB a batch).
+COPY_BATCH_ROWS = 50_000
 YTID_RE = re.compile(rb"^[A-Za-z0-9_\-]{1,64}$")
 HEADER_COUNTS_RE = re.compile(rb"(num_\w+)=(\d+)")
 
@@ -71,17 +74,33 @@ class ImportReport:
         ]
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def iter_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
     """Yield (line number, line) reading in chunks; a line over MAX_LINE_BYTES yields None
     instead (one spanning chunks is never held in memory: a 1 GB line must not take 1 GB),
-    wherever it lies in the file."""
+    wherever it lies in the file. A UTF-8 byte order mark at the start is skipped (what
+    spreadsheet programs write)."""
     lineno = 0
     rest = b""
     skipping = False
+    first = True
     while True:
         chunk = f.read(CHUNK_BYTES)
         if not chunk:
             break
+        if first:
+            first = False
+            while len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                more = f.read(CHUNK_BYTES)
+                if not more:
+                    break
+                chunk += more
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM):]
+                if not chunk:
+                    continue
         buf = rest + chunk if rest else chunk
         lines = buf.split(b"\n")
         rest = lines.pop()
@@ -137,12 +156,12 @@ def parse_segment_line(line: bytes) -> tuple[bytes, float, float, list[bytes]]:
     return ytid, start, end, mids
 
 
-def _dataset_for(name: str, audio_root: str | None) -> Dataset:
+def _dataset_for(name: str, audio_root: str | None) -> tuple[Dataset, bool]:
     ds, created = Dataset.objects.get_or_create(name=name, defaults={"audio_root": audio_root or ""})
     if audio_root and ds.audio_root != audio_root:
         ds.audio_root = audio_root
         ds.save(update_fields=["audio_root"])
-    return ds
+    return ds, created
 
 
 def _copy(cursor, sql: str, chunks: list[bytes]) -> None:
@@ -164,6 +183,11 @@ def segments_import(
     Without skip_bad the first bad row raises SegmentImportError and nothing is written.
     Rows whose (ytid, start) already exist in the dataset add only their missing labels.
     """
+    # The name and the audio root are checked before anything is read or written.
+    if problem := dataset_name_problem(dataset_name):
+        raise SegmentImportError(source_name, 0, problem)
+    if audio_root and (problem := audio_root_problem(audio_root)):
+        raise SegmentImportError(source_name, 0, problem)
     t0 = time.perf_counter()
     report = ImportReport(dataset=dataset_name, source=source_name)
     timings: dict[str, float] = {}
@@ -172,7 +196,7 @@ def segments_import(
         raise SegmentImportError(source_name, 0, "no ontology loaded; run load_ontology first")
 
     with transaction.atomic():
-        ds = _dataset_for(dataset_name, audio_root)
+        ds, ds_created = _dataset_for(dataset_name, audio_root)
         ds_id = str(ds.id).encode()
         existing: dict[tuple[bytes, float], int] = {
             (y.encode(), s): i
@@ -308,6 +332,13 @@ def segments_import(
             if report.clips_created > 10_000:
                 cur.execute(f"ANALYZE {clip_table}")
                 cur.execute(f"ANALYZE {label_table}")
+        if ds_created and report.clips_created == 0:
+            # Nothing usable (every row bad and skipped, or no rows at all): leave no
+            # empty dataset behind. Raising rolls the whole transaction back.
+            raise SegmentImportError(
+                source_name, 0,
+                f"no clip could be imported ({report.rows_read} rows read, "
+                f"{len(report.bad_rows)} bad); dataset {dataset_name!r} was not created")
     report.positive_labels = positive
     report.unique_labels = len(unique)
     report.seconds = time.perf_counter() - t0

@@ -142,6 +142,11 @@ class ClipReview(models.Model):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clip_reviews"
     )
+    # The queue slot this review closed (services.clip_finish writes both in one
+    # statement). Unique: one finished review per slot, so never more than the slots.
+    slot = models.OneToOneField(
+        "QueueSlot", null=True, blank=True, on_delete=models.SET_NULL, related_name="review",
+    )
     finished_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -109,7 +109,6 @@ def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
     return d
 
 
-@transaction.atomic
 def decision_record(
     *,
     clip: Clip,
@@ -125,6 +124,23 @@ def decision_record(
     ``error_category`` and ``note`` default to KEEP: the stored ones stay, except that a
     *changed* verdict drops the error category (it described the old verdict). Pass a
     value (None / "" included) to set them."""
+    return decision_upsert(clip=clip, label=label, reviewer=reviewer, verdict=verdict,
+                           error_category=error_category, note=note)[0]
+
+
+@transaction.atomic
+def decision_upsert(
+    *,
+    clip: Clip,
+    label: Label,
+    reviewer,
+    verdict: str,
+    error_category: ErrorCategory | None | _Keep = KEEP,
+    note: str | _Keep = KEEP,
+) -> tuple[Decision, bool]:
+    """decision_record, also saying whether this call created the row: of any number of
+    identical concurrent calls exactly one gets True (the INSERT ... ON CONFLICT that won),
+    so an API answers 201 once and 200 to all the others."""
     verdict = Verdict(verdict).value
     for _attempt in range(3):
         d = _decision_insert(
@@ -133,7 +149,7 @@ def decision_record(
             note="" if note is KEEP else note,
         )
         if d is not None:  # logged by the same statement
-            return d
+            return d, True
         d = _locked_decision(clip, label, reviewer)
         if d is not None:
             break
@@ -150,11 +166,11 @@ def decision_record(
     d.verdict = verdict
     after = _state(d)
     if after == before:
-        return d
+        return d, False
     d.save(update_fields=["verdict", "error_category", "note", "updated_at"])
     _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.RECORD,
          before=before, after=after)
-    return d
+    return d, False
 
 
 @transaction.atomic
@@ -247,34 +263,50 @@ def reviewer_settings_update(*, user, autoplay: bool) -> ReviewerSettings:
 
 
 @transaction.atomic
-def clip_finish(*, clip: Clip, reviewer) -> ClipReview:
-    """Mark the clip finished by the reviewer (idempotent) and close one of its queue
-    slots: the one leased to them, else a free one (a clip reached outside the queue)."""
-    ClipReview.objects.bulk_create(
-        [ClipReview(dataset_id=clip.dataset_id, clip=clip, reviewer=reviewer)],
-        ignore_conflicts=True,
-    )
-    review = ClipReview.objects.get(clip=clip, reviewer=reviewer)
-    table = QueueSlot._meta.db_table
+def clip_finish(*, clip: Clip, reviewer) -> ClipReview | None:
+    """Mark the clip finished by the reviewer (idempotent) by closing one of its queue
+    slots. The one rule, enforced by a single statement in the database under row locks:
+    a slot is closed only by the holder of its live lease, or, when nobody holds a live
+    lease on it, by anyone (a clip reached outside the queue, or after one's own lease
+    ran out). The finished review (ClipReview, what progress counts) is written by that
+    same statement and points at the slot it closed (one review per slot, unique), so
+    there are never more finished reviews than slots, and never an open slot left for a
+    clip that reached its count.
+
+    Returns the reviewer's ClipReview, or None when every open slot of the clip is held by
+    someone else's live lease (or none is left): their decisions are kept as they are, but
+    the clip does not count as finished by them."""
+    existing = ClipReview.objects.filter(clip=clip, reviewer=reviewer).first()
+    if existing is not None:
+        return existing
+    _queue_refresh_for_pick(clip.dataset)  # a queue never built has no slot to close
+    slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            UPDATE {table} SET done_by_id = %(me)s, done_at = %(now)s,
-                               leased_to_id = NULL, lease_expires_at = NULL
-            WHERE id = (
-                SELECT s.id FROM {table} s
+            WITH target AS (
+                SELECT s.id FROM {slot_t} s
                 WHERE s.clip_id = %(clip)s AND s.done_by_id IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM {table} d
+                  AND NOT EXISTS (SELECT 1 FROM {slot_t} d
                                   WHERE d.clip_id = %(clip)s AND d.done_by_id = %(me)s)
-                  AND (s.leased_to_id = %(me)s OR s.leased_to_id IS NULL
-                       OR s.lease_expires_at <= %(now)s)
+                  AND (s.leased_to_id IS NULL OR s.lease_expires_at IS NULL
+                       OR s.lease_expires_at <= %(now)s OR s.leased_to_id = %(me)s)
                 ORDER BY (s.leased_to_id = %(me)s) DESC NULLS LAST, s.slot
                 LIMIT 1
-                FOR UPDATE SKIP LOCKED)
+                FOR UPDATE SKIP LOCKED
+            ), closed AS (
+                UPDATE {slot_t} s SET done_by_id = %(me)s, done_at = %(now)s,
+                                      leased_to_id = NULL, lease_expires_at = NULL
+                FROM target WHERE s.id = target.id
+                RETURNING s.id, s.dataset_id, s.clip_id
+            )
+            INSERT INTO {review_t} (dataset_id, clip_id, reviewer_id, slot_id, finished_at)
+            SELECT dataset_id, clip_id, %(me)s, id, %(now)s FROM closed
+            ON CONFLICT DO NOTHING
             """,
             {"me": reviewer.pk, "clip": clip.pk, "now": timezone.now()},
         )
-    return review
+    return ClipReview.objects.filter(clip=clip, reviewer=reviewer).first()
 
 
 # --- the queue --------------------------------------------------------------------------

@@ -5,7 +5,6 @@ URLs answer plain form posts with a redirect, so the page works without JavaScri
 
 from __future__ import annotations
 
-import mimetypes
 from datetime import datetime
 
 from django.contrib import messages
@@ -33,6 +32,7 @@ from . import services
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
+    audio_file_type,
     clip_audio_file,
     file_etag,
     iter_file_range,
@@ -132,7 +132,9 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
-    services.clip_finish(clip=clip, reviewer=request.user)
+    if services.clip_finish(clip=clip, reviewer=request.user) is None:
+        messages.info(request, "Your decisions on that clip are saved. It did not count as "
+                               "finished by you: another reviewer holds it now.")
     nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
@@ -296,9 +298,10 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
     if path is None:
         raise Http404("No audio file for this clip.")
     size = path.stat().st_size
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if content_type == "audio/x-wav":
-        content_type = "audio/wav"
+    # By content, never by name (clip_audio_file already refused anything not audio).
+    content_type = audio_file_type(path)
+    if content_type is None:
+        raise Http404("No audio file for this clip.")
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",

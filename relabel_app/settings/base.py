@@ -123,8 +123,17 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Where clip audio lives unless a dataset names its own root.
 AUDIO_ROOT = Path(env("RELABEL_AUDIO_ROOT", default=str(DATA_DIR / "audio")))
+# The only folders a dataset's audio_root may lie under (comma-separated); the audio view
+# serves nothing outside them, whatever a dataset row says.
+RELABEL_AUDIO_ROOTS = [
+    Path(p) for p in env.list("RELABEL_AUDIO_ROOTS", default=[str(DATA_DIR), str(AUDIO_ROOT)])
+]
 # Where exports are written.
 EXPORT_DIR = Path(env("RELABEL_EXPORT_DIR", default=str(DATA_DIR / "exports")))
+# A running export beats this often; one silent for EXPORT_HEARTBEAT_STALE_S (or whose
+# worker process on this machine is gone) is re-queued once, then failed.
+EXPORT_HEARTBEAT_S = env.float("RELABEL_EXPORT_HEARTBEAT_S", default=10.0)
+EXPORT_HEARTBEAT_STALE_S = env.float("RELABEL_EXPORT_HEARTBEAT_STALE_S", default=180.0)
 # Where model files made by make_tiny_models (and caches of label embeddings) live.
 MODEL_DIR = Path(env("RELABEL_MODEL_DIR", default=str(DATA_DIR / "models")))
 PROFILE_DIR = BASE_DIR / "pipeline" / "profiles"
@@ -155,7 +164,14 @@ if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis redelivers a message unacknowledged this long (a worker killed mid-task). It
+    # must outlast the longest pipeline task (CELERY_TASK_TIME_LIMIT, below); longer
+    # export tasks are safe with less, as a redelivered export whose worker still beats
+    # does nothing (curation.services.export_job_run). Was one hour.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT",
+                                      default=env.int("CELERY_TASK_TIME_LIMIT", default=900) + 60),
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

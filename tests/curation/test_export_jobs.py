@@ -64,7 +64,8 @@ def test_curator_exports_follows_and_downloads(client, policy_set, curator,
     assert export_task.run(job.pk) == "done"
     job.refresh_from_db()
     assert (job.status, job.rows_done, job.rows_total) == ("done", 3, 3)
-    assert job.path == f"cur/cur-json-strict-{job.pk}.json"
+    # On disk the file is named from ids; the download keeps the readable name.
+    assert job.path == f"dataset-{job.dataset_id}/export-{job.pk}-json-strict.json"
     assert job.summary["num_segs"] == 3 and job.summary["clips_left_out"] == 2
     assert (_export_dir / job.path).stat().st_size == job.size_bytes
 
@@ -96,7 +97,8 @@ def test_duplicate_message_does_nothing(policy_set, _export_dir):
     assert job.finished_at == finished
     assert export_task.run(10**9) == "missing"
     # Only the finished file is in the folder: no partial file left behind.
-    assert [p.name for p in (_export_dir / "cur").iterdir()] == [job.file_name]
+    folder = _export_dir / f"dataset-{job.dataset_id}"
+    assert [p.name for p in folder.iterdir()] == [job.path.rsplit("/", 1)[-1]]
 
 
 def test_failure_is_recorded_on_the_job(policy_set, monkeypatch):
@@ -158,4 +160,5 @@ def test_decisions_file_name_has_no_policy(policy_set):
     job = _job(policy_set, fmt="decisions")
     export_job_run(job_id=job.pk)
     job.refresh_from_db()
-    assert job.path == f"cur/cur-decisions-{job.pk}.csv" and job.rows_done == 18
+    assert job.path == f"dataset-{job.dataset_id}/export-{job.pk}-decisions.csv"
+    assert job.file_name == f"cur-decisions-{job.pk}.csv" and job.rows_done == 18

@@ -212,7 +212,9 @@ def test_import_labels_json_line_break_cannot_inject_a_clip(imp, tmp_path, capsy
 
 
 JSON_FILE_CASES = {
-    "syntax error on line 3": (b'{"data": [\n  {"wav": "a.wav", "labels": ""},\n  {oops}\n]}',
+    # The import streams: a good item 1 is read (and rolled back) before the error.
+    "syntax error on line 3": (b'{"data": [\n  {"wav": "newclip0002.wav", "labels": "/m/09x0r"},'
+                               b'\n  {oops}\n]}',
                                ":3: not valid JSON"),
     "truncated": (b'{"data": [{"wav": "newclip0002.wav", "labels": "/m/09x0r"}',
                   "not valid JSON"),

@@ -105,6 +105,14 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {"job_id": "export"}, None, (LOGIN, 403, 403, STOP_POLLING, STOP_POLLING)),
     ],
     "curation:export_download": [("get", {"job_id": "export"}, None, CURATORS)],
+    "curation:export_retry": [
+        ("get", {"job_id": "export"}, None, (LOGIN, 403, 403, 405, 405)),
+        ("post", {"job_id": "export"}, {}, (LOGIN, 403, 403, 302, 302)),
+    ],
+    "curation:export_cancel": [
+        ("get", {"job_id": "export"}, None, (LOGIN, 403, 403, 405, 405)),
+        ("post", {"job_id": "export"}, {}, (LOGIN, 403, 403, 302, 302)),
+    ],
     # --- review -----------------------------------------------------------------------
     "review:home": [("get", {}, None, REVIEWERS)],
     "review:start": [

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pipeline.external_import import LabelsetImportError, labelset_import
+from relabel_app.names import dataset_name_problem
 
 
 class Command(BaseCommand):
@@ -21,6 +22,8 @@ class Command(BaseCommand):
                             help="Import the good items and report every bad one.")
 
     def handle(self, *args, path, dataset, name, skip_bad=False, **options):
+        if problem := dataset_name_problem(dataset):
+            raise CommandError(f"--dataset: {problem}\nNothing was imported.")
         if not Path(path).is_file():
             raise CommandError(f"{path}: no such file")
         try:

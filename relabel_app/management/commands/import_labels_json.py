@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from relabel_app.audio_matching import dataset_match_audio
 from relabel_app.labels_json_import import labels_json_import
+from relabel_app.names import dataset_name_problem
 from relabel_app.segment_import import SegmentImportError
 
 
@@ -17,6 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true")
 
     def handle(self, *args, path, dataset, audio_root=None, skip_bad=False, **options):
+        if problem := dataset_name_problem(dataset):
+            raise CommandError(f"--dataset: {problem}\nNothing was imported.")
         if not Path(path).is_file():
             raise CommandError(f"{path}: no such file")
         if audio_root:

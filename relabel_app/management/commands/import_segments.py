@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from relabel_app.audio_matching import dataset_match_audio
+from relabel_app.names import dataset_name_problem
 from relabel_app.ontology_source import BUILTIN_LISTS, open_builtin_list
 from relabel_app.segment_import import SegmentImportError, segments_import
 
@@ -26,6 +27,8 @@ class Command(BaseCommand):
                **options):
         if bool(path) == bool(builtin):
             raise CommandError("give exactly one of PATH or --builtin")
+        if problem := dataset_name_problem(dataset):
+            raise CommandError(f"--dataset: {problem}\nNothing was imported.")
         if audio_root:
             audio_root = str(Path(audio_root).resolve())
             if not Path(audio_root).is_dir():

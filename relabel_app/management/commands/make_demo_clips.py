@@ -2,10 +2,11 @@ import io
 import json
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from relabel_app.audio_matching import dataset_match_audio
 from relabel_app.models import Dataset
+from relabel_app.names import dataset_name_problem
 from relabel_app.segment_import import segments_import
 
 DESCRIPTION = (
@@ -25,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, dataset="demo", seed=0, **options):
         from relabel_app.demo_audio import demo_segments_csv, synthesize_demo_clips
 
+        if problem := dataset_name_problem(dataset):  # the name becomes a folder below
+            raise CommandError(f"--dataset: {problem}")
         out = settings.AUDIO_ROOT / dataset
         out.mkdir(parents=True, exist_ok=True)
         clips = synthesize_demo_clips(out, seed=seed)
