@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import UserFactory
 from tests.review.conftest import label, make_dataset
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import UserFactory
 
 from .conftest import MIDS, add_result, label, make_dataset, make_run
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
-
 from .test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
