@@ -3,7 +3,6 @@ models), one on `celery,llm,export` (text LLM, HTTP, exports). SIGKILL the audio
 worker mid-run, start a new one, resume: every clip done once, nothing lost, nothing
 doubled, and each worker ran only its own queues' stages."""
 
-import json
 import os
 import re
 import signal
@@ -11,14 +10,12 @@ import time
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 
 from pipeline import chain
 from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
-from pipeline.profiles import PROFILE_DIR
 from pipeline.services import run_dispatch, run_get_or_create, run_progress, run_wait
-from pipeline.worker import all_queues, start_worker
+from pipeline.worker import all_queues
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,30 +25,9 @@ TASK_DONE = re.compile(r"Task (pipeline\.\w+)\[[0-9a-f-]+\] succeeded")
 
 
 @pytest.fixture
-def split_workers(tmp_path):
+def redis_broker():
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("needs a Redis broker (CELERY_BROKER_URL=redis://...)")
-    from relabel_app.celery import app
-
-    app.control.purge()
-    env = {"RELABEL_DATABASE_NAME": connection.settings_dict["NAME"],
-           "DJANGO_SETTINGS_MODULE": "relabel_app.settings.test"}
-    procs = []
-
-    def start(queues, name):
-        log = tmp_path / f"{name}.log"
-        p = start_worker(queues=queues, hostname=f"{name}@%h", log_file=log, extra_env=env)
-        procs.append(p)
-        return p, log
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(20)
-            except Exception:
-                os.killpg(p.pid, signal.SIGKILL)
 
 
 def stages_run(log) -> set[str]:
@@ -62,15 +38,12 @@ def test_the_split_queues_cover_every_queue():
     assert sorted(GPU_QUEUES + CPU_QUEUES) == sorted(all_queues())
 
 
-def test_kill_the_gpu_worker_mid_run(demo_dataset, tiny_models, split_workers, tmp_path):
-    profile = json.loads((PROFILE_DIR / "tiny.json").read_text())
-    profile["chunk_size"] = 1  # many small tasks, so the kill lands mid-run
-    path = tmp_path / "tiny-small-chunks.json"
-    path.write_text(json.dumps(profile))
-    run, _ = run_get_or_create(dataset=demo_dataset, profile=str(path))
+def test_kill_the_gpu_worker_mid_run(redis_broker, demo_dataset, tiny_models, worker,
+                                     small_chunks_profile, tmp_path):
+    run, _ = run_get_or_create(dataset=demo_dataset, profile=small_chunks_profile)
     run_dispatch(run=run)
-    gpu, gpu_log = split_workers(GPU_QUEUES, "gpu1")
-    cpu, cpu_log = split_workers(CPU_QUEUES, "cpu")
+    gpu = worker(queues=GPU_QUEUES, name="gpu1")
+    cpu = worker(queues=CPU_QUEUES, name="cpu")
     deadline = time.monotonic() + 180
     while run_progress(run=run).finished < 3:
         assert time.monotonic() < deadline, "the workers made no progress"
@@ -81,7 +54,7 @@ def test_kill_the_gpu_worker_mid_run(demo_dataset, tiny_models, split_workers, t
     mid = run_progress(run=run)
     assert 3 <= mid.finished < 16, "the kill must land mid-run"
 
-    _, gpu2_log = split_workers(GPU_QUEUES, "gpu2")
+    worker(queues=GPU_QUEUES, name="gpu2")
     run_dispatch(run=run)  # what `run_pipeline` (or the UI's Resume) does again
     done = run_wait(run=run, timeout_s=300, poll_s=0.3)
     assert cpu.poll() is None, "the CPU worker must live through the other's death"
@@ -110,6 +83,6 @@ def test_kill_the_gpu_worker_mid_run(demo_dataset, tiny_models, split_workers, t
     gpu_stages = {f"pipeline.{s.name}" for s in chain.stages() if s.queue in GPU_QUEUES}
     cpu_stages = {f"pipeline.{s.name}" for s in chain.stages() if s.queue in CPU_QUEUES}
     assert gpu_stages == {"pipeline.caption", "pipeline.filter"}
-    assert stages_run(gpu_log) <= gpu_stages and stages_run(gpu2_log) <= gpu_stages
-    assert stages_run(cpu_log) == cpu_stages
-    assert "pipeline.filter" in stages_run(gpu2_log), "the new worker finished the CLAP work"
+    gpu1, gpu2, cpu = (stages_run(tmp_path / f"{n}.log") for n in ("gpu1", "gpu2", "cpu"))
+    assert gpu1 <= gpu_stages and gpu2 <= gpu_stages and cpu == cpu_stages
+    assert "pipeline.filter" in gpu2, "the new worker finished the CLAP work"
