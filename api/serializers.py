@@ -210,6 +210,9 @@ class RunProgressSerializer(serializers.Serializer):
     predict = serializers.IntegerField()
     match = serializers.IntegerField()
     filter = serializers.IntegerField()
+    stages = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Clips done per stage, in chain order (every registered stage).")
     failed = serializers.IntegerField()
     finished = serializers.IntegerField()
     percent = serializers.FloatField()
