@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.models import Candidate, ClipResult, PipelineRun
+from pipeline.selectors import counting_runs, run_that_counts
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 from review.models import ClipReview, Decision
 
@@ -76,24 +77,16 @@ class Scope:
 
 
 def default_run(dataset: Dataset) -> PipelineRun | None:
-    """The run audits and the adjudication page use unless told otherwise: the latest run
-    of the model chain (external label sets are chosen explicitly)."""
-    return (
-        PipelineRun.objects.filter(dataset=dataset, kind=PipelineRun.Kind.MODELS)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    """The run audits and the adjudication page use unless told otherwise: the dataset's
+    run that counts (pipeline.selectors: the same rule as review and the API)."""
+    return run_that_counts(dataset=dataset)
 
 
 def latest_run(dataset: Dataset) -> PipelineRun | None:
-    """The run the audit uses unless told otherwise: the dataset's latest run of the model
-    chain or external label set, whichever is newer."""
-    return (
-        PipelineRun.objects.filter(
-            dataset=dataset, kind__in=[PipelineRun.Kind.MODELS, PipelineRun.Kind.EXTERNAL])
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    """The run the audit uses unless told otherwise (issue: "the dataset's latest run, model
+    or external"): the newest of the runs that count (pipeline.selectors.counting_runs, the
+    same rule review and the API use), whatever its kind."""
+    return counting_runs(dataset).order_by("-created_at", "-id").first()
 
 
 def scope_for(*, dataset: Dataset, run_id: int | None = None,

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
+from pipeline.selectors import COUNTS_SQL, ORDER_SQL
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 
 from .models import (
@@ -240,7 +241,7 @@ def decision_add_label(*, clip: Clip, label: Label, reviewer) -> Decision:
     trainable classes: an abstract (or otherwise non-trainable) class has no index, so no
     AudioSet loader can read it; the error names its trainable children to add instead."""
     if label.index is None:
-        from .label_info import trainable_descendants
+        from relabel_app.label_info import trainable_descendants
 
         kids = [i.name for i in trainable_descendants(label.pk)]
         kind = "an abstract class" if label.abstract else "not one of the 527 trainable classes"
@@ -371,7 +372,8 @@ class QueueFreshness:
     """What the slots should reflect (wanted) against what they were built from (built;
     None before the first build)."""
 
-    wanted: tuple[int, int, int | None]  # (max clip position, overlap k, latest done run)
+    # (max clip position, overlap k, the finished run that counts: pipeline.selectors)
+    wanted: tuple[int, int, int | None]
     built: tuple[int, int, int | None] | None
 
     @property
@@ -388,9 +390,9 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
             SELECT GREATEST(d.required_reviews, 1),
                    COALESCE((SELECT max(c.position) FROM {clip_t} c
                              WHERE c.dataset_id = d.id), -1),
-                   (SELECT r.id FROM {run_t} r WHERE r.dataset_id = d.id AND r.status = %s
-                    ORDER BY (r.kind = 'models') DESC, r.created_at DESC, r.id DESC
-                    LIMIT 1),
+                   (SELECT r.id FROM {run_t} r
+                    WHERE r.dataset_id = d.id AND {COUNTS_SQL} AND r.status = %s
+                    ORDER BY {ORDER_SQL} LIMIT 1),
                    s.dataset_id IS NOT NULL, s.max_position, s.required_reviews, s.run_id
             FROM {Dataset._meta.db_table} d
             LEFT JOIN {QueueState._meta.db_table} s ON s.dataset_id = d.id
@@ -409,7 +411,7 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
 
 def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     """Bring the dataset's queue slots up to date with its clips, its overlap
-    (required_reviews) and its latest finished run. Cheap when nothing changed (one
+    (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when nothing changed (one
     indexed query); otherwise one set-based statement per change (2M clips on 2 cores: about
     2 minutes for the first build, half a minute to 2 minutes for a re-rank, so
     queue_next_clip hands big refreshes to a Celery task). Returns True if it refreshed."""

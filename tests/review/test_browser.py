@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import ConsoleWatch, launch
+from tests.factories import UserFactory
 
 from .conftest import MIDS, add_result, make_dataset, make_run
 
@@ -19,7 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
-def browser_setup(transactional_db, audio_root, make_user):
+def browser_setup(transactional_db, audio_root):
     from relabel_app.models import ClipLabel
 
     from .conftest import label
@@ -41,7 +42,7 @@ def browser_setup(transactional_db, audio_root, make_user):
         ("music", 0.12, "synonym", "background tune"),
     ])
     add_result(run, clips[1], candidates=[("music", 0.33, "exact", "music")])
-    user = make_user("reviewer", "rita", password="s3cret-pass")
+    user = UserFactory(username="rita", password="s3cret-pass")
     return {"dataset": ds, "clips": clips, "user": user}
 
 

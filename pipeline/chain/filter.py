@@ -1,0 +1,72 @@
+"""Stage 4: CLAP cosine between each clip's audio and its candidates' class texts
+(pipeline.stages.filter); keep those at or above the threshold; best-of-N picks the
+attempt with the best scores. The chunk's audio is embedded in one batch."""
+
+from __future__ import annotations
+
+from pipeline.stages.filter import best_of_n, filter_candidates
+from pipeline.stages.match import Candidate as StageCandidate
+
+from .registry import Item, Stage
+
+
+class FilterStage(Stage):
+    name = "filter"
+    queue = "clap"
+    backends = ("clap",)
+
+    def setup(self) -> None:
+        from pipeline.execution import class_text_cache
+
+        self.clap = self.backend("clap")
+        self.threshold = float(self.config.get("threshold", 0.25))
+        self.cache = class_text_cache()
+
+    def prepare(self, chunk):
+        from pipeline.execution import load_clip_audio
+
+        items = []
+        for row in chunk:
+            try:
+                items.append(Item(row, load_clip_audio(row.clip, self.clap.sample_rate)))
+            except Exception as e:
+                self.fail(row, e)
+        return items
+
+    def call(self, items):
+        self.cache.matrix(self.clap)  # the class texts, once per model
+        return list(self.clap.embed_audio([item.data for item in items]))
+
+    def write(self, results):
+        from django.db import transaction
+
+        from pipeline.models import Candidate
+        from relabel_app.models import Label
+
+        mid_of = dict(Label.objects.filter(index__isnull=False).values_list("id", "mid"))
+        by_clip: dict[int, list] = {}
+        for c in Candidate.objects.filter(run_id=self.run.pk,
+                                          clip_id__in=[i.row.clip_id for i, _ in results]):
+            by_clip.setdefault(c.clip_id, []).append(c)
+        for item, audio_emb in results:
+            row = item.row
+            cands = by_clip.get(row.clip_id, [])
+            scores = self.cache.scores(self.clap, audio_emb, [mid_of[c.label_id] for c in cands])
+            by_attempt: dict[int, list] = {}
+            for c in cands:
+                c.clap_score = round(scores[mid_of[c.label_id]], 6)
+                c.kept = c.clap_score >= self.threshold
+                by_attempt.setdefault(c.attempt, []).append(c)
+            attempts = [
+                filter_candidates(
+                    [StageCandidate(mid=mid_of[c.label_id], tier=c.tier, phrase=c.phrase,
+                                    score=c.match_score) for c in by_attempt.get(a, [])],
+                    scores, self.threshold)
+                for a in range(len(row.free_labels or []) or 1)
+            ]
+            best = best_of_n(attempts)
+            for c in cands:
+                c.selected = c.attempt == best
+            with transaction.atomic():
+                if self.save(row, self.done(row, best_attempt=best)) and cands:
+                    Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
