@@ -67,14 +67,14 @@ class Dataset(models.Model):
     # gold precision/recall below which a reviewer is flagged, and whether flagged
     # reviewers' votes are left out of the majority (curation.resolution).
     gold_rate = models.FloatField(
-        default=0.05, help_text="Share of queue picks that serve a gold clip (0 to 1)."
+        default=0.05, db_default=0.05, help_text="Share of queue picks that serve a gold clip (0 to 1)."
     )
     gold_floor = models.FloatField(
         null=True, blank=True,
         help_text="Gold precision or recall below this flags a reviewer (empty: no floor).",
     )
     gold_exclude_flagged = models.BooleanField(
-        default=False, help_text="Leave flagged reviewers' votes out of the majority."
+        default=False, db_default=False, help_text="Leave flagged reviewers' votes out of the majority."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -22,6 +22,8 @@ from .models import (
     Decision,
     DecisionLog,
     ErrorCategory,
+    GoldClip,
+    GoldServe,
     QueueSlot,
     QueueState,
     ReviewerSettings,
@@ -307,6 +309,20 @@ def clip_finish(*, clip: Clip, reviewer) -> ClipReview | None:
             """,
             {"me": reviewer.pk, "clip": clip.pk, "now": timezone.now()},
         )
+        if cur.rowcount == 0:
+            # A gold clip served to this reviewer (review.gold_queue) is finished without a
+            # slot: its slots belong to the ordinary queue, the serve is what they hold.
+            cur.execute(
+                f"""
+                INSERT INTO {review_t} (dataset_id, clip_id, reviewer_id, slot_id, finished_at)
+                SELECT g.dataset_id, g.clip_id, %(me)s, NULL, %(now)s
+                FROM {GoldClip._meta.db_table} g
+                JOIN {GoldServe._meta.db_table} s ON s.clip_id = g.clip_id
+                WHERE g.clip_id = %(clip)s AND s.reviewer_id = %(me)s
+                ON CONFLICT DO NOTHING
+                """,
+                {"me": reviewer.pk, "clip": clip.pk, "now": timezone.now()},
+            )
     return ClipReview.objects.filter(clip=clip, reviewer=reviewer).first()
 
 
