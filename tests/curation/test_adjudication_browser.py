@@ -84,9 +84,11 @@ def test_five_clips_by_keyboard(adjudication_setup, live_server, monkeypatch):
 
         # Clip 0: the player preloads; every reviewer's verdict and note, the ontology path
         # and the link to the review page are there.
-        audio = page.locator("audio#adj-audio")
+        audio = page.locator("[data-player] audio")
         expect(audio).to_have_attribute("preload", "auto")
-        page.wait_for_function("document.getElementById('adj-audio').readyState >= 1")
+        # The review screen's player: waveform and spectrogram drawn once the audio decoded.
+        page.wait_for_selector("[data-player][data-ready='1']")
+        page.wait_for_function("document.querySelector('[data-player] audio').readyState >= 1")
         expect(page.get_by_role("link", name="Open the clip's review page")).to_have_attribute(
             "href", f"/clips/{clips[0].pk}/")
         dog = page.locator(dog_row)

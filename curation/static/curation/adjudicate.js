@@ -47,9 +47,16 @@
         break;
       }
       case " ": {
-        const audio = document.getElementById("adj-audio");
+        // The shared player (static/js/player.js) when it has loaded, else its audio element.
+        if (window.ReviewPlayer) { window.ReviewPlayer.togglePlay(); break; }
+        const audio = document.querySelector("[data-player] audio");
         if (!audio) return;
         if (audio.paused) audio.play().catch(() => {}); else audio.pause();
+        break;
+      }
+      case "s": {
+        if (!window.ReviewPlayer) return;
+        window.ReviewPlayer.cycleView();
         break;
       }
       default: return;
