@@ -7,6 +7,8 @@ from django.db import models
 
 from relabel_app.models import Clip, Dataset, Label
 
+from .threshold_sets import ClassThreshold, ThresholdSet  # noqa: F401  (models of this app)
+
 
 class StageStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -27,6 +29,8 @@ class PipelineRun(models.Model):
     class Kind(models.TextChoices):
         MODELS = "models", "Model chain"
         EXTERNAL = "external", "External label set"
+        # Kept candidates recomputed from another run's stored scores with a threshold set.
+        DERIVED = "derived", "Derived (threshold set)"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MODELS)
@@ -41,6 +45,13 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Derived runs only: the run whose scores were re-thresholded, and the thresholds.
+    source_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs"
+    )
+    threshold_set = models.ForeignKey(
+        ThresholdSet, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-created_at"]
