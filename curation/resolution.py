@@ -73,9 +73,11 @@ class Scope:
 
 def default_run(dataset: Dataset) -> PipelineRun | None:
     """The run audits and the adjudication page use unless told otherwise: the latest run
-    of the model chain (external label sets are chosen explicitly)."""
+    of the model chain, or a run derived from one with a threshold set (external label sets
+    are chosen explicitly)."""
     return (
-        PipelineRun.objects.filter(dataset=dataset, kind=PipelineRun.Kind.MODELS)
+        PipelineRun.objects.filter(dataset=dataset,
+                                   kind__in=[PipelineRun.Kind.MODELS, PipelineRun.Kind.DERIVED])
         .order_by("-created_at", "-id")
         .first()
     )

@@ -44,6 +44,8 @@ from pipeline.models import (
     PipelineRun,
     ThresholdSet,
 )
+from pipeline.threshold_sets import active_threshold_set  # noqa: F401  (re-exported)
+from pipeline.threshold_sets import clap_model_of as _clap_model_of
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
 
@@ -88,10 +90,7 @@ class Fit:
 
 def clap_model_of(run: PipelineRun) -> str:
     """The CLAP model a run's scores come from, as its resolved profile names it."""
-    clap = ((run.config or {}).get("backends") or {}).get("clap") or {}
-    model = clap.get("model") or ""
-    adapter = clap.get("adapter") or ""
-    return f"{adapter}:{model}" if adapter or model else f"profile:{run.profile_name}"
+    return _clap_model_of(run.config, run.profile_name)
 
 
 def run_global_threshold(run: PipelineRun) -> float | None:
@@ -279,16 +278,6 @@ def threshold_set_by_name(name: str) -> ThresholdSet | None:
     if version is not None:
         qs = qs.filter(version=version)
     return qs.order_by("-version").first()
-
-
-def active_threshold_set(run: PipelineRun | None) -> ThresholdSet | None:
-    """The thresholds that hold for a run's scores: a derived run's own set, else the newest
-    set fitted for the run's CLAP model."""
-    if run is None:
-        return None
-    if run.threshold_set_id:
-        return run.threshold_set
-    return ThresholdSet.objects.filter(clap_model=clap_model_of(run)).first()
 
 
 @dataclass

@@ -66,3 +66,22 @@ class ClassThreshold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_id} >= {self.threshold:.4f} ({self.threshold_set_id})"
+
+
+def clap_model_of(config: dict | None, profile_name: str = "") -> str:
+    """The CLAP model a run's scores come from, as its resolved profile names it."""
+    clap = ((config or {}).get("backends") or {}).get("clap") or {}
+    model = clap.get("model") or ""
+    adapter = clap.get("adapter") or ""
+    return f"{adapter}:{model}" if adapter or model else f"profile:{profile_name}"
+
+
+def active_threshold_set(run) -> ThresholdSet | None:
+    """The thresholds that hold for a run's scores: a derived run's own set, else the newest
+    set fitted for the run's CLAP model (None: the run's global threshold holds)."""
+    if run is None:
+        return None
+    if run.threshold_set_id:
+        return run.threshold_set
+    return (ThresholdSet.objects.filter(clap_model=clap_model_of(run.config, run.profile_name))
+            .order_by("-created_at", "-id").first())

@@ -228,15 +228,16 @@ def _as_threshold(value) -> float | None:
 
 # The rows' data in one round trip; the clip page runs on every decision, so its reads are
 # one statement rather than five ORM queries (most of a decision's time was building them).
-# The run: the latest run of the model chain, an external label set only when no model run
-# covers the clip (the same choice as curation.resolution.default_run). Candidates in the
-# order of ORDER BY clap_score DESC (NULLs first, as the ORM's "-clap_score"), label_id.
+# The run: the latest run of the model chain (or one derived from it by a threshold set), an
+# external label set only when no such run covers the clip (the same choice as
+# curation.resolution.default_run). Candidates in the order of ORDER BY clap_score DESC
+# (NULLs first, as the ORM's "-clap_score"), label_id.
 _PAGE_ROWS_SQL = """
 WITH res AS (
     SELECT cr.run_id, r.config #> '{{filter,threshold}}' AS threshold
     FROM {result} cr JOIN {run} r ON r.id = cr.run_id
     WHERE cr.clip_id = %(clip)s
-    ORDER BY r.kind <> %(models)s, r.created_at DESC, r.id DESC
+    ORDER BY r.kind NOT IN (%(models)s, %(derived)s), r.created_at DESC, r.id DESC
     LIMIT 1
 )
 SELECT
@@ -294,7 +295,8 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
     )
     with connection.cursor() as cur:
         cur.execute(sql, {"clip": clip.pk, "reviewer": reviewer.pk, "show_all": show_all,
-                          "models": PipelineRun.Kind.MODELS.value})
+                          "models": PipelineRun.Kind.MODELS.value,
+                          "derived": PipelineRun.Kind.DERIVED.value})
         run_id, threshold, original_ids, candidates, decisions, counts = cur.fetchone()
     by_label: dict[int, dict[str, int]] = defaultdict(dict)
     for n in counts or []:
