@@ -17,3 +17,9 @@ class ExportForm(forms.Form):
         choices=Policy.choices, initial=Policy.KEEP_ORIGINAL,
         help_text="What unresolved labels become. Not used by the decisions CSV.",
     )
+
+
+class ThresholdFitForm(forms.Form):
+    run = forms.IntegerField(min_value=1)
+    min_decisions = forms.IntegerField(min_value=1, max_value=1_000_000, initial=20,
+                                       label="Decisions a class needs")

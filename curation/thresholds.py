@@ -44,7 +44,7 @@ from pipeline.models import (
     PipelineRun,
     ThresholdSet,
 )
-from pipeline.threshold_sets import active_threshold_set  # noqa: F401  (re-exported)
+from pipeline.threshold_sets import active_threshold_set
 from pipeline.threshold_sets import clap_model_of as _clap_model_of
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
@@ -295,6 +295,44 @@ def threshold_set_rows(ts: ThresholdSet) -> list[ThresholdRow]:
             for c in ts.classes.select_related("label")]
     rows.sort(key=lambda r: (-r.decisions, r.label.index if r.label.index is not None else 9999))
     return rows
+
+
+@dataclass
+class ThresholdPanel:
+    """What the audit page's threshold panel shows for a run."""
+
+    run: PipelineRun | None
+    scored: bool  # the run has CLAP scores a threshold set can apply to
+    threshold_set: ThresholdSet | None
+    rows: list[ThresholdRow]
+    derived_runs: list[PipelineRun]
+
+    @property
+    def evaluation(self) -> dict:
+        return self.threshold_set.evaluation if self.threshold_set else {}
+
+    @property
+    def pays(self) -> bool | None:
+        """Whether per-class thresholds beat the global one in F1 on held-out clips."""
+        ev = self.evaluation
+        g, p = ev.get("global") or {}, ev.get("per_class") or {}
+        if g.get("f1") is None or p.get("f1") is None:
+            return None
+        return p["f1"] > g["f1"]
+
+
+def threshold_panel_data(*, run: PipelineRun | None) -> ThresholdPanel:
+    """The run's active threshold set, its per-class rows and the runs derived with it
+    (four queries)."""
+    if run is None:
+        return ThresholdPanel(run=None, scored=False, threshold_set=None, rows=[],
+                              derived_runs=[])
+    ts = active_threshold_set(run)
+    return ThresholdPanel(
+        run=run, scored=run.kind != PipelineRun.Kind.EXTERNAL, threshold_set=ts,
+        rows=threshold_set_rows(ts) if ts else [],
+        derived_runs=list(ts.runs.order_by("-created_at", "-id")[:10]) if ts else [],
+    )
 
 
 def _table(model) -> str:
