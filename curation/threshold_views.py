@@ -16,16 +16,20 @@ from relabel_app.roles import curator_required
 
 from .forms import ThresholdFitForm
 from .selectors import dataset_runs, run_for
-from .thresholds import ThresholdError, threshold_panel_data, threshold_set_fit
+from .thresholds import (
+    DEFAULT_MIN_DECISIONS,
+    ThresholdError,
+    threshold_panel_data,
+    threshold_set_fit,
+)
 
 PANEL = "curation/_thresholds_panel.html"
 
 
-def _context(dataset: Dataset, run, **extra) -> dict:
+def _context(dataset: Dataset, run, min_decisions: int = DEFAULT_MIN_DECISIONS,
+             **extra) -> dict:
     return {"dataset": dataset, "run": run, "tp": threshold_panel_data(run=run),
-            "thresholds_loaded": True,
-            "fit_form": ThresholdFitForm(initial={"run": run.pk if run else None,
-                                                  "min_decisions": 20}), **extra}
+            "thresholds_loaded": True, "min_decisions": min_decisions, **extra}
 
 
 @curator_required
@@ -57,8 +61,9 @@ def thresholds_fit(request: HttpRequest, name: str) -> HttpResponse:
             except ThresholdError as e:
                 error = str(e)
     if request.htmx:
-        ctx = _context(dataset, run, error=error,
-                       fitted=None if error else ts)
+        ctx = _context(dataset, run, error=error, fitted=None if error else ts,
+                       min_decisions=(form.cleaned_data.get("min_decisions")
+                                      if form.is_valid() else DEFAULT_MIN_DECISIONS))
         # 200 either way: htmx swaps only successful responses, and the panel shows the error.
         return render(request, PANEL, ctx)
     if error:

@@ -18,7 +18,8 @@ clips they were not fitted on.
 
 Apply (``threshold_set_apply``): one transaction of INSERT ... SELECT statements: a new
 PipelineRun (kind derived, source_run and threshold_set set) with the source's clip
-results, its selected candidates with ``kept`` recomputed as
+results (statuses only: the model text stays with the source run, where the review page
+reads it, review.selectors._derived_text_from_source), its selected candidates with ``kept`` recomputed as
 ``clap_score >= coalesce(class threshold, global threshold)``, and its original-label
 scores. No model runs; the derived run is reviewed, audited and exported like any run.
 """
@@ -366,7 +367,6 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
         "source_threshold": run_global_threshold(run),
     }
     now = timezone.now()
-    result_cols = _copy_columns(ClipResult, skip=["run_id"])
     score_cols = _copy_columns(OriginalLabelScore, skip=["run_id"])
     with transaction.atomic(), connection.cursor() as cur:
         derived = PipelineRun.objects.create(
@@ -383,10 +383,22 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
             cur.execute("SET LOCAL session_replication_role = replica")
         params = {"src": run.pk, "dst": derived.pk, "ts": threshold_set.pk,
                   "g": threshold_set.global_threshold}
-        cur.execute(
-            f"INSERT INTO {_table(ClipResult)} (run_id, {', '.join(result_cols)}) "
-            f"SELECT %(dst)s, {', '.join(result_cols)} FROM {_table(ClipResult)} "
-            "WHERE run_id = %(src)s", params)
+        # Clip results without the model text (captions, raw answers: 1.3 kB a clip, 2.7 GB
+        # at 2M clips); the review page reads those from the source run
+        # (review.selectors._derived_text_from_source). Statuses, errors and the summary flag stay, so the
+        # derived run covers exactly the clips its source covers.
+        cur.execute(f"""
+            INSERT INTO {_table(ClipResult)} (run_id, clip_id, caption_status, predict_status,
+                match_status, filter_status, caption, summary, summary_ok, predict,
+                free_labels, best_attempt, error_stage, error, timings, updated_at)
+            SELECT %(dst)s, clip_id, caption_status, predict_status, match_status,
+                   filter_status, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb, '[]'::jsonb,
+                   best_attempt, error_stage, error, '{{}}'::jsonb, now()
+            FROM {_table(ClipResult)} WHERE run_id = %(src)s
+            ORDER BY clip_id""", params)
+        # In the order of the unique index (run, clip, attempt, label), read from the same
+        # index of the source: every index the rows go into is then filled near its end or
+        # in one forward sweep (measured: see bench/bench_thresholds.py).
         cur.execute(f"""
             INSERT INTO {_table(Candidate)} (run_id, clip_id, label_id, attempt, tier, phrase,
                                              match_score, clap_score, kept, selected)
@@ -396,7 +408,8 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
             FROM {_table(Candidate)} k
             LEFT JOIN {_table(ClassThreshold)} ct
                    ON ct.threshold_set_id = %(ts)s AND ct.label_id = k.label_id
-            WHERE k.run_id = %(src)s AND k.selected""", params)
+            WHERE k.run_id = %(src)s AND k.selected
+            ORDER BY k.clip_id, k.attempt, k.label_id""", params)
         candidates = cur.rowcount
         cur.execute(
             f"INSERT INTO {_table(OriginalLabelScore)} (run_id, {', '.join(score_cols)}) "

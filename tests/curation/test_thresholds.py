@@ -152,6 +152,32 @@ def test_apply_equals_python_recomputation(synthetic):
     assert OriginalLabelScore.objects.get(run=derived).clap_score == 0.05
     # The source is untouched.
     assert Candidate.objects.get(run=run, clip=clips[4], label=label("dog")).kept is False
+    # Clip results: statuses copied, the model text stays with the source run.
+    src = ClipResult.objects.get(run=run, clip=clips[4])
+    src.summary, src.caption = "A dog barks twice.", {"attempts": [], "reason": "ok"}
+    src.save()
+    assert ClipResult.objects.get(run=derived, clip=clips[4]).summary == ""
+
+
+def test_review_page_shows_the_derived_run_with_its_source_text(synthetic):
+    from pipeline.models import ClipResult
+    from review.selectors import clip_page_data
+
+    ds, run, clips, cora = synthetic
+    ClipResult.objects.filter(run=run, clip=clips[4]).update(
+        summary="A dog barks twice.", free_labels=[["dog barking"]])
+    ts = th.threshold_set_fit(dataset=ds, run=run, min_decisions=10)
+    derived = th.threshold_set_apply(run=run, threshold_set=ts)
+    page = clip_page_data(clip=clips[4], reviewer=cora)
+    assert page.outputs.run == derived  # the newest run of the model chain or derived
+    assert page.outputs.summary == "A dog barks twice."
+    assert page.outputs.free_labels == ["dog barking"]
+    dog = page.row(label("dog").pk)
+    assert dog.candidate.run_id == derived.pk and dog.kept  # 0.25 >= the fitted 0.2
+    # The audit's default run is the derived one too.
+    from curation.resolution import default_run
+
+    assert default_run(ds) == derived
 
 
 def test_apply_refuses_other_clap_model_and_external_runs(synthetic):
