@@ -378,6 +378,7 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
         )
         # Every row copied references rows that exist (the source's); per-row FK checks of
         # 10M rows would cost more than the copy itself.
+        cur.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if cur.fetchone()[0]:
             cur.execute("SET LOCAL session_replication_role = replica")
