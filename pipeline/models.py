@@ -45,12 +45,14 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Derived runs only: the run whose scores were re-thresholded, and the thresholds.
+    # Derived runs only: the run whose scores were re-thresholded (its derived runs go with
+    # it: they are a function of its scores and read its model text), and the thresholds
+    # (a set in use cannot be deleted on its own; with its dataset it can).
     source_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs"
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="derived_runs"
     )
     threshold_set = models.ForeignKey(
-        ThresholdSet, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+        ThresholdSet, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs"
     )
 
     class Meta:

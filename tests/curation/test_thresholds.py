@@ -231,3 +231,33 @@ def test_commands(synthetic):
     empty = make_run(ds)
     with pytest.raises(CommandError, match="no decided candidates"):
         cmd("fit_thresholds", "--dataset", "thr", "--run", str(empty.pk))
+
+
+def test_deleting_sources_sets_and_datasets(synthetic):
+    from django.db.models import RestrictedError
+
+    from pipeline.models import Candidate, PipelineRun, ThresholdSet
+
+    ds, run, clips, _ = synthetic
+    ts = th.threshold_set_fit(dataset=ds, run=run, min_decisions=10)
+    derived = th.threshold_set_apply(run=run, threshold_set=ts)
+    with pytest.raises(RestrictedError):
+        ts.delete()  # a derived run uses it
+    derived2 = th.threshold_set_apply(run=run, threshold_set=ts)
+    derived2.delete()
+    assert PipelineRun.objects.filter(pk=derived.pk).exists()
+    run.delete()  # its derived runs go with it
+    assert not PipelineRun.objects.filter(pk=derived.pk).exists()
+    assert not Candidate.objects.filter(run_id=derived.pk).exists()
+    ts.delete()  # unused now
+    assert ThresholdSet.objects.count() == 0
+
+
+def test_deleting_a_dataset_with_derived_runs(synthetic):
+    from pipeline.models import PipelineRun, ThresholdSet
+
+    ds, run, clips, _ = synthetic
+    ts = th.threshold_set_fit(dataset=ds, run=run, min_decisions=10)
+    th.threshold_set_apply(run=run, threshold_set=ts)
+    ds.delete()
+    assert not PipelineRun.objects.exists() and not ThresholdSet.objects.exists()
