@@ -4,7 +4,8 @@ scale dataset (bench/scale_db.py: 2,041,789 clips, ~10M scored candidates, decis
 SELECT: 2M clip results and 10M candidates, kept recomputed in SQL).
 
 Records apply_thresholds_2m_s (the whole threshold_set_apply call, commit included) and
-fit_thresholds_2m_s (bench_quick with --quick: *_quick names, nothing else changes).
+fit_thresholds_2m_s; the CPU time of the database backend during the apply goes to
+_details (on a shared machine the wall time also counts the other processes' share) (bench_quick with --quick: *_quick names, nothing else changes).
 The derived runs of earlier repetitions are deleted (raw SQL, not timed) before each one
 and at the end, so the database keeps its size.
 Usage: python bench/bench_thresholds.py [--quick] [--reps N] [--no-record]
@@ -23,6 +24,24 @@ from bench import scale_db  # noqa: E402
 from bench.common import loadavg, machine, record  # noqa: E402
 
 SET_NAME = "bench_thresholds"
+
+
+def backend_cpu_s() -> float | None:
+    """CPU seconds (user + system) the database backend of this connection has used: on a
+    shared machine, what the apply itself cost, whatever the other processes did. None when
+    the server is not a local process we can read."""
+    import os
+
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def drop_derived(run_id: int) -> int:
@@ -79,18 +98,24 @@ def main() -> None:
           f"{ts.global_threshold:.4f}; held-out F1 global {ev['global']['f1']:.3f} vs "
           f"per-class {ev['per_class']['f1']:.3f}")
 
-    times = []
+    times, cpus = [], []
     for rep in range(args.reps):
         if rep:
             drop_derived(run.pk)
         print(f"apply {rep + 1}/{args.reps}: load average {loadavg()}", flush=True)
+        cpu0 = backend_cpu_s()
         t0 = time.perf_counter()
         derived = threshold_set_apply(run=run, threshold_set=ts)
         dt = time.perf_counter() - t0
+        cpu1 = backend_cpu_s()
         times.append(dt)
+        cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+        if cpu is not None:
+            cpus.append(cpu)
         n, kept = derived_run_kept_counts(derived)
-        print(f"  derived run {derived.pk}: {n:,} candidates, {kept:,} kept in {dt:.1f} s",
-              flush=True)
+        print(f"  derived run {derived.pk}: {n:,} candidates, {kept:,} kept in {dt:.1f} s "
+              f"(database backend CPU {cpu if cpu is not None else float('nan'):.1f} s; load "
+              f"average {loadavg()})", flush=True)
     apply_s = statistics.median(times)
     drop_derived(run.pk)
     suffix = "_quick" if args.quick else "_2m"
@@ -102,6 +127,7 @@ def main() -> None:
                extra={"thresholds": {"clips": details["clips"],
                                      "candidates": details["candidates"],
                                      "apply_times_s": [round(t, 2) for t in times],
+                                     "apply_backend_cpu_s": [round(c, 2) for c in cpus],
                                      "decided_candidates": ev["samples"],
                                      "load_average_after": loadavg()}})
 
