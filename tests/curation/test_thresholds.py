@@ -261,3 +261,16 @@ def test_deleting_a_dataset_with_derived_runs(synthetic):
     th.threshold_set_apply(run=run, threshold_set=ts)
     ds.delete()
     assert not PipelineRun.objects.exists() and not ThresholdSet.objects.exists()
+
+
+def test_apply_a_set_without_class_thresholds(synthetic):
+    from pipeline.models import Candidate
+
+    ds, run, clips, _ = synthetic
+    ts = th.threshold_set_fit(dataset=ds, run=run, min_decisions=1000)
+    assert ts.classes.count() == 0
+    derived = th.threshold_set_apply(run=run, threshold_set=ts)
+    got = {(c.clip_id, c.label_id): c.kept for c in Candidate.objects.filter(run=derived)}
+    assert got == {(c.clip_id, c.label_id): c.clap_score >= ts.global_threshold
+                   for c in Candidate.objects.filter(run=run, selected=True)}
+    assert any(got.values()) and not all(got.values())
