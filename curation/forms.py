@@ -30,3 +30,9 @@ class GoldSettingsForm(forms.Form):
     gold_exclude_flagged = forms.BooleanField(
         label="Leave flagged reviewers' votes out of the majority", required=False,
     )
+
+
+class ThresholdFitForm(forms.Form):
+    run = forms.IntegerField(min_value=1)
+    min_decisions = forms.IntegerField(min_value=1, max_value=1_000_000, initial=20,
+                                       label="Decisions a class needs")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import threshold_views, views
 
 app_name = "curation"
 urlpatterns = [
@@ -15,6 +15,9 @@ urlpatterns = [
     path("dataset/<slug:name>/reviewers/", views.reviewers, name="reviewers"),
     path("dataset/<slug:name>/audit/", views.audit, name="audit"),
     path("dataset/<slug:name>/audit/refresh/", views.audit_refresh, name="audit_refresh"),
+    path("dataset/<slug:name>/thresholds/", threshold_views.thresholds, name="thresholds"),
+    path("dataset/<slug:name>/thresholds/fit/", threshold_views.thresholds_fit,
+         name="thresholds_fit"),
     path("dataset/<slug:name>/exports/", views.exports, name="exports"),
     path("exports/<int:job_id>/progress/", views.export_progress, name="export_progress"),
     path("exports/<int:job_id>/download/", views.export_download, name="export_download"),

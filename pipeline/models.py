@@ -9,6 +9,7 @@ from django.db.models.functions import Now
 from relabel_app.models import Clip, Dataset, Label
 
 from . import chain
+from .threshold_sets import ClassThreshold, ThresholdSet  # noqa: F401  (models of this app)
 
 
 class StageStatus(models.TextChoices):
@@ -34,6 +35,8 @@ class PipelineRun(models.Model):
     class Kind(models.TextChoices):
         MODELS = "models", "Model chain"
         EXTERNAL = "external", "External label set"
+        # Kept candidates recomputed from another run's stored scores with a threshold set.
+        DERIVED = "derived", "Derived (threshold set)"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MODELS)
@@ -48,6 +51,15 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Derived runs only: the run whose scores were re-thresholded (its derived runs go with
+    # it: they are a function of its scores and read its model text), and the thresholds
+    # (a set in use cannot be deleted on its own; with its dataset it can).
+    source_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="derived_runs"
+    )
+    threshold_set = models.ForeignKey(
+        ThresholdSet, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -4,8 +4,9 @@ run is named. One rule, used everywhere:
 1. A run counts when it is running or done, or pending again after it was started
    (`run_pipeline` continuing a finished run over new clips). A run never dispatched has
    nothing to show; a cancelled one was stopped on purpose (resume it and it counts again).
-2. Of those, a run of the model chain before an external label set (external sets are
-   for comparison, chosen explicitly once a model run exists); then the latest
+2. Of those, a run of the model chain (or one derived from it by a threshold set) before
+   an external label set (external sets are for comparison, chosen explicitly once a
+   model run exists); then the latest
    (created_at, then id).
 3. For a clip, the same rule among the runs with a result or a candidate for that clip:
    a run over some clips (`run_pipeline --clips`) counts for those clips only.
@@ -26,7 +27,8 @@ _S, _K = PipelineRun.Status, PipelineRun.Kind
 # For raw SQL over the runs table (alias r); values inlined (they are our constants).
 COUNTS_SQL = (f"(r.status IN ('{_S.RUNNING.value}', '{_S.DONE.value}') "
               f"OR (r.status = '{_S.PENDING.value}' AND r.started_at IS NOT NULL))")
-ORDER_SQL = f"r.kind <> '{_K.MODELS.value}', r.created_at DESC, r.id DESC"
+ORDER_SQL = (f"r.kind NOT IN ('{_K.MODELS.value}', '{_K.DERIVED.value}'), "
+             "r.created_at DESC, r.id DESC")
 
 
 def counting_runs(dataset: Dataset | int | None = None) -> QuerySet[PipelineRun]:
@@ -36,7 +38,7 @@ def counting_runs(dataset: Dataset | int | None = None) -> QuerySet[PipelineRun]
     if dataset is not None:
         qs = qs.filter(dataset=dataset)
     return qs.annotate(
-        external_first=Case(When(kind=_K.MODELS, then=Value(0)), default=Value(1),
+        external_first=Case(When(kind__in=[_K.MODELS, _K.DERIVED], then=Value(0)), default=Value(1),
                             output_field=IntegerField())
     ).order_by("external_first", "-created_at", "-id")
 

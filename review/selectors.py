@@ -338,6 +338,18 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
     )
 
 
+def _derived_text_from_source(result: ClipResult) -> None:
+    """A derived run (a threshold set applied to another run's scores) stores no model text
+    of its own (curation.thresholds.threshold_set_apply): show its source run's captions,
+    summary and free-form labels."""
+    source = (ClipResult.objects.filter(run_id=result.run.source_run_id, clip_id=result.clip_id)
+              .only("caption", "summary", "predict", "free_labels", "timings").first())
+    if source is not None:
+        result.caption, result.summary, result.predict = (source.caption, source.summary,
+                                                          source.predict)
+        result.free_labels, result.timings = source.free_labels, source.timings
+
+
 def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
                    with_outputs: bool = True) -> ClipPage:
     """Everything the clip page shows. Rows: the union of the original labels, the selected
@@ -354,6 +366,8 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
         if data.run_id is not None:
             result = (ClipResult.objects.select_related("run")
                       .filter(run_id=data.run_id, clip=clip).first())
+            if result is not None and result.run.source_run_id:
+                _derived_text_from_source(result)
         categories = list(ErrorCategory.objects.filter(active=True))
 
     cand_by_label: dict[int, Candidate] = {}

@@ -13,8 +13,16 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
+from pipeline.models import (
+    Candidate,
+    ClassThreshold,
+    ClipResult,
+    OriginalLabelScore,
+    PipelineRun,
+    StageStatus,
+)
 from pipeline.selectors import COUNTS_SQL, ORDER_SQL
+from pipeline.threshold_sets import active_threshold_set
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 
 from .models import (
@@ -38,6 +46,12 @@ LEASE = timedelta(minutes=10)
 _QUEUE_LOCK_NS = 0x5245  # "RE"
 # rank_uncertain of a clip the latest finished run did not process: after all processed ones.
 RANK_UNPROCESSED = 2.0
+# An original label whose CLAP score lies this far (or more) below its class's threshold is
+# a reason to review the clip sooner: each such label lowers the rank by the weight (at most
+# ORIGINAL_FAR_BELOW_MAX of them count), twice what a plain disagreement weighs.
+ORIGINAL_FAR_BELOW_MARGIN = 0.1
+ORIGINAL_FAR_BELOW_WEIGHT = 0.2
+ORIGINAL_FAR_BELOW_MAX = 3
 
 
 class _Keep(enum.Enum):
@@ -335,7 +349,11 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
 
     rank = min |CLAP score - threshold| over the clip's selected candidates (1.0 with no
     score) minus 0.1 per disagreement between original labels and kept candidates (a kept
-    candidate that is not original, an original no kept candidate confirms), at most 5.
+    candidate that is not original, an original no kept candidate confirms), at most 5,
+    minus ORIGINAL_FAR_BELOW_WEIGHT per original label whose CLAP score
+    (OriginalLabelScore) lies ORIGINAL_FAR_BELOW_MARGIN or more below its class's
+    threshold, at most ORIGINAL_FAR_BELOW_MAX. A class's threshold is the active threshold
+    set's (pipeline.threshold_sets.active_threshold_set), else the run's global one.
     Clips the run did not finish get RANK_UNPROCESSED."""
     clip_t, orig_t = Clip._meta.db_table, ClipLabel._meta.db_table
     if run_id is None:
@@ -344,20 +362,23 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
             "WHERE k.dataset_id = %(ds)s AND k.position > %(after)s",
             {},
         )
-    run = PipelineRun.objects.only("config").get(pk=run_id)
+    run = PipelineRun.objects.only("config", "profile_name", "threshold_set").get(pk=run_id)
     threshold = float((run.config.get("filter") or {}).get("threshold", 0.25))
+    tset = active_threshold_set(run)
     cand_t, res_t = Candidate._meta.db_table, ClipResult._meta.db_table
+    score_t, ct_t = OriginalLabelScore._meta.db_table, ClassThreshold._meta.db_table
     # Plain joins and aggregates (no correlated subqueries): on millions of clips the
     # planner turns them into hash or merge joins, one pass over each table.
     sql = f"""
         WITH cand AS (
             SELECT c.clip_id,
-                   min(abs(c.clap_score - %(thr)s)) AS gap,
+                   min(abs(c.clap_score - coalesce(ct.threshold, %(thr)s))) AS gap,
                    count(*) FILTER (WHERE c.kept AND o.clip_id IS NULL) AS new_kept,
                    count(*) FILTER (WHERE c.kept AND o.clip_id IS NOT NULL) AS confirmed
             FROM {cand_t} c
             JOIN {clip_t} k ON k.id = c.clip_id
             LEFT JOIN {orig_t} o ON o.clip_id = c.clip_id AND o.label_id = c.label_id
+            LEFT JOIN {ct_t} ct ON ct.threshold_set_id = %(tset)s AND ct.label_id = c.label_id
             WHERE c.run_id = %(run)s AND c.selected
               AND k.dataset_id = %(ds)s AND k.position > %(after)s
             GROUP BY c.clip_id
@@ -366,21 +387,34 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
             FROM {orig_t} o JOIN {clip_t} k ON k.id = o.clip_id
             WHERE k.dataset_id = %(ds)s AND k.position > %(after)s
             GROUP BY o.clip_id
+        ), far AS (
+            SELECT s.clip_id, count(*) AS n
+            FROM {score_t} s
+            JOIN {clip_t} k ON k.id = s.clip_id
+            JOIN {orig_t} o ON o.clip_id = s.clip_id AND o.label_id = s.label_id
+            LEFT JOIN {ct_t} ct ON ct.threshold_set_id = %(tset)s AND ct.label_id = s.label_id
+            WHERE s.run_id = %(run)s AND k.dataset_id = %(ds)s AND k.position > %(after)s
+              AND s.clap_score <= coalesce(ct.threshold, %(thr)s) - %(far_margin)s
+            GROUP BY s.clip_id
         )
         SELECT k.id AS clip_id,
                CASE WHEN r.id IS NULL THEN {RANK_UNPROCESSED}::float8
                     ELSE COALESCE(cand.gap, 1.0) - 0.1 * LEAST(
                         COALESCE(cand.new_kept, 0)
                         + COALESCE(orig.n, 0) - COALESCE(cand.confirmed, 0), 5)
+                        - %(far_weight)s * LEAST(COALESCE(far.n, 0), %(far_max)s)
                END AS rank
         FROM {clip_t} k
         LEFT JOIN {res_t} r ON r.run_id = %(run)s AND r.clip_id = k.id
                            AND r.filter_status = '{StageStatus.DONE.value}'
         LEFT JOIN cand ON cand.clip_id = k.id
         LEFT JOIN orig ON orig.clip_id = k.id
+        LEFT JOIN far ON far.clip_id = k.id
         WHERE k.dataset_id = %(ds)s AND k.position > %(after)s
     """
-    return sql, {"thr": threshold, "run": run_id}
+    return sql, {"thr": threshold, "run": run_id, "tset": tset.pk if tset else None,
+                 "far_margin": ORIGINAL_FAR_BELOW_MARGIN,
+                 "far_weight": ORIGINAL_FAR_BELOW_WEIGHT, "far_max": ORIGINAL_FAR_BELOW_MAX}
 
 
 @dataclass(frozen=True)

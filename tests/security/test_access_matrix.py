@@ -95,6 +95,11 @@ MATRIX: dict[str, list[tuple]] = {
         ("post", {"name": "dataset_name"}, {"gold_rate_percent": "5", "gold_floor": "0.5"},
          (LOGIN, 403, 403, 302, 302)),
     ],
+    "curation:thresholds": [("get", {"name": "dataset_name"}, None, CURATORS)],
+    "curation:thresholds_fit": [
+        ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 405, 405)),
+        ("post", {"name": "dataset_name"}, {"min_decisions": "5"}, (LOGIN, 403, 403, 302, 302)),
+    ],
     "curation:exports": [
         ("get", {"name": "dataset_name"}, None, CURATORS),
         ("post", {"name": "dataset_name"}, {"format": "csv", "policy": "strict"},
