@@ -9,6 +9,7 @@ import pytest
 from relabel_app.models import ClipLabel
 from review.models import QueueSlot
 from review.services import queue_next_clip, queue_sync
+from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run
 
@@ -41,19 +42,19 @@ def ranks(ds, clips) -> list[float]:
     return [by_clip[c.pk] for c in clips]
 
 
-def test_original_far_below_the_global_threshold_comes_first(make_user):
+def test_original_far_below_the_global_threshold_comes_first():
     ds, clips, _ = build("qp1", cat_score=0.05)  # 0.05 <= 0.25 - 0.1
     assert ranks(ds, clips) == pytest.approx([0.45, 0.25])  # 0.45 - 0.2
-    assert queue_next_clip(dataset=ds, reviewer=make_user()) == clips[1]
+    assert queue_next_clip(dataset=ds, reviewer=UserFactory()) == clips[1]
 
 
-def test_slightly_below_is_no_reason(make_user):
+def test_slightly_below_is_no_reason():
     ds, clips, _ = build("qp2", cat_score=0.20)  # only 0.05 below
     assert ranks(ds, clips) == pytest.approx([0.45, 0.45])
-    assert queue_next_clip(dataset=ds, reviewer=make_user()) == clips[0]  # tie: clip id
+    assert queue_next_clip(dataset=ds, reviewer=UserFactory()) == clips[0]  # tie: clip id
 
 
-def test_the_active_threshold_set_decides(make_user):
+def test_the_active_threshold_set_decides():
     from pipeline.models import ClassThreshold, ThresholdSet
     from pipeline.threshold_sets import clap_model_of
 
@@ -68,7 +69,7 @@ def test_the_active_threshold_set_decides(make_user):
     ClassThreshold.objects.create(threshold_set=ts, label=label("dog"), decisions=5,
                                   positives=2, threshold=0.70, f1=0.8)
     assert ranks(ds, clips) == pytest.approx([0.10 - 0.1, 0.10 - 0.1 - 0.2])
-    assert queue_next_clip(dataset=ds, reviewer=make_user()) == clips[1]
+    assert queue_next_clip(dataset=ds, reviewer=UserFactory()) == clips[1]
     # A set for another CLAP model does not count.
     ThresholdSet.objects.filter(pk=ts.pk).update(clap_model="other:model")
     assert ranks(ds, clips) == pytest.approx([0.45, 0.45])
