@@ -115,27 +115,36 @@ def _audio_path(clip: Clip):
 
 def caption_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
     from .audio import load_audio
-    from .stages.caption import CaptionConfig, run_caption
+    from .stages.caption import CaptionConfig, run_caption_batch
 
     run = PipelineRun.objects.get(pk=run_id)
     cfg = CaptionConfig(**_known(CaptionConfig, run.config["caption"]))
     chat = _backend(run, "audio_chat")
-    ready = []
+    t0 = time.perf_counter()
+    loaded, audios = [], []
     for result in _results(run_id, clip_ids, "caption", None):
-        t0 = time.perf_counter()
-        timer = ModelTimer()
         try:
-            audio = load_audio(_audio_path(result.clip), 16000)
-            out = timer.wrap(run_caption)(chat, audio, 16000, cfg)
+            audios.append((load_audio(_audio_path(result.clip), 16000), 16000))
+            loaded.append(result)
         except Exception as e:  # a clip's failure is recorded; the run goes on
             _fail(result, "caption", e)
+    if not loaded:
+        return []
+    timer = ModelTimer()
+    # One batched model call per chat step over the chunk's clips (stages.caption).
+    outs = timer.wrap(run_caption_batch)(chat, audios, cfg)
+    wall = (time.perf_counter() - t0) / len(loaded)
+    ready = []
+    for result, out in zip(loaded, outs, strict=True):
+        if isinstance(out, Exception):
+            _fail(result, "caption", out)
             continue
         fields = {
             "caption": dataclasses.asdict(out),
             "summary": out.summary,
             "summary_ok": out.summary_ok,
             "caption_status": StageStatus.DONE,
-            "timings": _timings(result, "caption", time.perf_counter() - t0, timer.seconds),
+            "timings": _timings(result, "caption", wall, timer.seconds / len(loaded)),
         }
         if _save(result, "caption", fields):
             ready.append(result.clip_id)
@@ -143,24 +152,29 @@ def caption_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
 
 
 def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
-    from .stages.predict import PredictConfig, run_predict
+    from .stages.predict import PredictConfig, run_predict_best_of_n
 
     run = PipelineRun.objects.get(pk=run_id)
     cfg = PredictConfig(**_known(PredictConfig, run.config["predict"]))
     chat = _backend(run, "text_chat")
     n = max(1, int(run.config["filter"].get("best_of_n", 1)))
+    results = _results(run_id, clip_ids, "predict", "caption")
+    if not results:
+        return []
+    t0 = time.perf_counter()
+    timer = ModelTimer()
+    # Every clip's n attempts in batched calls; attempts 2..n sampled, seeded by
+    # (run, clip, attempt) so a rerun draws the same (stages.predict).
+    outs = timer.wrap(run_predict_best_of_n)(
+        chat, [(r.summary, (run_id, r.clip_id)) for r in results], cfg, n
+    )
+    wall = (time.perf_counter() - t0) / len(results)
     ready = []
-    for result in _results(run_id, clip_ids, "predict", "caption"):
-        t0 = time.perf_counter()
-        timer = ModelTimer()
-        attempts = []
-        try:
-            for _ in range(n):
-                out = timer.wrap(run_predict)(chat, result.summary, cfg)
-                attempts.append(dataclasses.asdict(out))
-        except Exception as e:
-            _fail(result, "predict", e)
+    for result, out in zip(results, outs, strict=True):
+        if isinstance(out, Exception):
+            _fail(result, "predict", out)
             continue
+        attempts = [dataclasses.asdict(a) for a in out]
         usable = [a for a in attempts if a["ok"]]
         if not usable:
             # Keep the raw answers with the failure, so a reviewer can see what was said.
@@ -174,7 +188,7 @@ def predict_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             "predict": {"attempts": attempts},
             "free_labels": [a["labels"] for a in attempts],
             "predict_status": StageStatus.DONE,
-            "timings": _timings(result, "predict", time.perf_counter() - t0, timer.seconds),
+            "timings": _timings(result, "predict", wall, timer.seconds / len(results)),
         }
         if _save(result, "predict", fields):
             ready.append(result.clip_id)
