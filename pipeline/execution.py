@@ -14,9 +14,9 @@ from contextlib import nullcontext
 from django.db import transaction
 from django.utils import timezone
 
-from relabel_app.models import Clip, Label
+from relabel_app.models import Clip, ClipLabel, Label
 
-from .models import Candidate, ClipResult, PipelineRun, StageStatus
+from .models import Candidate, ClipResult, OriginalLabelScore, PipelineRun, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _class_text_cache():
 
 def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
     from .audio import load_audio
-    from .stages.filter import best_of_n, filter_candidates
+    from .stages.filter import best_of_n, filter_candidates, original_label_scores
 
     run = PipelineRun.objects.get(pk=run_id)
     clap = _backend(run, "clap")
@@ -311,16 +311,26 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
             _fail(result, "filter", e)
         return []
     mid_of = dict(Label.objects.filter(index__isnull=False).values_list("id", "mid"))
-    all_cands = list(Candidate.objects.filter(run_id=run_id, clip_id__in=[r.clip_id for r in ok]))
+    label_id_of = {m: i for i, m in mid_of.items()}
+    ok_ids = [r.clip_id for r in ok]
+    all_cands = list(Candidate.objects.filter(run_id=run_id, clip_id__in=ok_ids))
     by_clip: dict[int, list[Candidate]] = {}
     for c in all_cands:
         by_clip.setdefault(c.clip_id, []).append(c)
+    originals: dict[int, list[str]] = {}
+    for clip_id, label_id in ClipLabel.objects.filter(clip_id__in=ok_ids).values_list(
+        "clip_id", "label_id"
+    ):
+        if label_id in mid_of:
+            originals.setdefault(clip_id, []).append(mid_of[label_id])
     per_clip = (time.perf_counter() - t0) / len(ok)
     ready = []
     for i, result in enumerate(ok):
         t1 = time.perf_counter()
         cands = by_clip.get(result.clip_id, [])
         scores = cache.scores(clap, audio_emb[i], [mid_of[c.label_id] for c in cands])
+        # The clip's original labels, scored against the same audio embedding.
+        orig = original_label_scores(cache, clap, audio_emb[i], originals.get(result.clip_id, []))
         by_attempt: dict[int, list[Candidate]] = {}
         for c in cands:
             c.clap_score = round(scores[mid_of[c.label_id]], 6)
@@ -342,10 +352,26 @@ def filter_chunk(run_id: int, clip_ids: list[int]) -> list[int]:
                                 timer.seconds / len(ok)),
         }
         with transaction.atomic():
-            if _save(result, "filter", fields) and cands:
-                Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
+            if _save(result, "filter", fields):
+                if cands:
+                    Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
+                _save_original_scores(run_id, result.clip_id, orig, label_id_of)
             ready.append(result.clip_id)
     return ready
+
+
+def _save_original_scores(run_id: int, clip_id: int, scores: dict[str, float],
+                          label_id_of: dict[str, int]) -> None:
+    """One OriginalLabelScore row per scored original label; a row that exists already
+    (a redelivered message, a rerun) gets the new score: INSERT ... ON CONFLICT DO UPDATE."""
+    if not scores:
+        return
+    OriginalLabelScore.objects.bulk_create(
+        [OriginalLabelScore(run_id=run_id, clip_id=clip_id, label_id=label_id_of[m],
+                            clap_score=v) for m, v in scores.items()],
+        update_conflicts=True, unique_fields=["run", "clip", "label"],
+        update_fields=["clap_score"],
+    )
 
 
 def _as_stage_candidate(c: Candidate, mid_of: dict[int, str]):
