@@ -108,14 +108,14 @@ def ensure_dataset(k: int):
 
 def purge_queues() -> None:
     """Drop messages a killed earlier run may have left on the bench broker."""
-    from pipeline.worker import ALL_QUEUES
+    from pipeline.worker import all_queues
     from relabel_app.celery import app
 
     # kombu warns that a filesystem:// URL names no host; that is how it is meant.
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     with app.connection_for_write() as conn:
         ch = conn.default_channel
-        for q in ALL_QUEUES.split(","):
+        for q in all_queues():
             with contextlib.suppress(Exception):  # a queue that does not exist yet
                 ch.queue_purge(q)
 

@@ -9,11 +9,11 @@ EXPORT_TIME_LIMIT_S = 3700
 
 
 @shared_task(
-    name="curation.export", acks_late=True, reject_on_worker_lost=True,
+    name="curation.export", queue_name="export", acks_late=True, reject_on_worker_lost=True,
     soft_time_limit=EXPORT_SOFT_TIME_LIMIT_S, time_limit=EXPORT_TIME_LIMIT_S,
 )
 def export_task(job_id: int) -> str:
-    """Run one ExportJob (routed to the "export" queue by CELERY_TASK_ROUTES). A duplicate
+    """Run one ExportJob (on the "export" queue). A duplicate
     message finds the job finished and does nothing."""
     from .services import export_job_run
 

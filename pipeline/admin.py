@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from relabel_app.admin import EstimatedCountPaginator
 
+from . import chain
 from .models import Candidate, ClipResult, PipelineRun
 
 
@@ -16,10 +17,8 @@ class PipelineRunAdmin(admin.ModelAdmin):
 
 @admin.register(ClipResult)
 class ClipResultAdmin(admin.ModelAdmin):
-    list_display = ("id", "run", "clip", "caption_status", "predict_status", "match_status",
-                    "filter_status", "error_stage")
-    list_filter = ("caption_status", "predict_status", "match_status", "filter_status",
-                   "error_stage")
+    list_display = ("id", "run", "clip", *chain.status_fields(), "error_stage")
+    list_filter = (*chain.status_fields(), "error_stage")
     search_fields = ("clip__ytid__exact",)
     raw_id_fields = ("run", "clip")
     list_select_related = ("run", "clip")

@@ -39,7 +39,8 @@ from relabel_app.segment_import import (
     parse_segment_line,
 )
 
-from .models import STAGES, Candidate, ClipResult, PipelineRun, StageStatus
+from . import chain
+from .models import Candidate, ClipResult, PipelineRun, StageStatus
 
 COPY_BATCH_ITEMS = 100_000
 # Two starts closer than this are the same segment (files write 3 decimals, or ms).
@@ -396,8 +397,9 @@ def labelset_import(
         # --- results and candidates, set-based ----------------------------------------
         fk_off = _disable_fk_triggers(cur)
         done = StageStatus.DONE.value
-        status_cols = ", ".join(f"{s}_status" for s in STAGES)
-        status_vals = ", ".join(f"'{done}'" for _ in STAGES)
+        # Every stage done; the other columns (empty outputs) are database defaults.
+        status_cols = ", ".join(chain.status_fields())
+        status_vals = ", ".join(f"'{done}'" for _ in chain.names())
         # On a re-import, rows that are already there stay as they are.
         new_results = "" if created else (
             f"WHERE NOT EXISTS (SELECT 1 FROM {result_t} r "
@@ -410,10 +412,8 @@ def labelset_import(
         cur.execute(
             f"""
             INSERT INTO {result_t}
-                (run_id, clip_id, {status_cols}, caption, summary, predict, free_labels,
-                 best_attempt, error_stage, error, timings, updated_at)
-            SELECT %(run)s, clip_id, {status_vals}, '{{}}', '', '{{}}', '[]', 0, '', '', '{{}}',
-                   now()
+                (run_id, clip_id, {status_cols})
+            SELECT %(run)s, clip_id, {status_vals}
             FROM (SELECT DISTINCT clip_id FROM {_MATCH}) m {new_results}
             ORDER BY clip_id
             """,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 from relabel_app.models import Clip, Dataset, Label
+
+from . import chain
 
 
 class StageStatus(models.TextChoices):
@@ -14,7 +17,11 @@ class StageStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-STAGES = ("caption", "predict", "match", "filter")
+def stage_status_field() -> models.CharField:
+    """A stage's status column (`<stage>_status`, one per registered stage, added below).
+    'pending' is also the database default, so raw INSERTs need not name it."""
+    return models.CharField(max_length=8, choices=StageStatus.choices,
+                            default=StageStatus.PENDING, db_default=StageStatus.PENDING)
 
 
 class PipelineRun(models.Model):
@@ -62,30 +69,21 @@ class ClipResult(models.Model):
         PipelineRun, on_delete=models.CASCADE, related_name="results", db_index=False
     )
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="results")
-    caption_status = models.CharField(
-        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
-    )
-    predict_status = models.CharField(
-        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
-    )
-    match_status = models.CharField(
-        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
-    )
-    filter_status = models.CharField(
-        max_length=8, choices=StageStatus.choices, default=StageStatus.PENDING
-    )
+    # One `<stage>_status` column per stage of pipeline.chain, added after the class.
     # Caption rounds of every attempt, presence decisions, the chosen summary.
-    caption = models.JSONField(default=dict, blank=True)
-    summary = models.TextField(blank=True)
+    # Database defaults too: the bulk INSERTs (pipeline.services, pipeline.external_import)
+    # name only the columns they set.
+    caption = models.JSONField(default=dict, db_default={}, blank=True)
+    summary = models.TextField(blank=True, db_default="")
     summary_ok = models.BooleanField(null=True)
     # Raw stage-2 answers (all attempts) and the parsed free-form labels per attempt.
-    predict = models.JSONField(default=dict, blank=True)
-    free_labels = models.JSONField(default=list, blank=True)
-    best_attempt = models.PositiveSmallIntegerField(default=0)
-    error_stage = models.CharField(max_length=8, blank=True)
-    error = models.TextField(blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    predict = models.JSONField(default=dict, db_default={}, blank=True)
+    free_labels = models.JSONField(default=list, db_default=[], blank=True)
+    best_attempt = models.PositiveSmallIntegerField(default=0, db_default=0)
+    error_stage = models.CharField(max_length=8, blank=True, db_default="")
+    error = models.TextField(blank=True, db_default="")
+    timings = models.JSONField(default=dict, db_default={}, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
         constraints = [
@@ -98,6 +96,10 @@ class ClipResult(models.Model):
     @property
     def failed(self) -> bool:
         return bool(self.error_stage)
+
+
+for _stage in chain.stages():
+    ClipResult.add_to_class(_stage.status_field(), stage_status_field())
 
 
 class Candidate(models.Model):

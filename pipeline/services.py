@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from relabel_app.models import Clip, Dataset
 
+from . import chain
 from .models import ClipResult, PipelineRun, StageStatus
 from .profiles import resolve_profile
 
@@ -41,15 +42,11 @@ def run_get_or_create(
             run = PipelineRun.objects.create(
                 dataset=dataset, profile_name=config["name"], config=config, created_by=user
             )
-        table = ClipResult._meta.db_table
+        # Every other column (the stages' 'pending', empty outputs) is a database default.
         with connection.cursor() as cur:
             sql = (
-                f"INSERT INTO {table} (run_id, clip_id, caption_status, predict_status, "
-                "match_status, filter_status, caption, summary, predict, free_labels, "
-                "best_attempt, error_stage, error, timings, updated_at) "
-                "SELECT %s, c.id, 'pending', 'pending', 'pending', 'pending', '{}', '', '{}', "
-                "'[]', 0, '', '', '{}', now() "
-                f"FROM {Clip._meta.db_table} c WHERE c.dataset_id = %s"
+                f"INSERT INTO {ClipResult._meta.db_table} (run_id, clip_id) "
+                f"SELECT %s, c.id FROM {Clip._meta.db_table} c WHERE c.dataset_id = %s"
             )
             params: list = [run.id, dataset.id]
             if clip_ids:
@@ -65,8 +62,9 @@ def run_get_or_create(
 
 
 def _pending_results(run: PipelineRun):
+    """The run's clips that neither failed nor went through the last stage."""
     return ClipResult.objects.filter(run=run, error_stage="").exclude(
-        filter_status=StageStatus.DONE
+        **{chain.get(chain.last()).status_field(): StageStatus.DONE}
     )
 
 
@@ -84,19 +82,13 @@ def run_dispatch(*, run: PipelineRun) -> int:
         run.finished_at = None
         run.save(update_fields=["status", "started_at", "finished_at"])
     chunk = int(run.config.get("chunk_size", 16))
-    pending = list(
-        _pending_results(run).order_by("clip_id").values_list(
-            "clip_id", "caption_status", "predict_status", "match_status"
-        )
-    )
+    fields = chain.status_fields()
+    pending = list(_pending_results(run).order_by("clip_id").values_list("clip_id", *fields))
     groups: dict[str, list[int]] = {}
-    for clip_id, cap, pred, match in pending:
-        stage = (
-            "caption" if cap != StageStatus.DONE
-            else "predict" if pred != StageStatus.DONE
-            else "match" if match != StageStatus.DONE
-            else "filter"
-        )
+    for clip_id, *statuses in pending:
+        # The first stage the clip has not done yet.
+        stage = next(name for name, st in zip(chain.names(), statuses, strict=True)
+                     if st != StageStatus.DONE)
         groups.setdefault(stage, []).append(clip_id)
     sent = 0
     for stage, ids in groups.items():
@@ -136,18 +128,27 @@ def run_finish_if_complete(*, run_id: int) -> bool:
 @dataclass
 class RunProgress:
     total: int
-    caption: int
-    predict: int
-    match: int
-    filter: int
+    stages: dict[str, int]  # clips done per stage, in chain order
     failed: int
     status: str
     rate_per_s: float | None
     eta_s: float | None
 
+    def __getattr__(self, name: str) -> int:
+        # progress.caption, progress.filter, ...: the clips done by that stage.
+        stages = self.__dict__.get("stages") or {}
+        if name in stages:
+            return stages[name]
+        raise AttributeError(name)
+
+    @property
+    def complete(self) -> int:
+        """Clips through every stage."""
+        return self.stages[chain.last()]
+
     @property
     def finished(self) -> int:
-        return self.filter + self.failed
+        return self.complete + self.failed
 
     @property
     def percent(self) -> float:
@@ -158,21 +159,20 @@ def run_progress(*, run: PipelineRun) -> RunProgress:
     done = StageStatus.DONE
     agg = ClipResult.objects.filter(run=run).aggregate(
         total=Count("id"),
-        caption=Count("id", filter=Q(caption_status=done)),
-        predict=Count("id", filter=Q(predict_status=done)),
-        match=Count("id", filter=Q(match_status=done)),
-        filter=Count("id", filter=Q(filter_status=done)),
         failed=Count("id", filter=~Q(error_stage="")),
+        **{f"stage_{s.name}": Count("id", filter=Q(**{s.status_field(): done}))
+           for s in chain.stages()},
     )
+    stages = {name: agg.pop(f"stage_{name}") for name in chain.names()}
     run.refresh_from_db(fields=["status", "started_at", "finished_at"])
     rate = eta = None
-    finished = agg["filter"] + agg["failed"]
+    finished = stages[chain.last()] + agg["failed"]
     if run.started_at and finished:
         end = run.finished_at or timezone.now()
         elapsed = max((end - run.started_at).total_seconds(), 1e-3)
         rate = finished / elapsed
         eta = (agg["total"] - finished) / rate if rate else None
-    return RunProgress(status=run.status, rate_per_s=rate, eta_s=eta, **agg)
+    return RunProgress(status=run.status, rate_per_s=rate, eta_s=eta, stages=stages, **agg)
 
 
 def run_wait(*, run: PipelineRun, on_progress=None, poll_s: float = 0.5,

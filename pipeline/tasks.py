@@ -1,4 +1,5 @@
-"""Celery entry points. Thin: take ids, call the stage runner, queue the next stage."""
+"""Celery entry points, one per registered stage (pipeline.chain): task `pipeline.<stage>`
+on the stage's queue. Thin: take ids, run the stage over them, queue the next stage."""
 
 from __future__ import annotations
 
@@ -6,19 +7,7 @@ from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 
-
-class Queue:
-    """Queue names, one per kind of model, so GPU and CPU workers scale apart."""
-
-    AUDIO = "audio"
-    LLM = "llm"
-    CLAP = "clap"
-    DEFAULT = "celery"
-    EXPORT = "export"
-
-
-STAGE_QUEUES = {"caption": Queue.AUDIO, "predict": Queue.LLM, "match": Queue.LLM,
-                "filter": Queue.CLAP}
+from . import chain
 
 
 @worker_init.connect
@@ -37,15 +26,15 @@ def _limit_torch_threads(**_):
 
 
 def _run_stage(stage: str, run_id: int, clip_ids: list[int]) -> int:
-    from .execution import NEXT_STAGE, STAGE_RUNNERS
+    from .execution import run_chunk
     from .models import ClipResult, PipelineRun, StageStatus
     from .services import run_finish_if_complete
 
     status = PipelineRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None or status == PipelineRun.Status.CANCELLED:
         return 0
-    STAGE_RUNNERS[stage](run_id, clip_ids)
-    nxt = NEXT_STAGE[stage]
+    run_chunk(stage, run_id, clip_ids)
+    nxt = chain.following(stage)
     ready: list[int] = []
     if nxt:
         # Ask the database, not the runner: clips finished by an earlier attempt of this
@@ -80,27 +69,24 @@ COMMON = {
     "max_retries": 20,
 }
 
-
-@shared_task(name="pipeline.caption", **COMMON)
-def caption_task(run_id: int, clip_ids: list[int]) -> int:
-    return _run_stage("caption", run_id, clip_ids)
-
-
-@shared_task(name="pipeline.predict", **COMMON)
-def predict_task(run_id: int, clip_ids: list[int]) -> int:
-    return _run_stage("predict", run_id, clip_ids)
-
-
-@shared_task(name="pipeline.match", **COMMON)
-def match_task(run_id: int, clip_ids: list[int]) -> int:
-    return _run_stage("match", run_id, clip_ids)
-
-
-@shared_task(name="pipeline.filter", **COMMON)
-def filter_task(run_id: int, clip_ids: list[int]) -> int:
-    return _run_stage("filter", run_id, clip_ids)
+_TASKS: dict[str, object] = {}
 
 
 def stage_task_for(stage: str):
-    return {"caption": caption_task, "predict": predict_task, "match": match_task,
-            "filter": filter_task}[stage]
+    """The Celery task of a registered stage (made on first use for a stage registered
+    after this module was imported)."""
+    if stage not in _TASKS:
+        cls = chain.get(stage)
+
+        def run_stage(run_id: int, clip_ids: list[int]) -> int:
+            return _run_stage(cls.name, run_id, clip_ids)
+
+        run_stage.__name__ = run_stage.__qualname__ = f"{cls.name}_task"
+        run_stage.__doc__ = f"Run stage {cls.name!r} over a chunk of clips of a run."
+        _TASKS[stage] = shared_task(name=f"pipeline.{cls.name}", queue_name=cls.queue, **COMMON)(
+            run_stage)
+    return _TASKS[stage]
+
+
+for _name in chain.names():
+    stage_task_for(_name)

@@ -1,4 +1,5 @@
-"""Start a Celery worker subprocess on every queue (single-machine setups and tests)."""
+"""Start a Celery worker subprocess on every queue (single-machine setups and tests), or
+on some of them (`queues=`, the split GPU/CPU topology of the README)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,30 @@ from pathlib import Path
 
 from django.conf import settings
 
-ALL_QUEUES = "celery,audio,llm,clap,export"
+
+def all_queues() -> list[str]:
+    """Every queue a task of the project is sent to: Celery's default queue, the stages'
+    queues in chain order (pipeline.chain), then the other tasks' own (e.g. `export`)."""
+    from relabel_app.celery import app
+
+    from . import chain
+
+    app.loader.import_default_modules()  # the autodiscovered tasks modules
+    others = sorted(q for q in (getattr(t, "queue_name", None) for t in app.tasks.values()) if q)
+    return list(dict.fromkeys([app.conf.task_default_queue, *chain.queues(), *others]))
 
 
 def start_worker(*, concurrency: int = 1, log_file: Path | None = None,
-                 extra_env: dict | None = None, hostname: str | None = None) -> subprocess.Popen:
+                 extra_env: dict | None = None, hostname: str | None = None,
+                 queues: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(settings.TORCH_THREADS))
     env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
     env["PYTHONPATH"] = str(settings.BASE_DIR) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra_env or {})
     cmd = [
-        sys.executable, "-m", "celery", "-A", "relabel_app", "worker", "-Q", ALL_QUEUES,
+        sys.executable, "-m", "celery", "-A", "relabel_app", "worker", "-Q",
+        ",".join(queues or all_queues()),
         "--pool", "solo" if concurrency == 1 else "prefork", "-c", str(concurrency),
         "-l", "info", "--without-gossip", "--without-mingle",
     ]

@@ -118,6 +118,9 @@ PROFILE_DIR = BASE_DIR / "pipeline" / "profiles"
 MODEL_DEVICE = env("RELABEL_MODEL_DEVICE", default="cpu")
 MODEL_DTYPE = env("RELABEL_MODEL_DTYPE", default="float32")
 TORCH_THREADS = env.int("RELABEL_TORCH_THREADS", default=1)
+# Modules of extra pipeline stages (each calls pipeline.chain.register), imported after the
+# built-in four; each needs a migration for its `<name>_status` column.
+PIPELINE_EXTRA_STAGES = env.list("RELABEL_EXTRA_STAGES", default=[])
 
 # Celery: a real broker when CELERY_BROKER_URL is set; otherwise kombu's filesystem
 # transport under DATA_DIR, which needs no server on a single machine.
@@ -160,14 +163,9 @@ CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3,
 }
-# One queue per kind of model (pipeline.tasks.Queue), so GPU and CPU workers scale apart.
-CELERY_TASK_ROUTES = {
-    "pipeline.caption": {"queue": "audio"},
-    "pipeline.predict": {"queue": "llm"},
-    "pipeline.match": {"queue": "llm"},
-    "pipeline.filter": {"queue": "clap"},
-    "curation.export": {"queue": "export"},
-}
+# Queues: each task declares its own (`queue_name=`; the stages' come from pipeline.chain),
+# so GPU and CPU workers scale apart; pipeline.worker.all_queues() lists them.
+CELERY_TASK_ROUTES = ("relabel_app.celery.route_to_declared_queue",)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # REST API (api/): token or session auth, same roles as the UI (api.permissions).

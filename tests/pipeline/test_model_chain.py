@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 STAGES = ("caption", "predict", "match", "filter")
 
 
-def run_stage(stage: str, run_id: int, clip_ids: list[int]) -> list[int]:
-    return execution.STAGE_RUNNERS[stage](run_id, clip_ids)
+def run_stage(stage: str, run_id: int, clip_ids: list[int]) -> None:
+    execution.run_chunk(stage, run_id, clip_ids)
 
 
 def reset_from(run, stage: str) -> None:
@@ -60,9 +60,7 @@ def test_best_of_n_attempts_are_sampled_seeded_and_reproducible(chain):
     before = {cid: r.predict for cid, r in results.items()}
 
     reset_from(run, "predict")
-    assert sorted(run_stage("predict", run.pk, clip_ids)) == sorted(
-        cid for cid, p in before.items() if any(a["ok"] for a in p["attempts"])
-    )
+    run_stage("predict", run.pk, clip_ids)
     after = {r.clip_id: r.predict for r in ClipResult.objects.filter(run=run)}
     assert after == before  # the same seeds draw the same attempts
 
@@ -89,12 +87,12 @@ def test_filter_scores_every_original_label_once_and_not_as_a_candidate(chain):
     # The same cosine as the candidates': one audio embedding, the cached class texts.
     cands = {(c.clip_id, c.label_id): c.clap_score for c in Candidate.objects.filter(run=run)}
     clap = execution._backend(run, "clap")
-    cache = execution._class_text_cache()
+    cache = execution.class_text_cache()
     for row in rows[:6]:
         clip = Clip.objects.select_related("dataset").get(pk=row.clip_id)
         from pipeline.audio import load_audio
 
-        audio = load_audio(execution._audio_path(clip), clap.sample_rate)
+        audio = load_audio(execution.audio_path(clip), clap.sample_rate)
         emb = clap.embed_audio([audio])[0]
         mid = row.label.mid
         expected = cache.scores(clap, emb, [mid])[mid]

@@ -31,7 +31,7 @@ def test_curator_starts_a_run_and_tasks_are_queued_after_commit(
     sent = []
     from pipeline import tasks
 
-    monkeypatch.setattr(tasks.caption_task, "delay", lambda run_id, ids: sent.append((run_id, ids)))
+    monkeypatch.setattr(tasks.stage_task_for("caption"), "delay", lambda run_id, ids: sent.append((run_id, ids)))
     client.force_login(user_in("curator"))
     with django_capture_on_commit_callbacks(execute=True):
         resp = client.post(reverse("pipeline:run_start"),

@@ -45,20 +45,20 @@ def test_api_profile_resolves_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_cancelled_run_tasks_do_nothing(dataset, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setattr(tasks.caption_task, "delay", lambda *a: None)
+    monkeypatch.setattr(tasks.stage_task_for("caption"), "delay", lambda *a: None)
     run, _ = run_get_or_create(dataset=dataset, profile="tiny")
     with django_capture_on_commit_callbacks(execute=True):
         assert run_dispatch(run=run) == 1
     run_cancel(run=run)
     ids = list(dataset.clips.values_list("id", flat=True))
-    assert tasks.caption_task.run(run.pk, ids) == 0
+    assert tasks.stage_task_for("caption").run(run.pk, ids) == 0
     assert not ClipResult.objects.filter(run=run, caption_status="done").exists()
     with django_capture_on_commit_callbacks(execute=True):
         assert run_dispatch(run=run) == 0  # a cancelled run is not re-queued by accident
 
 
 def test_cli_cancel_and_continue(dataset, capsys, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setattr(tasks.caption_task, "delay", lambda *a: None)
+    monkeypatch.setattr(tasks.stage_task_for("caption"), "delay", lambda *a: None)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("run_pipeline", "--dataset", "svc", "--profile", "tiny")
     run = PipelineRun.objects.get()

@@ -85,8 +85,7 @@ class Command(BaseCommand):
 
             def show(p):
                 bar.n = p.finished
-                bar.set_postfix(caption=p.caption, predict=p.predict, match=p.match,
-                                filter=p.filter, failed=p.failed, refresh=False)
+                bar.set_postfix(**p.stages, failed=p.failed, refresh=False)
                 bar.refresh()
                 if worker is not None and worker.poll() is not None:
                     raise CommandError(f"the worker exited with code {worker.returncode}")
@@ -102,5 +101,5 @@ class Command(BaseCommand):
                     worker.kill()
         p = run_progress(run=run)
         self.stdout.write(
-            f"run {run.pk}: {p.status}; {p.filter} clips through all stages, {p.failed} failed"
+            f"run {run.pk}: {p.status}; {p.complete} clips through all stages, {p.failed} failed"
         )

@@ -1,0 +1,101 @@
+"""Stage 4: CLAP cosine between each clip's audio and its candidates' class texts
+(pipeline.stages.filter); keep those at or above the threshold; best-of-N picks the
+attempt with the best scores. The chunk's audio is embedded in one batch. The same audio
+embedding also scores every original label of the clip (OriginalLabelScore: evidence for
+reviewers and audits, never a candidate)."""
+
+from __future__ import annotations
+
+from pipeline.stages.filter import best_of_n, filter_candidates, original_label_scores
+from pipeline.stages.match import Candidate as StageCandidate
+
+from .registry import Item, Stage
+
+
+class FilterStage(Stage):
+    name = "filter"
+    queue = "clap"
+    backends = ("clap",)
+
+    def setup(self) -> None:
+        from pipeline.execution import class_text_cache
+
+        self.clap = self.backend("clap")
+        self.threshold = float(self.config.get("threshold", 0.25))
+        self.cache = class_text_cache()
+
+    def prepare(self, chunk):
+        from pipeline.execution import load_clip_audio
+
+        items = []
+        for row in chunk:
+            try:
+                items.append(Item(row, load_clip_audio(row.clip, self.clap.sample_rate)))
+            except Exception as e:
+                self.fail(row, e)
+        return items
+
+    def call(self, items):
+        self.cache.matrix(self.clap)  # the class texts, once per model
+        return list(self.clap.embed_audio([item.data for item in items]))
+
+    def write(self, results):
+        from django.db import transaction
+
+        from pipeline.models import Candidate
+        from relabel_app.models import ClipLabel, Label
+
+        mid_of = dict(Label.objects.filter(index__isnull=False).values_list("id", "mid"))
+        label_id_of = {m: i for i, m in mid_of.items()}
+        clip_ids = [i.row.clip_id for i, _ in results]
+        by_clip: dict[int, list] = {}
+        for c in Candidate.objects.filter(run_id=self.run.pk, clip_id__in=clip_ids):
+            by_clip.setdefault(c.clip_id, []).append(c)
+        originals: dict[int, list[str]] = {}
+        for clip_id, label_id in ClipLabel.objects.filter(clip_id__in=clip_ids).values_list(
+            "clip_id", "label_id"
+        ):
+            if label_id in mid_of:  # a trainable class: one with a cached class text
+                originals.setdefault(clip_id, []).append(mid_of[label_id])
+        for item, audio_emb in results:
+            row = item.row
+            cands = by_clip.get(row.clip_id, [])
+            scores = self.cache.scores(self.clap, audio_emb, [mid_of[c.label_id] for c in cands])
+            orig = original_label_scores(
+                self.cache, self.clap, audio_emb, originals.get(row.clip_id, [])
+            )
+            by_attempt: dict[int, list] = {}
+            for c in cands:
+                c.clap_score = round(scores[mid_of[c.label_id]], 6)
+                c.kept = c.clap_score >= self.threshold
+                by_attempt.setdefault(c.attempt, []).append(c)
+            attempts = [
+                filter_candidates(
+                    [StageCandidate(mid=mid_of[c.label_id], tier=c.tier, phrase=c.phrase,
+                                    score=c.match_score) for c in by_attempt.get(a, [])],
+                    scores, self.threshold)
+                for a in range(len(row.free_labels or []) or 1)
+            ]
+            best = best_of_n(attempts)
+            for c in cands:
+                c.selected = c.attempt == best
+            with transaction.atomic():
+                if self.save(row, self.done(row, best_attempt=best)):
+                    if cands:
+                        Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
+                    self._save_original_scores(row, orig, label_id_of)
+
+    def _save_original_scores(self, row, scores: dict[str, float], label_id_of: dict) -> None:
+        """One OriginalLabelScore per scored original label; a row that exists already (a
+        redelivered message, a rerun) gets the new score: INSERT ... ON CONFLICT DO UPDATE."""
+        from pipeline.models import OriginalLabelScore
+
+        if not scores:
+            return
+        OriginalLabelScore.objects.bulk_create(
+            [OriginalLabelScore(run_id=row.run_id, clip_id=row.clip_id,
+                                label_id=label_id_of[m], clap_score=v)
+             for m, v in scores.items()],
+            update_conflicts=True, unique_fields=["run", "clip", "label"],
+            update_fields=["clap_score"],
+        )
