@@ -13,16 +13,17 @@ configurations of a few tens of millions of parameters (printed), seeded, saved 
 ``<model dir>/bench-generation`` with the tiny models' tokenizers and processors (so the
 prompts are tokenised like the tiny profile's) and loaded back through the adapters. With
 random weights a model could stop at any token, so every answer is exactly
-``--new-tokens`` tokens long (``max_new_tokens`` and ``min_new_tokens`` both set): both
-modes generate the same number of tokens for the same requests. The caption stage runs
+``--caption-tokens`` (48: round 1 asks for at most 50 words) or ``--predict-tokens`` (16:
+two to four labels on one line) tokens long (``max_new_tokens`` and ``min_new_tokens``
+both set): both modes generate the same number of tokens for the same requests. The caption stage runs
 one attempt per clip (``presence_method="read"``, no length rule to retry on), so both
 modes send identical requests; the answers are checked to be identical too (greedy).
 
 ``caption_clips_per_s_gpu`` (the full 7B configurations in bfloat16, batch 1 and 16)
 needs a GPU and is not measured by this script on a CPU-only machine (not written).
 
-Usage: python bench/bench_generation.py [--clips 16] [--batch 16] [--new-tokens 16]
-       [--reps 2] [--threads N] [--no-record]
+Usage: python bench/bench_generation.py [--clips 16] [--batch 16] [--caption-tokens 48]
+       [--predict-tokens 16] [--reps 2] [--threads N] [--no-record]
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from bench.common import ROOT, machine, median, record  # noqa: E402
 from bench.contention import Watch  # noqa: E402
 
 SEED = 1234
-BENCH_GENERATION_VERSION = 1
+BENCH_GENERATION_VERSION = 2
 
-# Mid-size: big enough that a forward is real work, small enough for a 2-core CPU.
-AUDIO_ENCODER = dict(num_mel_bins=128, encoder_layers=4, encoder_attention_heads=6,
-                     encoder_ffn_dim=1536, d_model=384, max_source_positions=1500)
+# Mid-size: big enough that a forward is real work, small enough for a 2-core CPU. As in
+# Qwen2-Audio-7B (a 0.6 B audio encoder before a 7.7 B decoder), the encoder is a small
+# part of the model; its 30 s window (1500 positions) is encoded on every chat step.
+AUDIO_ENCODER = dict(num_mel_bins=128, encoder_layers=4, encoder_attention_heads=4,
+                     encoder_ffn_dim=1024, d_model=256, max_source_positions=1500)
 DECODER = dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=6,
                num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=4096)
 
@@ -56,9 +59,9 @@ def model_root() -> Path:
     return Path(os.environ.get("RELABEL_MODEL_DIR", data / "models"))
 
 
-def ensure_models(out: Path, new_tokens: int) -> dict[str, Path]:
+def ensure_models(out: Path) -> dict[str, Path]:
     """The two mid-size models under ``out``, built from the tiny models' tokenizers."""
-    want = {"version": BENCH_GENERATION_VERSION, "seed": SEED, "new_tokens": new_tokens,
+    want = {"version": BENCH_GENERATION_VERSION, "seed": SEED,
             "audio": AUDIO_ENCODER, "decoder": DECODER}
     paths = {"qwen2_audio": out / "qwen2-audio", "mistral": out / "mistral"}
     marker = out / "bench_generation.json"
@@ -99,7 +102,7 @@ def ensure_models(out: Path, new_tokens: int) -> dict[str, Path]:
     )
     model = Qwen2AudioForConditionalGeneration(config).to(torch.float32).eval()
     model.generation_config = GenerationConfig(
-        max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+        do_sample=False,
         suppress_tokens=tiny_gen.suppress_tokens, eos_token_id=tiny_gen.eos_token_id,
         pad_token_id=tiny_gen.pad_token_id,
     )
@@ -115,7 +118,7 @@ def ensure_models(out: Path, new_tokens: int) -> dict[str, Path]:
                            pad_token_id=None, **DECODER)
     model = MistralForCausalLM(config).to(torch.float32).eval()
     model.generation_config = GenerationConfig(
-        max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+        do_sample=False,
         suppress_tokens=tiny_gen.suppress_tokens, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
     )
@@ -164,8 +167,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=16, help="clips (and summaries) per pass")
     ap.add_argument("--batch", type=int, default=16, help="the batched mode's batch size")
-    ap.add_argument("--new-tokens", type=int, default=16,
-                    help="tokens per answer (max_new_tokens = min_new_tokens)")
+    ap.add_argument("--caption-tokens", type=int, default=48,
+                    help="tokens per caption answer (max_new_tokens = min_new_tokens; "
+                    "round 1 asks for at most 50 words)")
+    ap.add_argument("--predict-tokens", type=int, default=16,
+                    help="tokens per predict answer (2 to 4 labels on one line)")
     ap.add_argument("--reps", type=int, default=2, help="passes per mode (median)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     ap.add_argument("--no-record", action="store_true", help="do not write bench/results.json")
@@ -184,11 +190,16 @@ def main() -> int:
     t_start = time.perf_counter()
     print(f"machine: {machine()}")
     print(f"torch {torch.__version__}, {args.threads} threads; {args.clips} clips, "
-          f"{args.new_tokens} new tokens per answer, batch {args.batch} against 1, "
-          f"{args.reps} passes each")
-    paths = ensure_models(model_root() / "bench-generation", args.new_tokens)
-    audio = Qwen2AudioChat(str(paths["qwen2_audio"]), device="cpu", dtype="float32")
-    text = CausalLMChat(str(paths["mistral"]), device="cpu", dtype="float32")
+          f"{args.caption_tokens} / {args.predict_tokens} new tokens per caption / predict "
+          f"answer, batch {args.batch} against 1, {args.reps} passes each")
+    paths = ensure_models(model_root() / "bench-generation")
+    audio = Qwen2AudioChat(str(paths["qwen2_audio"]), device="cpu", dtype="float32",
+                           max_new_tokens=args.caption_tokens)
+    text = CausalLMChat(str(paths["mistral"]), device="cpu", dtype="float32",
+                        max_new_tokens=args.predict_tokens)
+    # Random weights could stop at any token: every answer is exactly max_new_tokens long.
+    for chat in (audio, text):
+        chat.generation_config.min_new_tokens = chat.max_new_tokens
     for name, m in (("Qwen2-Audio", audio.model), ("Mistral", text.model)):
         print(f"{name}: {sum(p.numel() for p in m.parameters()) / 1e6:.1f} M parameters "
               "(random weights)")
@@ -243,7 +254,9 @@ def main() -> int:
     if not args.no_record:
         record(figures, extra={"bench_generation": {
             **details, "clips": args.clips, "batch": args.batch,
-            "new_tokens": args.new_tokens, "reps": args.reps, "threads": args.threads,
+            "caption_new_tokens": args.caption_tokens,
+            "predict_new_tokens": args.predict_tokens, "reps": args.reps,
+            "threads": args.threads,
             "audio_encoder": AUDIO_ENCODER, "decoder": DECODER,
             "contended_measurements": contended,
             "caption_clips_per_s_gpu": "not measured: no GPU in this session",
