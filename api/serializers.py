@@ -1,7 +1,7 @@
 """Serializers of the API: output shapes, the input of each write, and the query
 parameters of each list (validated like any input, so a bad filter is a 400, not a 500).
 
-Labels are rendered from the in-process ontology cache (review.label_info): a page of
+Labels are rendered from the in-process ontology cache (relabel_app.label_info): a page of
 clips, candidates or decisions never joins the label table."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from rest_framework import serializers
 from curation.models import Adjudication, AdjudicationVerdict, ExportJob, Policy
 from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from pipeline.profiles import profile_names
+from pipeline.selectors import run_that_counts, run_that_counts_for_clip
+from relabel_app.label_info import LabelInfo, ontology, ontology_clear
 from relabel_app.models import Clip, Dataset, Label
-from review.label_info import LabelInfo, ontology, ontology_clear
 from review.models import Decision, ErrorCategory, Verdict
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger number is "no such row", not a 500
@@ -41,7 +42,7 @@ def label_ref(label_id: int) -> dict:
 
 
 class LabelSerializer(serializers.Serializer):
-    """One ontology class (from review.label_info.LabelInfo)."""
+    """One ontology class (from relabel_app.label_info.LabelInfo)."""
 
     id = serializers.IntegerField()
     mid = serializers.CharField()
@@ -110,11 +111,19 @@ class DatasetSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="Clips imported (highest import position + 1; an index lookup, not a count).",
     )
+    run_that_counts = serializers.SerializerMethodField(
+        help_text="The run whose candidates review and curation show for this dataset when "
+        "none is named (pipeline.selectors): the latest running or finished run of the model "
+        "chain, else the latest external label set; null when there is none.")
 
     class Meta:
         model = Dataset
         fields = ["id", "name", "description", "synthetic", "review_priority",
-                  "required_reviews", "created_at", "clip_count"]
+                  "required_reviews", "created_at", "clip_count", "run_that_counts"]
+
+    def get_run_that_counts(self, dataset: Dataset) -> int | None:
+        run = run_that_counts(dataset=dataset)
+        return run.pk if run else None
 
 
 class OriginalLabelScoreRefSerializer(serializers.Serializer):
@@ -154,6 +163,18 @@ class ClipSerializer(serializers.ModelSerializer):
             return None
         return reverse("review:clip_audio", kwargs={"clip_id": clip.pk})
 
+
+class ClipDetailSerializer(ClipSerializer):
+    run_that_counts = serializers.SerializerMethodField(
+        help_text="The run whose candidates the review page and the curated state use for "
+        "this clip (pipeline.selectors); null when no run covers it.")
+
+    class Meta(ClipSerializer.Meta):
+        fields = [*ClipSerializer.Meta.fields, "run_that_counts"]
+
+    def get_run_that_counts(self, clip: Clip) -> int | None:
+        run = run_that_counts_for_clip(clip=clip)
+        return run.pk if run else None
 
 
 class ClipFilterSerializer(serializers.Serializer):
@@ -207,6 +228,9 @@ class RunProgressSerializer(serializers.Serializer):
     predict = serializers.IntegerField()
     match = serializers.IntegerField()
     filter = serializers.IntegerField()
+    stages = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Clips done per stage, in chain order (every registered stage).")
     failed = serializers.IntegerField()
     finished = serializers.IntegerField()
     percent = serializers.FloatField()

@@ -25,9 +25,9 @@ from curation.services import adjudication_clear, adjudication_record, export_jo
 from pipeline.models import PipelineRun
 from pipeline.profiles import ProfileError
 from pipeline.services import run_dispatch, run_get_or_create, run_progress
+from relabel_app.label_info import ontology
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
-from review.label_info import ontology
 from review.label_search import label_search
 from review.models import Decision, ErrorCategory
 from review.services import decision_record
@@ -44,6 +44,7 @@ from .serializers import (
     AuditFilterSerializer,
     CandidateFilterSerializer,
     CandidateSerializer,
+    ClipDetailSerializer,
     ClipFilterSerializer,
     ClipSerializer,
     DatasetSerializer,
@@ -108,6 +109,9 @@ class ClipViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ClipSerializer
     pagination_class = BigTableCursorPagination
     lookup_value_regex = ID
+
+    def get_serializer_class(self):
+        return ClipDetailSerializer if self.action == "retrieve" else ClipSerializer
 
     def get_queryset(self):
         filters = query_filters(ClipFilterSerializer, self.request) if self.action == "list" \

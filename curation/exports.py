@@ -51,10 +51,6 @@ _PROGRESS_EVERY_S = 0.5
 _WRITE_BUFFER = 1 << 20
 
 SEGMENTS_COLUMNS = "# YTID, start_seconds, end_seconds, positive_labels"
-DECISIONS_COLUMNS = (
-    "ytid", "start_seconds", "end_seconds", "label_mid", "label_name", "reviewer", "source",
-    "verdict", "error_category", "note", "time",
-)
 
 
 class ExportError(Exception):

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.models import Candidate, ClipResult, PipelineRun
+from pipeline.selectors import run_that_counts
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 from review.models import ClipReview, Decision
 
@@ -72,13 +73,9 @@ class Scope:
 
 
 def default_run(dataset: Dataset) -> PipelineRun | None:
-    """The run audits and the adjudication page use unless told otherwise: the latest run
-    of the model chain (external label sets are chosen explicitly)."""
-    return (
-        PipelineRun.objects.filter(dataset=dataset, kind=PipelineRun.Kind.MODELS)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    """The run audits and the adjudication page use unless told otherwise: the dataset's
+    run that counts (pipeline.selectors: the same rule as review and the API)."""
+    return run_that_counts(dataset=dataset)
 
 
 def decided_ctes(scope: Scope) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from pipeline.models import PipelineRun
+from pipeline.selectors import run_that_counts_for_clip
 from relabel_app.models import Clip, Dataset, Label
 from review.models import Decision
 
@@ -117,14 +118,16 @@ def dataset_runs(dataset: Dataset) -> list[PipelineRun]:
     return list(PipelineRun.objects.filter(dataset=dataset).order_by("-created_at", "-id"))
 
 
-def run_for(dataset: Dataset, run_id: str | int | None) -> PipelineRun | None:
-    """The run named by a request (?run=ID), else the dataset's default run."""
+def run_for(dataset: Dataset, run_id: str | int | None, *,
+            clip: Clip | None = None) -> PipelineRun | None:
+    """The run named by a request (?run=ID), else the run that counts: for the clip when
+    one is given (as the review page picks it), else for the dataset."""
     if run_id not in (None, ""):
         try:
             return PipelineRun.objects.filter(dataset=dataset, pk=int(run_id)).first()
         except (TypeError, ValueError):
             return None
-    return default_run(dataset)
+    return run_that_counts_for_clip(clip=clip) if clip is not None else default_run(dataset)
 
 
 def export_jobs_for(dataset: Dataset, *, limit: int = 100) -> list[ExportJob]:

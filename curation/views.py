@@ -53,7 +53,7 @@ def _audio_url(clip: Clip) -> str | None:
 @require_GET
 def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
-    run = run_for(clip.dataset, request.GET.get("run"))
+    run = run_for(clip.dataset, request.GET.get("run"), clip=clip)
     return render(request, "curation/clip.html", {
         "clip": clip, "run": run, "runs": dataset_runs(clip.dataset),
         "states": clip_label_states(clip=clip, run=run), "audio_url": _audio_url(clip),
@@ -75,7 +75,7 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
             clip=clip, label=label, curator=request.user,
             verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
         )
-    run = run_for(clip.dataset, request.POST.get("run"))
+    run = run_for(clip.dataset, request.POST.get("run"), clip=clip)
     if not request.htmx:
         url = reverse("curation:clip", kwargs={"clip_id": clip.pk})
         return redirect(url + (f"?run={run.pk}" if run else "") + f"#label-{label.pk}")

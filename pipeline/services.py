@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from relabel_app.models import Clip, Dataset
@@ -125,6 +125,12 @@ def run_finish_if_complete(*, run_id: int) -> bool:
     return True
 
 
+def stall_seconds() -> float:
+    """How long a run may go without any clip result changing before it counts as
+    interrupted: longer than a chunk task may run (results are written per chunk)."""
+    return float(settings.CELERY_TASK_TIME_LIMIT) + 60.0
+
+
 @dataclass
 class RunProgress:
     total: int
@@ -133,6 +139,19 @@ class RunProgress:
     status: str
     rate_per_s: float | None
     eta_s: float | None
+    # Running (or pending) with clips left and no result written for stall_seconds():
+    # its worker died or its messages were lost; Resume re-queues what is unfinished.
+    interrupted: bool = False
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING) \
+            and not self.interrupted
+
+    @property
+    def can_resume(self) -> bool:
+        """Only a cancelled or interrupted run; never one that is moving or finished."""
+        return self.status == PipelineRun.Status.CANCELLED or self.interrupted
 
     def __getattr__(self, name: str) -> int:
         # progress.caption, progress.filter, ...: the clips done by that stage.
@@ -160,19 +179,38 @@ def run_progress(*, run: PipelineRun) -> RunProgress:
     agg = ClipResult.objects.filter(run=run).aggregate(
         total=Count("id"),
         failed=Count("id", filter=~Q(error_stage="")),
+        last_write=Max("updated_at"),
         **{f"stage_{s.name}": Count("id", filter=Q(**{s.status_field(): done}))
            for s in chain.stages()},
     )
     stages = {name: agg.pop(f"stage_{name}") for name in chain.names()}
-    run.refresh_from_db(fields=["status", "started_at", "finished_at"])
+    last_write = agg.pop("last_write")
+    run.refresh_from_db(fields=["status", "created_at", "started_at", "finished_at"])
     rate = eta = None
     finished = stages[chain.last()] + agg["failed"]
+    last_activity = max(t for t in (last_write, run.started_at, run.created_at) if t)
+    interrupted = (
+        run.status in (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING)
+        and finished < agg["total"]
+        and (timezone.now() - last_activity).total_seconds() > stall_seconds()
+    )
     if run.started_at and finished:
         end = run.finished_at or timezone.now()
         elapsed = max((end - run.started_at).total_seconds(), 1e-3)
         rate = finished / elapsed
         eta = (agg["total"] - finished) / rate if rate else None
-    return RunProgress(status=run.status, rate_per_s=rate, eta_s=eta, stages=stages, **agg)
+    return RunProgress(status=run.status, rate_per_s=rate, eta_s=eta, stages=stages,
+                       interrupted=interrupted, **agg)
+
+
+def run_failed_results(*, run: PipelineRun, limit: int = 200) -> tuple[list[ClipResult], int]:
+    """The run's failed clips (stage and reason), in clip order, at most `limit`, and how
+    many failed in all."""
+    qs = ClipResult.objects.filter(run=run).exclude(error_stage="")
+    rows = list(qs.select_related("clip").only(
+        "id", "clip_id", "error_stage", "error", "clip__ytid", "clip__start_s", "clip__end_s",
+    ).order_by("clip_id")[:limit])
+    return rows, (len(rows) if len(rows) < limit else qs.count())
 
 
 def run_wait(*, run: PipelineRun, on_progress=None, poll_s: float = 0.5,

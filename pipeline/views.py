@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +15,14 @@ from relabel_app.roles import curator_required, reviewer_required, user_is_curat
 from .forms import StartRunForm
 from .models import PipelineRun
 from .profiles import ProfileError
-from .services import run_cancel, run_dispatch, run_get_or_create, run_progress, run_resume
+from .services import (
+    run_cancel,
+    run_dispatch,
+    run_failed_results,
+    run_get_or_create,
+    run_progress,
+    run_resume,
+)
 
 
 @reviewer_required
@@ -53,6 +62,9 @@ def run_detail(request, pk: int):
         if ctx["progress"].status in (PipelineRun.Status.DONE, PipelineRun.Status.CANCELLED):
             resp.status_code = HttpResponseStopPolling.status_code
         return resp
+    failed, failed_total = run_failed_results(run=run)
+    ctx.update(failed=failed, failed_total=failed_total,
+               config_json=json.dumps(run.config, indent=2, sort_keys=True, ensure_ascii=False))
     return render(request, "pipeline/run_detail.html", ctx)
 
 
@@ -68,5 +80,9 @@ def run_cancel_view(request, pk: int):
 @require_POST
 @curator_required
 def run_resume_view(request, pk: int):
-    run_resume(run=get_object_or_404(PipelineRun, pk=pk))
+    run = get_object_or_404(PipelineRun, pk=pk)
+    if run_progress(run=run).can_resume:
+        run_resume(run=run)
+    else:
+        messages.info(request, f"Run {run.pk} is not cancelled or interrupted: nothing to resume.")
     return redirect("pipeline:run_detail", pk=pk)

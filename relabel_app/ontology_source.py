@@ -46,7 +46,10 @@ class OntologyClass:
 
 
 @dataclass
-class Ontology:
+class OntologyFile:
+    """A parsed ontology.json (the wheel's or a user's): what the loader writes into the
+    Label table. The app reads labels through relabel_app.label_info.Ontology instead."""
+
     classes: list[OntologyClass]
     by_mid: dict[str, OntologyClass] = field(init=False)
     parents: dict[str, list[str]] = field(init=False)
@@ -71,16 +74,6 @@ class Ontology:
             if m not in seen:
                 seen.add(m)
                 stack.extend(self.parents.get(m, []))
-        return seen
-
-    def descendants(self, mid: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(self.by_mid[mid].child_ids) if mid in self.by_mid else []
-        while stack:
-            m = stack.pop()
-            if m not in seen:
-                seen.add(m)
-                stack.extend(self.by_mid[m].child_ids if m in self.by_mid else ())
         return seen
 
 
@@ -139,7 +132,7 @@ def trainable_mids_from_lists() -> set[str]:
     return mids
 
 
-def parse_ontology(data: list[dict], trainable: set[str]) -> Ontology:
+def parse_ontology(data: list[dict], trainable: set[str]) -> OntologyFile:
     classes = []
     index = 0
     for item in data:
@@ -157,13 +150,13 @@ def parse_ontology(data: list[dict], trainable: set[str]) -> Ontology:
                 index=idx,
             )
         )
-    return Ontology(classes)
+    return OntologyFile(classes)
 
 
-_CACHED: Ontology | None = None
+_CACHED: OntologyFile | None = None
 
 
-def load_ontology(path: str | os.PathLike | None = None) -> Ontology:
+def load_ontology(path: str | os.PathLike | None = None) -> OntologyFile:
     """The ontology from a user's ontology.json, or from the wheel (cached in-process)."""
     global _CACHED
     if path is None and _CACHED is not None:

@@ -1,5 +1,5 @@
 """Search over all 632 ontology classes for the "Add a label" box: names and descriptions,
-prefix and fuzzy. In memory (label_info cache): no query per keystroke."""
+prefix and fuzzy. In memory (relabel_app.label_info cache): no query per keystroke."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from .label_info import LabelInfo, ontology
+from relabel_app.label_info import LabelInfo, ontology
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -1,7 +1,8 @@
 """Reads of the review app: the clip page, progress, the queue's next-clip peek.
 
 The clip page takes a fixed number of queries whatever the number of labels: the ontology
-(names, descriptions, paths, ancestors) comes from the in-process cache of label_info."""
+(names, descriptions, paths, ancestors) comes from the in-process cache of
+relabel_app.label_info."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from django.db import connection
 from django.db.models import Count
 
 from pipeline.models import Candidate, ClipResult, PipelineRun
+from pipeline.selectors import COUNTS_SQL, ORDER_SQL
+from relabel_app.label_info import LabelInfo, ontology
 from relabel_app.models import Clip, ClipLabel, Dataset
 
-from .label_info import LabelInfo, ontology
 from .models import ClipReview, Decision, ErrorCategory, QueueSlot, Verdict
 
 # --- model outputs ----------------------------------------------------------------------
@@ -228,15 +230,17 @@ def _as_threshold(value) -> float | None:
 
 # The rows' data in one round trip; the clip page runs on every decision, so its reads are
 # one statement rather than five ORM queries (most of a decision's time was building them).
-# The run: the latest run of the model chain, an external label set only when no model run
-# covers the clip (the same choice as curation.resolution.default_run). Candidates in the
-# order of ORDER BY clap_score DESC (NULLs first, as the ORM's "-clap_score"), label_id.
+# The run: the run that counts for the clip (pipeline.selectors, rule in SQL). Candidates in
+# the order of ORDER BY clap_score DESC (NULLs first, as the ORM's "-clap_score"), label_id.
 _PAGE_ROWS_SQL = """
 WITH res AS (
-    SELECT cr.run_id, r.config #> '{{filter,threshold}}' AS threshold
-    FROM {result} cr JOIN {run} r ON r.id = cr.run_id
-    WHERE cr.clip_id = %(clip)s
-    ORDER BY r.kind <> %(models)s, r.created_at DESC, r.id DESC
+    SELECT r.id AS run_id, r.config #> '{{filter,threshold}}' AS threshold
+    FROM {run} r
+    WHERE r.dataset_id = %(dataset)s AND {counts}
+      AND (EXISTS (SELECT 1 FROM {result} cr WHERE cr.run_id = r.id AND cr.clip_id = %(clip)s)
+           OR EXISTS (SELECT 1 FROM {candidate} k
+                      WHERE k.run_id = r.id AND k.clip_id = %(clip)s))
+    ORDER BY {order}
     LIMIT 1
 )
 SELECT
@@ -291,10 +295,11 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
         result=ClipResult._meta.db_table, run=PipelineRun._meta.db_table,
         cliplabel=ClipLabel._meta.db_table, candidate=Candidate._meta.db_table,
         decision=Decision._meta.db_table, category=ErrorCategory._meta.db_table,
+        counts=COUNTS_SQL, order=ORDER_SQL,
     )
     with connection.cursor() as cur:
-        cur.execute(sql, {"clip": clip.pk, "reviewer": reviewer.pk, "show_all": show_all,
-                          "models": PipelineRun.Kind.MODELS.value})
+        cur.execute(sql, {"clip": clip.pk, "dataset": clip.dataset_id, "reviewer": reviewer.pk,
+                          "show_all": show_all})
         run_id, threshold, original_ids, candidates, decisions, counts = cur.fetchone()
     by_label: dict[int, dict[str, int]] = defaultdict(dict)
     for n in counts or []:
@@ -310,7 +315,7 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
 def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
                    with_outputs: bool = True) -> ClipPage:
     """Everything the clip page shows. Rows: the union of the original labels, the selected
-    candidates of the clip's latest run (kept and filtered) and labels added by reviewers
+    candidates of the run that counts for the clip (kept and filtered) and labels added by reviewers
     (only this reviewer's unless ``show_all``, which also adds per-verdict counts of every
     reviewer). Decisions and hierarchy flags are this reviewer's own.
 

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pipeline.models import Candidate, ClipResult, PipelineRun, StageStatus
+from pipeline.selectors import COUNTS_SQL, ORDER_SQL
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 
 from .models import ClipReview, Decision, DecisionLog, ErrorCategory, QueueSlot, QueueState, Verdict
@@ -302,7 +303,8 @@ class QueueFreshness:
     """What the slots should reflect (wanted) against what they were built from (built;
     None before the first build)."""
 
-    wanted: tuple[int, int, int | None]  # (max clip position, overlap k, latest done run)
+    # (max clip position, overlap k, the finished run that counts: pipeline.selectors)
+    wanted: tuple[int, int, int | None]
     built: tuple[int, int, int | None] | None
 
     @property
@@ -319,9 +321,9 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
             SELECT GREATEST(d.required_reviews, 1),
                    COALESCE((SELECT max(c.position) FROM {clip_t} c
                              WHERE c.dataset_id = d.id), -1),
-                   (SELECT r.id FROM {run_t} r WHERE r.dataset_id = d.id AND r.status = %s
-                    ORDER BY (r.kind = 'models') DESC, r.created_at DESC, r.id DESC
-                    LIMIT 1),
+                   (SELECT r.id FROM {run_t} r
+                    WHERE r.dataset_id = d.id AND {COUNTS_SQL} AND r.status = %s
+                    ORDER BY {ORDER_SQL} LIMIT 1),
                    s.dataset_id IS NOT NULL, s.max_position, s.required_reviews, s.run_id
             FROM {Dataset._meta.db_table} d
             LEFT JOIN {QueueState._meta.db_table} s ON s.dataset_id = d.id
@@ -340,7 +342,7 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
 
 def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     """Bring the dataset's queue slots up to date with its clips, its overlap
-    (required_reviews) and its latest finished run. Cheap when nothing changed (one
+    (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when nothing changed (one
     indexed query); otherwise one set-based statement per change (2M clips on 2 cores: about
     2 minutes for the first build, half a minute to 2 minutes for a re-rank, so
     queue_next_clip hands big refreshes to a Celery task). Returns True if it refreshed."""

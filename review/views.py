@@ -22,6 +22,7 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, trigger_client_event
 
+from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
@@ -35,7 +36,6 @@ from .audio_serving import (
     parse_range,
 )
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
-from .label_info import ontology
 from .label_search import label_search
 from .models import Decision, Verdict
 from .selectors import (

@@ -33,9 +33,9 @@ def _ensure_review_reference_data() -> None:
     from django.apps import apps
     from django.contrib.auth.models import Group
 
+    from relabel_app import label_info
     from relabel_app.models import Label
     from relabel_app.roles import ROLE_GROUPS, ensure_role_groups
-    from review import label_info
     from review.models import ErrorCategory
 
     if not ErrorCategory.objects.exists():

@@ -82,11 +82,6 @@ def build_backend(spec: dict):
         return inst
 
 
-def cached_backends() -> dict[str, object]:
-    with _LOCK:
-        return dict(_CACHE)
-
-
 def clear_backend_cache() -> None:
     """Forget every cached instance (tests; freeing memory between runs)."""
     with _LOCK:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from tests.factories import UserFactory
+
 MIDS = {
     "speech": "/m/09x0r",
     "dog": "/m/0bt9lr",
@@ -21,27 +23,17 @@ def label(key: str):
     return Label.objects.get(mid=MIDS.get(key, key))
 
 
-@pytest.fixture
-def make_user(db, django_user_model):
-    from django.contrib.auth.models import Group
-
-    def make(username: str, role: str | None, password: str = "pw-secret-1"):
-        user = django_user_model.objects.create_user(username=username, password=password)
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
+PASSWORD = "pw-secret-1"
 
 
 @pytest.fixture
-def users(make_user):
+def users(db):
     return {
-        "norole": make_user("nora", None),
-        "reviewer": make_user("rita", "reviewer"),
-        "reviewer2": make_user("rob", "reviewer"),
-        "curator": make_user("cora", "curator"),
-        "admin": make_user("adam", "admin"),
+        "norole": UserFactory(username="nora", role="", password=PASSWORD),
+        "reviewer": UserFactory(username="rita", role="reviewer", password=PASSWORD),
+        "reviewer2": UserFactory(username="rob", role="reviewer", password=PASSWORD),
+        "curator": UserFactory(username="cora", role="curator", password=PASSWORD),
+        "admin": UserFactory(username="adam", role="admin", password=PASSWORD),
     }
 
 

@@ -179,6 +179,7 @@ def test_datasets_and_runs(world):
     assert detail["progress"]["total"] == 3 and detail["progress"]["percent"] == 100.0
     progress = c.get(f"/api/runs/{world['run'].pk}/progress/").json()
     assert (progress["finished"], progress["failed"], progress["status"]) == (3, 0, "done")
+    assert progress["stages"] == {"caption": 3, "predict": 3, "match": 3, "filter": 3}
     assert c.get("/api/runs/?kind=external").json()["results"] == []
 
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.factories import UserFactory
+
 MIDS = {
     "speech": "/m/09x0r",   # Human sounds
     "dog": "/m/0bt9lr",     # Animal
@@ -27,31 +29,14 @@ def label(key: str):
 
 
 @pytest.fixture
-def make_user(db, django_user_model):
-    from django.contrib.auth.models import Group
-
-    from relabel_app.roles import ensure_role_groups
-
-    ensure_role_groups()
-
-    def make(username: str, role: str | None = "reviewer", password: str = "pw"):
-        user = django_user_model.objects.create_user(username=username, password=password)
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
+def curator(db):
+    return UserFactory(username="cora", role="curator")
 
 
 @pytest.fixture
-def curator(make_user):
-    return make_user("cora", "curator")
-
-
-@pytest.fixture
-def reviewers(make_user):
+def reviewers(db):
     # Created in this order, so their ids ascend r1 < r2 < r3 (kappa pairs are ordered).
-    return [make_user(name) for name in ("r1", "r2", "r3")]
+    return [UserFactory(username=name) for name in ("r1", "r2", "r3")]
 
 
 def make_clip(ds, ytid: str, start: float, position: int, originals=(), audio_path=""):

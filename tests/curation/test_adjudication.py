@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 
 from curation.models import Adjudication, AdjudicationLog
 from curation.services import adjudication_clear, adjudication_record
+from tests.factories import UserFactory
 
 from .conftest import MIDS, label
 
@@ -20,7 +21,7 @@ def test_only_curators_adjudicate(policy_set, reviewers):
     assert not Adjudication.objects.filter(clip=c1).exists()
 
 
-def test_record_is_idempotent_and_logged(policy_set, curator, make_user):
+def test_record_is_idempotent_and_logged(policy_set, curator):
     c1 = policy_set.clips[1]
     dog = label("dog")
     a = adjudication_record(clip=c1, label=dog, curator=curator, verdict="accept", note="barks")
@@ -30,7 +31,7 @@ def test_record_is_idempotent_and_logged(policy_set, curator, make_user):
     log = list(AdjudicationLog.objects.filter(clip=c1, label=dog))
     assert [(x.action, x.before_verdict, x.after_verdict) for x in log] == [
         ("record", "", "accept")]
-    other = make_user("cid", "curator")
+    other = UserFactory(username="cid", role="curator")
     adjudication_record(clip=c1, label=dog, curator=other, verdict="reject")
     a.refresh_from_db()
     assert (a.verdict, a.note, a.curator) == ("reject", "", other)

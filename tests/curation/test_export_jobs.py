@@ -130,7 +130,7 @@ def test_broker_down_marks_the_job_failed(policy_set, curator, monkeypatch,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_is_written_through_its_own_connection(make_user):
+def test_progress_is_written_through_its_own_connection():
     """The export holds the default connection until its last row; progress goes through
     another one so a poller sees it while the export runs."""
     from relabel_app.models import Dataset

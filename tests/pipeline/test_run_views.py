@@ -82,3 +82,103 @@ def test_progress_partial_polls_until_done(client, dataset):
     run.status = PipelineRun.Status.DONE
     run.save()
     assert client.get(url, HTTP_HX_REQUEST="true").status_code == 286  # htmx: stop polling
+
+
+def _run_with_results(dataset, status, **config):
+    run = PipelineRun.objects.create(dataset=dataset, profile_name="tiny", status=status,
+                                     config={"random_weights": True, **config})
+    for c in dataset.clips.all():
+        ClipResult.objects.create(run=run, clip=c)
+    return run
+
+
+def _buttons(client, run) -> tuple[bool, bool]:
+    page = client.get(reverse("pipeline:run_detail", args=[run.pk])).content.decode()
+    poll = client.get(reverse("pipeline:run_detail", args=[run.pk]),
+                      HTTP_HX_REQUEST="true").content.decode()
+    # The polled partial carries the buttons, so a run that finishes loses "Cancel run".
+    assert ("Resume run" in page, "Cancel run" in page) == ("Resume run" in poll,
+                                                            "Cancel run" in poll)
+    return "Resume run" in page, "Cancel run" in page
+
+
+@pytest.mark.parametrize("status, resume, cancel", [
+    (PipelineRun.Status.PENDING, False, True),
+    (PipelineRun.Status.RUNNING, False, True),
+    (PipelineRun.Status.CANCELLED, True, False),
+    (PipelineRun.Status.DONE, False, False),
+])
+def test_resume_only_on_a_cancelled_run_and_never_beside_cancel(client, dataset, status,
+                                                                 resume, cancel):
+    client.force_login(user_in("curator"))
+    run = _run_with_results(dataset, status)
+    assert _buttons(client, run) == (resume, cancel)
+
+
+def test_a_run_with_no_result_written_for_a_while_is_interrupted(client, dataset, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipeline import services
+
+    client.force_login(user_in("curator"))
+    run = _run_with_results(dataset, PipelineRun.Status.RUNNING)
+    long_ago = timezone.now() - timedelta(seconds=services.stall_seconds() + 5)
+    PipelineRun.objects.filter(pk=run.pk).update(started_at=long_ago, created_at=long_ago)
+    ClipResult.objects.filter(run=run).update(updated_at=long_ago)
+    assert run_progress(run=run).interrupted
+    resume, cancel = _buttons(client, run)
+    assert (resume, cancel) == (True, False)
+    assert "looks interrupted" in client.get(reverse("pipeline:run_detail", args=[run.pk])).content.decode()
+    # One result written a moment ago: moving again, so Cancel and no Resume.
+    ClipResult.objects.filter(run=run, clip__position=0).update(updated_at=timezone.now())
+    assert _buttons(client, run) == (False, True)
+    # Every clip finished long ago but the status was never set: not interrupted either.
+    ClipResult.objects.filter(run=run).update(
+        updated_at=long_ago, caption_status="done", predict_status="done", match_status="done",
+        filter_status="done")
+    assert not run_progress(run=run).interrupted
+
+
+def test_resume_does_nothing_on_a_running_run(client, dataset, monkeypatch,
+                                              django_capture_on_commit_callbacks):
+    from pipeline import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.stage_task_for("caption"), "delay", lambda *a: sent.append(a))
+    client.force_login(user_in("curator"))
+    run = _run_with_results(dataset, PipelineRun.Status.RUNNING)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(reverse("pipeline:run_resume", args=[run.pk]), follow=True)
+    assert sent == [] and "nothing to resume" in resp.content.decode()
+    PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.CANCELLED)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pipeline:run_resume", args=[run.pk]))
+    assert len(sent) == 1
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.RUNNING
+
+
+def test_run_page_shows_the_profile_as_json_and_the_failed_clips(client, dataset):
+    import html
+    import json
+
+    client.force_login(user_in("reviewer"))
+    run = _run_with_results(dataset, PipelineRun.Status.RUNNING,
+                            filter={"threshold": 0.25, "best_of_n": 1}, name="tiny")
+    bad = dataset.clips.get(position=3)
+    ClipResult.objects.filter(run=run, clip=bad).update(
+        caption_status="failed", error_stage="caption",
+        error="FileNotFoundError: no local audio file for <b>clip</b>")
+    page = client.get(reverse("pipeline:run_detail", args=[run.pk])).content.decode()
+    pre = page.split('<pre class="config">')[1].split("</pre>")[0]
+    assert json.loads(html.unescape(pre)) == run.config
+    assert '\n  "filter": {\n    "best_of_n": 1,' in html.unescape(pre)
+    assert "True" not in pre and "'" not in html.unescape(pre)  # not a Python dict
+    section = page.split('id="failed-clips"')[1].split("</section>")[0]
+    assert "Failed clips (1)" in section
+    assert f'<a href="{reverse("review:clip", args=[bad.pk])}">{bad.ytid}</a>' in section
+    assert "<td>caption</td>" in section
+    assert "no local audio file for &lt;b&gt;clip&lt;/b&gt;" in section
+    assert "<b>clip</b>" not in page

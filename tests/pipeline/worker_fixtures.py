@@ -30,8 +30,10 @@ def worker(tmp_path):
     log = tmp_path / "worker.log"
     procs = []
 
-    def start():
-        p = start_worker(log_file=log, extra_env=env)
+    def start(*, queues: list[str] | None = None, name: str | None = None):
+        """A worker on every queue, or on `queues`; a named one logs to <tmp>/<name>.log."""
+        p = start_worker(log_file=tmp_path / f"{name}.log" if name else log, extra_env=env,
+                         queues=queues, hostname=f"{name}@%h" if name else None)
         procs.append(p)
         return p
 
@@ -45,6 +47,20 @@ def worker(tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
     if os.environ.get("SHOW_WORKER_LOG") and log.exists():
         print(log.read_text()[-5000:])
+
+
+@pytest.fixture
+def small_chunks_profile(tmp_path) -> str:
+    """The tiny profile with one clip per task: many small tasks, so a kill lands mid-run."""
+    import json
+
+    from pipeline.profiles import PROFILE_DIR
+
+    profile = json.loads((PROFILE_DIR / "tiny.json").read_text())
+    profile["chunk_size"] = 1
+    path = tmp_path / "tiny-small-chunks.json"
+    path.write_text(json.dumps(profile))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """SIGKILL a real worker mid-run, start a new one, resume: nothing lost, nothing doubled."""
 
-import json
 import os
 import signal
 import time
@@ -9,20 +8,15 @@ import pytest
 from django.db.models import Count
 
 from pipeline.models import Candidate, ClipResult, PipelineRun
-from pipeline.profiles import PROFILE_DIR
 from pipeline.services import run_dispatch, run_get_or_create, run_progress, run_wait
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_killed_worker_run_resumes_to_exactly_one_result_per_stage(
-    demo_dataset, tiny_models, worker, tmp_path
+    demo_dataset, tiny_models, worker, small_chunks_profile
 ):
-    profile = json.loads((PROFILE_DIR / "tiny.json").read_text())
-    profile["chunk_size"] = 1  # many small tasks, so the kill lands mid-run
-    path = tmp_path / "tiny-small-chunks.json"
-    path.write_text(json.dumps(profile))
-    run, _ = run_get_or_create(dataset=demo_dataset, profile=str(path))
+    run, _ = run_get_or_create(dataset=demo_dataset, profile=small_chunks_profile)
     run_dispatch(run=run)
     first = worker()
     deadline = time.monotonic() + 120

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.factories import UserFactory
+
 MIDS = {
     "speech": "/m/09x0r",
     "dog": "/m/0bt9lr",
@@ -49,39 +51,18 @@ def label(key_or_mid: str):
 
 
 @pytest.fixture
-def make_user(db, django_user_model):
-    from django.contrib.auth.models import Group
-
-    from relabel_app.roles import ensure_role_groups
-
-    ensure_role_groups()
-    counter = {"n": 0}
-
-    def make(role: str | None = "reviewer", username: str | None = None, password="pw"):
-        counter["n"] += 1
-        user = django_user_model.objects.create_user(
-            username=username or f"{role or 'nobody'}{counter['n']}", password=password
-        )
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
+def reviewer(db):
+    return UserFactory(username="rita")
 
 
 @pytest.fixture
-def reviewer(make_user):
-    return make_user("reviewer", "rita")
+def reviewer2(db):
+    return UserFactory(username="rob")
 
 
 @pytest.fixture
-def reviewer2(make_user):
-    return make_user("reviewer", "rob")
-
-
-@pytest.fixture
-def curator(make_user):
-    return make_user("curator", "cora")
+def curator(db):
+    return UserFactory(username="cora", role="curator")
 
 
 @pytest.fixture

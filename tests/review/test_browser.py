@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import UserFactory
+
 from .conftest import MIDS, add_result, make_dataset, make_run
 
 pytestmark = pytest.mark.browser
@@ -23,7 +25,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
-def browser_setup(transactional_db, audio_root, make_user):
+def browser_setup(transactional_db, audio_root):
     from relabel_app.models import ClipLabel
 
     from .conftest import label
@@ -45,7 +47,7 @@ def browser_setup(transactional_db, audio_root, make_user):
         ("music", 0.12, "synonym", "background tune"),
     ])
     add_result(run, clips[1], candidates=[("music", 0.33, "exact", "music")])
-    user = make_user("reviewer", "rita", password="s3cret-pass")
+    user = UserFactory(username="rita", password="s3cret-pass")
     return {"dataset": ds, "clips": clips, "user": user}
 
 

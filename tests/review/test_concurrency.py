@@ -8,6 +8,7 @@ from django.db import connection
 from relabel_app.models import Clip
 from review.models import Decision, DecisionLog, QueueSlot
 from review.services import decision_record, queue_next_clip, queue_sync
+from tests.factories import UserFactory
 
 from .conftest import label, make_dataset
 
@@ -34,9 +35,9 @@ def run_in_threads(n, fn):
     return results
 
 
-def test_simultaneous_picks_never_share_a_clip(transactional_db, make_user):
+def test_simultaneous_picks_never_share_a_clip(transactional_db):
     ds, clips = make_dataset("conc", n_clips=12, with_audio=False, review_priority="order")
-    users = [make_user() for _ in range(8)]
+    users = [UserFactory() for _ in range(8)]
     queue_sync(dataset=ds)
     got = run_in_threads(8, lambda i: queue_next_clip(dataset=ds, reviewer=users[i]).pk)
     assert len(set(got)) == 8
@@ -46,19 +47,19 @@ def test_simultaneous_picks_never_share_a_clip(transactional_db, make_user):
                            .values_list("pk", flat=True)[:8])
 
 
-def test_simultaneous_picks_with_overlap_two(transactional_db, make_user):
+def test_simultaneous_picks_with_overlap_two(transactional_db):
     ds, clips = make_dataset("conc2", n_clips=4, with_audio=False, review_priority="order",
                              required_reviews=2)
-    users = [make_user() for _ in range(6)]
+    users = [UserFactory() for _ in range(6)]
     queue_sync(dataset=ds)
     got = run_in_threads(6, lambda i: queue_next_clip(dataset=ds, reviewer=users[i]).pk)
     # Each clip handed to at most two reviewers, and the first three clips are used.
     assert sorted(got.count(c.pk) for c in clips) == [0, 2, 2, 2]
 
 
-def test_simultaneous_identical_decisions_make_one_row(transactional_db, make_user):
+def test_simultaneous_identical_decisions_make_one_row(transactional_db):
     ds, clips = make_dataset("conc3", n_clips=1, with_audio=False)
-    user = make_user()
+    user = UserFactory()
     dog = label("dog")
     run_in_threads(6, lambda i: decision_record(clip=clips[0], label=dog, reviewer=user,
                                                 verdict="accept").pk)
@@ -66,9 +67,9 @@ def test_simultaneous_identical_decisions_make_one_row(transactional_db, make_us
     assert DecisionLog.objects.count() == 1
 
 
-def test_two_reviewers_deciding_at_once_keep_both(transactional_db, make_user):
+def test_two_reviewers_deciding_at_once_keep_both(transactional_db):
     ds, clips = make_dataset("conc4", n_clips=1, with_audio=False)
-    users = [make_user(), make_user()]
+    users = [UserFactory(), UserFactory()]
     dog = label("dog")
     verdicts = ["accept", "reject"]
     run_in_threads(2, lambda i: decision_record(clip=clips[0], label=dog, reviewer=users[i],

@@ -6,6 +6,7 @@ from django.utils import timezone
 from relabel_app.models import Clip, ClipLabel
 from review.models import ClipReview, QueueSlot, QueueState
 from review.services import clip_finish, queue_next_clip, queue_release, queue_sync
+from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run
 
@@ -39,10 +40,10 @@ def test_finished_clip_is_skipped_and_not_handed_out_again(ds3, reviewer, review
     assert QueueSlot.objects.get(clip=clips[0]).done_by == reviewer
 
 
-def test_overlap_two_gives_the_same_clip_to_two_reviewers(make_user):
+def test_overlap_two_gives_the_same_clip_to_two_reviewers():
     ds, clips = make_dataset("q2", n_clips=2, with_audio=False, review_priority="order",
                              required_reviews=2)
-    a, b, c = make_user(), make_user(), make_user()
+    a, b, c = UserFactory(), UserFactory(), UserFactory()
     assert queue_next_clip(dataset=ds, reviewer=a) == clips[0]
     assert queue_next_clip(dataset=ds, reviewer=b) == clips[0]
     # Two reviewers hold clip 0: the third gets the next clip.
@@ -84,12 +85,12 @@ def test_finishing_a_clip_reached_outside_the_queue(ds3, reviewer, reviewer2):
     assert queue_next_clip(dataset=ds, reviewer=reviewer2) == clips[1]
 
 
-def test_dataset_order(make_user):
+def test_dataset_order():
     ds, clips = make_dataset("qo", n_clips=3, with_audio=False, review_priority="order")
     # Reverse the positions: dataset order is position, not id.
     for pos, clip in zip((2, 1, 0), clips, strict=True):
         Clip.objects.filter(pk=clip.pk).update(position=pos)
-    r = make_user()
+    r = UserFactory()
     got = []
     while (c := queue_next_clip(dataset=ds, reviewer=r)) is not None:
         got.append(c)
@@ -97,9 +98,9 @@ def test_dataset_order(make_user):
     assert got == clips[::-1]
 
 
-def test_random_order_visits_every_clip_once(make_user):
+def test_random_order_visits_every_clip_once():
     ds, clips = make_dataset("qr", n_clips=6, with_audio=False, review_priority="random")
-    r = make_user()
+    r = UserFactory()
     got = []
     while (c := queue_next_clip(dataset=ds, reviewer=r)) is not None:
         got.append(c.pk)
@@ -109,7 +110,7 @@ def test_random_order_visits_every_clip_once(make_user):
     assert len(set(ranks)) == 6
 
 
-def test_uncertain_first(make_user):
+def test_uncertain_first():
     ds, clips = make_dataset("qu", n_clips=4, with_audio=False, review_priority="uncertain")
     run = make_run(ds, threshold=0.25)
     for c in clips:
@@ -122,7 +123,7 @@ def test_uncertain_first(make_user):
     add_result(run, clips[2], candidates=[("siren", 0.80, "exact", "siren"),
                                           ("music", 0.85, "exact", "music")])
     # clip 3: not processed by the run: last
-    r = make_user()
+    r = UserFactory()
     got = []
     while (c := queue_next_clip(dataset=ds, reviewer=r)) is not None:
         got.append(c)
@@ -130,9 +131,9 @@ def test_uncertain_first(make_user):
     assert got == [clips[1], clips[2], clips[0], clips[3]]
 
 
-def test_sync_follows_new_clips_new_runs_and_overlap(make_user):
+def test_sync_follows_new_clips_new_runs_and_overlap():
     ds, clips = make_dataset("qs", n_clips=2, with_audio=False, review_priority="uncertain")
-    r = make_user()
+    r = UserFactory()
     assert queue_next_clip(dataset=ds, reviewer=r) == clips[0]
     assert QueueSlot.objects.filter(dataset=ds).count() == 2
     assert queue_sync(dataset=ds) is False  # nothing changed: no work
@@ -159,9 +160,9 @@ def test_sync_follows_new_clips_new_runs_and_overlap(make_user):
     assert QueueSlot.objects.filter(dataset=ds).count() == 3
 
 
-def test_empty_dataset_gives_none(make_user):
+def test_empty_dataset_gives_none():
     ds, _ = make_dataset("qe", n_clips=0, with_audio=False)
-    assert queue_next_clip(dataset=ds, reviewer=make_user()) is None
+    assert queue_next_clip(dataset=ds, reviewer=UserFactory()) is None
 
 
 def test_pick_uses_the_open_slot_index(ds3, reviewer):
@@ -185,12 +186,12 @@ def test_pick_uses_the_open_slot_index(ds3, reviewer):
     assert "Sort" not in plan
 
 
-def test_big_stale_queue_is_refreshed_in_the_background(make_user, monkeypatch,
+def test_big_stale_queue_is_refreshed_in_the_background(monkeypatch,
                                                        django_capture_on_commit_callbacks):
     from review import services, tasks
 
     ds, clips = make_dataset("qb", n_clips=3, with_audio=False, review_priority="order")
-    r = make_user()
+    r = UserFactory()
     assert queue_next_clip(dataset=ds, reviewer=r) == clips[0]  # first build: inline
     sent = []
     monkeypatch.setattr(services, "INLINE_REFRESH_MAX_CLIPS", 2)
@@ -207,7 +208,7 @@ def test_big_stale_queue_is_refreshed_in_the_background(make_user, monkeypatch,
     assert QueueSlot.objects.filter(clip=new).exists()
 
 
-def test_queue_sync_command(make_user):
+def test_queue_sync_command():
     from io import StringIO
 
     from django.core.management import call_command

@@ -7,6 +7,7 @@ from django.urls import reverse
 from relabel_app.models import Label
 from review.models import ClipReview, Decision, DecisionLog, ErrorCategory
 from review.services import decision_record, queue_next_clip
+from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run
 
@@ -45,9 +46,9 @@ def test_anonymous_is_sent_to_login(review_setup):
     assert not Decision.objects.exists()
 
 
-def test_user_without_role_is_refused(review_setup, make_user):
+def test_user_without_role_is_refused(review_setup):
     clip = review_setup["clips"][0]
-    c = logged_in(make_user(role=None))
+    c = logged_in(UserFactory(role=""))
     assert c.get(reverse("review:home")).status_code == 403
     assert c.get(clip_url(clip)).status_code == 403
     assert c.post(decide_url(clip, label("dog")), {"verdict": "accept"}).status_code == 403
@@ -68,10 +69,10 @@ def test_reviewer_reviews_but_cannot_adjudicate_or_manage(review_setup, reviewer
 
 
 @pytest.mark.parametrize("role", ["curator", "admin"])
-def test_curator_adjudicates_and_manages(review_setup, make_user, reviewer, role):
+def test_curator_adjudicates_and_manages(review_setup, reviewer, role):
     clip, ds = review_setup["clips"][0], review_setup["dataset"]
     decision_record(clip=clip, label=label("dog"), reviewer=reviewer, verdict="reject")
-    c = logged_in(make_user(role))
+    c = logged_in(UserFactory(role=role))
     r = c.get(reverse("review:clip_decisions", kwargs={"clip_id": clip.pk}))
     assert r.status_code == 200 and b"rita" in r.content
     r = c.post(reverse("review:dataset_settings", kwargs={"dataset_id": ds.pk}),
@@ -83,12 +84,12 @@ def test_curator_adjudicates_and_manages(review_setup, make_user, reviewer, role
     assert "Review priority" in home  # the settings form
 
 
-def test_roles_are_read_with_the_session_user_and_changes_apply_at_once(review_setup, make_user):
+def test_roles_are_read_with_the_session_user_and_changes_apply_at_once(review_setup):
     from django.contrib.auth.models import Group
 
     from relabel_app.roles import RoleLoadingBackend
 
-    user = make_user("reviewer")
+    user = UserFactory()
     Group.objects.get_or_create(name="curator")
     loaded = RoleLoadingBackend().get_user(user.pk)
     assert loaded._review_roles == frozenset({"reviewer"})
@@ -353,9 +354,9 @@ def _clip_with_labels(dataset, run, n: int, position: int):
 
 
 @pytest.mark.parametrize("role", ["reviewer", "curator"])
-def test_clip_page_query_count_is_constant(review_setup, make_user, django_assert_num_queries, role):
+def test_clip_page_query_count_is_constant(review_setup, django_assert_num_queries, role):
     ds, run = review_setup["dataset"], review_setup["run"]
-    user = make_user(role)
+    user = UserFactory(role=role)
     small, small_labels = _clip_with_labels(ds, run, 3, 100)
     big, big_labels = _clip_with_labels(ds, run, 30, 101)
     for lab in small_labels[:2]:

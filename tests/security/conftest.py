@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.factories import UserFactory
 from tests.review.conftest import (
     add_result,
     label,
@@ -60,23 +61,13 @@ class World:
         }
 
 
-@pytest.fixture
-def make_role_user(db, django_user_model):
-    from django.contrib.auth.models import Group
-
-    def make(username: str, role: str | None, *, superuser: bool = False):
-        user = django_user_model.objects.create_user(
-            username=username, password=PASSWORD, is_staff=superuser, is_superuser=superuser
-        )
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
+def role_user(username: str, role: str | None, *, superuser: bool = False):
+    return UserFactory(username=username, role=role or "", password=PASSWORD,
+                       is_staff=superuser, is_superuser=superuser)
 
 
 @pytest.fixture
-def world(db, make_role_user, tmp_path, settings) -> World:
+def world(db, tmp_path, settings) -> World:
     from rest_framework.authtoken.models import Token
 
     from curation.models import ExportJob
@@ -89,11 +80,11 @@ def world(db, make_role_user, tmp_path, settings) -> World:
     settings.EXPORT_DIR = tmp_path / "exports"
     settings.EXPORT_DIR.mkdir()
     users = {
-        "norole": make_role_user("nora", None),
-        "reviewer": make_role_user("rita", "reviewer"),
-        "reviewer2": make_role_user("rob", "reviewer"),
-        "curator": make_role_user("cora", "curator"),
-        "superuser": make_role_user("sam", None, superuser=True),
+        "norole": role_user("nora", None),
+        "reviewer": role_user("rita", "reviewer"),
+        "reviewer2": role_user("rob", "reviewer"),
+        "curator": role_user("cora", "curator"),
+        "superuser": role_user("sam", None, superuser=True),
     }
     audio_root = tmp_path / "audio"
     ds, clips = make_dataset("secds", audio_root, n_clips=3)

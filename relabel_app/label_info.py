@@ -1,5 +1,5 @@
-"""The ontology as the review screen needs it: every label's name, description, flags,
-ancestors and paths ("Animal > Domestic animals, pets > Dog > Bark").
+"""The ontology as the app needs it (review, curation, the API): every label's name,
+description, flags, ancestors and paths ("Animal > Domestic animals, pets > Dog > Bark").
 
 Built once per process from the database (two queries) and kept in memory: 632 classes
 are a few hundred kilobytes, and the clip page must not query the ontology per label.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from relabel_app.models import Label
+from .models import Label
 
 PATH_SEP = " > "
 
