@@ -57,13 +57,20 @@ class FilterStage(Stage):
         ):
             if label_id in mid_of:  # a trainable class: one with a cached class text
                 originals.setdefault(clip_id, []).append(mid_of[label_id])
+        # The chunk's original-label scores in one statement, before the clips' writes: a
+        # worker that dies in between leaves the clips pending, and the rerun writes the
+        # same values again (the same model, the same audio), so nothing is lost or doubled.
+        self._save_original_scores([
+            (item.row, mid, score)
+            for item, audio_emb in results
+            for mid, score in original_label_scores(
+                self.cache, self.clap, audio_emb, originals.get(item.row.clip_id, [])
+            ).items()
+        ], label_id_of)
         for item, audio_emb in results:
             row = item.row
             cands = by_clip.get(row.clip_id, [])
             scores = self.cache.scores(self.clap, audio_emb, [mid_of[c.label_id] for c in cands])
-            orig = original_label_scores(
-                self.cache, self.clap, audio_emb, originals.get(row.clip_id, [])
-            )
             by_attempt: dict[int, list] = {}
             for c in cands:
                 c.clap_score = round(scores[mid_of[c.label_id]], 6)
@@ -80,22 +87,21 @@ class FilterStage(Stage):
             for c in cands:
                 c.selected = c.attempt == best
             with transaction.atomic():
-                if self.save(row, self.done(row, best_attempt=best)):
-                    if cands:
-                        Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
-                    self._save_original_scores(row, orig, label_id_of)
+                if self.save(row, self.done(row, best_attempt=best)) and cands:
+                    Candidate.objects.bulk_update(cands, ["clap_score", "kept", "selected"])
 
-    def _save_original_scores(self, row, scores: dict[str, float], label_id_of: dict) -> None:
-        """One OriginalLabelScore per scored original label; a row that exists already (a
-        redelivered message, a rerun) gets the new score: INSERT ... ON CONFLICT DO UPDATE."""
+    @staticmethod
+    def _save_original_scores(rows: list, label_id_of: dict) -> None:
+        """One OriginalLabelScore per (clip, original label) scored; a row that exists
+        already (a redelivered message, a rerun) gets the new score: one
+        INSERT ... ON CONFLICT DO UPDATE for the chunk."""
         from pipeline.models import OriginalLabelScore
 
-        if not scores:
-            return
-        OriginalLabelScore.objects.bulk_create(
-            [OriginalLabelScore(run_id=row.run_id, clip_id=row.clip_id,
-                                label_id=label_id_of[m], clap_score=v)
-             for m, v in scores.items()],
-            update_conflicts=True, unique_fields=["run", "clip", "label"],
-            update_fields=["clap_score"],
-        )
+        if rows:
+            OriginalLabelScore.objects.bulk_create(
+                [OriginalLabelScore(run_id=row.run_id, clip_id=row.clip_id,
+                                    label_id=label_id_of[mid], clap_score=score)
+                 for row, mid, score in rows],
+                update_conflicts=True, unique_fields=["run", "clip", "label"],
+                update_fields=["clap_score"],
+            )
