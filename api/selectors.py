@@ -9,7 +9,7 @@ from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce
 
 from curation.models import Adjudication, ExportJob
-from pipeline.models import Candidate, PipelineRun
+from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from relabel_app.models import Clip, ClipLabel, Dataset
 from review.models import ClipReview, Decision
 
@@ -57,8 +57,21 @@ def clip_list(
             else original | candidate
         )
     return qs.prefetch_related(
-        Prefetch("clip_labels", queryset=ClipLabel.objects.only("id", "clip_id", "label_id"))
+        Prefetch("clip_labels", queryset=ClipLabel.objects.only("id", "clip_id", "label_id")),
+        Prefetch("original_scores", queryset=OriginalLabelScore.objects.order_by(
+            "run_id", "label_id")),
     )
+
+
+def original_score_list(
+    *, run: int | None = None, clip: int | None = None, label: int | None = None
+) -> QuerySet[OriginalLabelScore]:
+    """CLAP scores of clips' original labels, as the runs' filter stages stored them."""
+    qs = OriginalLabelScore.objects.all()
+    for field, value in (("run_id", run), ("clip_id", clip), ("label_id", label)):
+        if value is not None:
+            qs = qs.filter(**{field: value})
+    return qs
 
 
 def candidate_list(

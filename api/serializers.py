@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from curation.models import Adjudication, AdjudicationVerdict, ExportJob, Policy
-from pipeline.models import Candidate, PipelineRun
+from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from pipeline.profiles import profile_names
 from pipeline.selectors import run_that_counts, run_that_counts_for_clip
 from relabel_app.label_info import LabelInfo, ontology, ontology_clear
@@ -126,18 +126,36 @@ class DatasetSerializer(serializers.ModelSerializer):
         return run.pk if run else None
 
 
+class OriginalLabelScoreRefSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    label = LabelRefSerializer()
+    clap_score = serializers.FloatField()
+
+
 class ClipSerializer(serializers.ModelSerializer):
     labels = serializers.SerializerMethodField(help_text="The original labels.")
+    original_label_scores = serializers.SerializerMethodField(
+        help_text="CLAP evidence for the original labels: the cosine between the clip's "
+        "audio and each original label's class text, per run whose filter stage scored it "
+        "(not candidates).",
+    )
     audio_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Clip
         fields = ["id", "dataset", "ytid", "start_s", "end_s", "position", "audio_status",
-                  "duration_s", "sample_rate", "labels", "audio_url"]
+                  "duration_s", "sample_rate", "labels", "original_label_scores", "audio_url"]
 
     @extend_schema_field(LabelRefSerializer(many=True))
     def get_labels(self, clip: Clip) -> list[dict]:
         return [label_ref(cl.label_id) for cl in clip.clip_labels.all()]
+
+    @extend_schema_field(OriginalLabelScoreRefSerializer(many=True))
+    def get_original_label_scores(self, clip: Clip) -> list[dict]:
+        return [
+            {"run": s.run_id, "label": label_ref(s.label_id), "clap_score": s.clap_score}
+            for s in clip.original_scores.all()
+        ]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_audio_url(self, clip: Clip) -> str | None:
@@ -269,6 +287,27 @@ class CandidateSerializer(serializers.ModelSerializer):
     @extend_schema_field(LabelRefSerializer)
     def get_label(self, c: Candidate) -> dict:
         return label_ref(c.label_id)
+
+
+class OriginalLabelScoreSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OriginalLabelScore
+        fields = ["id", "run", "clip", "label", "clap_score"]
+
+    @extend_schema_field(LabelRefSerializer)
+    def get_label(self, s: OriginalLabelScore) -> dict:
+        return label_ref(s.label_id)
+
+
+class OriginalLabelScoreFilterSerializer(serializers.Serializer):
+    run = IdField(required=False)
+    clip = IdField(required=False)
+    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+
+    def validate_label(self, value: str) -> int:
+        return resolve_label(value)
 
 
 class CandidateFilterSerializer(serializers.Serializer):

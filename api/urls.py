@@ -15,6 +15,8 @@ router.register("clips", views.ClipViewSet, basename="clip")
 router.register("labels", views.LabelViewSet, basename="label")
 router.register("runs", views.RunViewSet, basename="run")
 router.register("candidates", views.CandidateViewSet, basename="candidate")
+router.register("original-label-scores", views.OriginalLabelScoreViewSet,
+                basename="original-label-score")
 router.register("decisions", views.DecisionViewSet, basename="decision")
 router.register("error-categories", views.ErrorCategoryViewSet, basename="error-category")
 router.register("adjudications", views.AdjudicationViewSet, basename="adjudication")

@@ -57,6 +57,8 @@ from .serializers import (
     ExportStartSerializer,
     LabelFilterSerializer,
     LabelSerializer,
+    OriginalLabelScoreFilterSerializer,
+    OriginalLabelScoreSerializer,
     RunDetailSerializer,
     RunFilterSerializer,
     RunProgressSerializer,
@@ -228,6 +230,26 @@ class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
         filters = query_filters(CandidateFilterSerializer, self.request) \
             if self.action == "list" else {}
         return selectors.candidate_list(**filters)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="CLAP scores of original labels", parameters=[OriginalLabelScoreFilterSerializer],
+        description="Per run, clip and original label: the cosine between the clip's audio and "
+        "the label's class text, from the run's filter stage (evidence, not candidates). "
+        "Cursor-paginated by id.",
+    ),
+    retrieve=extend_schema(summary="One original-label score"),
+)
+class OriginalLabelScoreViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = OriginalLabelScoreSerializer
+    pagination_class = BigTableCursorPagination
+    lookup_value_regex = ID
+
+    def get_queryset(self):
+        filters = query_filters(OriginalLabelScoreFilterSerializer, self.request) \
+            if self.action == "list" else {}
+        return selectors.original_score_list(**filters)
 
 
 @extend_schema_view(

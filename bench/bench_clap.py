@@ -1,5 +1,8 @@
-"""CLAP filtering throughput on the full-size LAION CLAP HTSAT-unfused architecture (random
-weights), on this machine's CPU. Three figures, in clips/s:
+"""CLAP filtering throughput on the full-size architecture of the paper's LAION CLAP, HTSAT-base
+(`laion/larger_clap_general`, the transformers-format release of
+music_speech_audioset_epoch_15_esc_89.98.pt; layout read from
+`clap_module/model_configs/HTSAT-base.json` and `htsat.py` inside the laion-clap wheel,
+never installed), random weights, on this machine's CPU. Three figures, in clips/s:
 
 - ``clap_seed_path_clips_per_s``: the original method's per-clip path. For each clip: read
   the file and resample to 48 kHz, embed that audio alone (batch of 1), embed the clip's 5
@@ -20,8 +23,9 @@ phase (decode, resample, features, forward, text) is timed in the measured passe
 themselves and printed per clip.
 
 The model is saved once under ``<model dir>/bench-clap`` (seeded, so always the same
-weights) with a ClapProcessor whose feature extractor has laion/clap-htsat-unfused's
-values and a RoBERTa-style byte-level BPE tokenizer trained here on the ontology's names
+weights) with a ClapProcessor whose feature extractor has LAION's HTSAT audio front end
+(from HTSAT-base.json: 48 kHz, 64 mel bins, the values of the transformers releases'
+preprocessor_config.json) and a RoBERTa-style byte-level BPE tokenizer trained here on the ontology's names
 and descriptions (about 3.5k ids, all < the 50265-token text vocabulary), so class texts
 take about as many tokens as with RoBERTa's own (~11). Clips are synthetic 10 s mono
 16-bit WAV files at 16 kHz in a temp folder, each with 5 candidate labels drawn from the
@@ -55,12 +59,13 @@ from bench.common import ROOT, machine, median, record  # noqa: E402
 from bench.contention import Watch, wait_for_quiet  # noqa: E402
 
 SEED = 1234
-BENCH_CLAP_VERSION = 2
+BENCH_CLAP_VERSION = 3  # 3: HTSAT-base (was HTSAT-tiny, laion/clap-htsat-unfused)
 TOKENIZER_VOCAB = 8000
 LABELS_PER_CLIP = 5
 THRESHOLD = 0.25  # the paper profile's
 CLIP_SECONDS = 10.0
 CONTENDED_CORES = 0.25
+PAPER_CLAP_ARCH = "HTSAT-base"  # laion/larger_clap_general
 
 
 def model_root() -> Path:
@@ -100,7 +105,8 @@ def bench_tokenizer(ontology):
 def ensure_bench_clap(out: Path, ontology) -> Path:
     """The full-size random-weight CLAP under ``out``, built and saved on first use."""
     marker = out / "bench_clap.json"
-    want = {"version": BENCH_CLAP_VERSION, "seed": SEED, "tokenizer_vocab": TOKENIZER_VOCAB}
+    want = {"version": BENCH_CLAP_VERSION, "seed": SEED, "tokenizer_vocab": TOKENIZER_VOCAB,
+            "architecture": PAPER_CLAP_ARCH}
     try:
         if json.loads(marker.read_text()) == want and (out / "config.json").is_file():
             return out
@@ -109,11 +115,11 @@ def ensure_bench_clap(out: Path, ontology) -> Path:
     import torch
     from transformers import ClapModel, ClapProcessor
 
-    from pipeline.tiny_models import _clap_feature_extractor, full_size_clap_config
+    from pipeline.tiny_models import clap_feature_extractor, full_size_clap_config
 
     t0 = time.perf_counter()
     tok = bench_tokenizer(ontology)
-    config = full_size_clap_config()
+    config = full_size_clap_config(PAPER_CLAP_ARCH)
     if len(tok) > config.text_config.vocab_size:
         raise SystemExit(f"tokenizer has {len(tok)} ids, over the text vocabulary's "
                          f"{config.text_config.vocab_size}")
@@ -121,7 +127,8 @@ def ensure_bench_clap(out: Path, ontology) -> Path:
     model = ClapModel(config).to(torch.float32).eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tok).save_pretrained(out)
+    ClapProcessor(feature_extractor=clap_feature_extractor(PAPER_CLAP_ARCH),
+                  tokenizer=tok).save_pretrained(out)
     marker.write_text(json.dumps(want))
     print(f"built and saved {out} in {time.perf_counter() - t0:.1f} s")
     return out
@@ -343,7 +350,7 @@ def main() -> int:
     path = ensure_bench_clap(model_root() / "bench-clap", ontology)
     t0 = time.perf_counter()
     clap = ClapTransformers(str(path), device="cpu", dtype=args.dtype)
-    print(f"model: {path} (full-size HTSAT-unfused, "
+    print(f"model: {path} (full-size {PAPER_CLAP_ARCH}, the paper's laion/larger_clap_general, "
           f"{sum(p.numel() for p in clap.model.parameters()) / 1e6:.1f} M parameters, random "
           f"weights), loaded through ClapTransformers in {time.perf_counter() - t0:.1f} s; "
           f"fast_features={clap.fast_features}")
@@ -564,6 +571,7 @@ def main() -> int:
         }, extra={f"bench_clap{sfx}": {
             "threads": args.threads, "dtype": args.dtype, "clips": n_clips,
             "sample_rate": args.sample_rate, "best_chunk": best, "batch_size": batch(best),
+            "architecture": PAPER_CLAP_ARCH, "reps": reps, "chunks": chunks,
             "chunk_sweep_stage_clips_per_s": {str(c): round(clean_median(v)[0], 3)
                                               for c, v in stage_rates.items()},
             "chunk_sweep_forward_only_clips_per_s": {str(c): round(clean_median(v)[0], 3)

@@ -7,7 +7,9 @@ adapters as the real checkpoints (`pipeline.backends`):
   Qwen2 decoder) with a `Qwen2AudioProcessor` (128-bin `WhisperFeatureExtractor`, 16 kHz);
 - ``mistral``: `MistralForCausalLM`, an "instruct" model with a `[INST]` chat template;
 - ``clap``: `ClapModel` (RoBERTa-like text tower, HTSAT audio tower, unfused) with a
-  `ClapProcessor` (48 kHz `ClapFeatureExtractor`, 64 mel bins).
+  `ClapProcessor` (48 kHz `ClapFeatureExtractor`, 64 mel bins): the layout of the paper's
+  HTSAT-base CLAP (`laion/larger_clap_general`), read from the laion-clap wheel, with
+  every width divided by 16.
 
 Tokenizers are byte-level BPE models trained on the spot on synthetic English sentences
 with the `tokenizers` library, so nothing is downloaded. Weights are random (seeded):
@@ -24,7 +26,8 @@ import random
 import re
 from pathlib import Path
 
-TINY_MODELS_VERSION = 4
+TINY_MODELS_VERSION = 5  # 5: the tiny CLAP mirrors HTSAT-base
+TINY_CLAP_WIDTH_DIVISOR = 16
 SEED = 1234
 CAPTION_MAX_NEW_TOKENS = 40
 CHAT_MAX_NEW_TOKENS = 40
@@ -416,32 +419,161 @@ def build_tiny_mistral(out: Path) -> Path:
     return out
 
 
-def _clap_feature_extractor():
+# --- LAION CLAP's own architecture files, read out of the laion-clap wheel ------------------
+#
+# The paper filters with LAION-CLAP `music_speech_audioset_epoch_15_esc_89.98.pt`, an
+# HTSAT-base model; its transformers-format release is `laion/larger_clap_general`. The
+# architecture is taken from LAION's own package: `clap_module/model_configs/HTSAT-base.json`
+# (audio front end, final audio width) and the HTSAT branch of `create_htsat_model` in
+# `clap_module/htsat.py` (patch width, depths, heads, window). The wheel is fetched with
+# `pip download --no-deps` into the data cache and read with zipfile, as
+# relabel_app.ontology_source reads the ontology wheel; it is never installed (it would
+# pull torchlibrosa, wget, braceexpand, webdataset, ...).
+
+LAION_CLAP_WHEEL = "laion-clap"
+LAION_CLAP_VERSION = "1.1.7"
+LAION_CLAP_GLOB = f"laion_clap-{LAION_CLAP_VERSION}-*.whl"
+PAPER_CLAP_ARCH = "HTSAT-base"  # the architecture of laion/larger_clap_general
+JOINT_DIM = 512  # CLAP's joint_embed_shape (the projections' output), LAION's default
+
+
+def laion_clap_wheel(download: bool = True) -> Path:
+    """Path of the cached laion-clap wheel, downloaded with pip on first use."""
+    import subprocess
+    import sys
+
+    from relabel_app.ontology_source import cache_dir
+
+    folder = cache_dir() / "wheels"
+    found = sorted(folder.glob(LAION_CLAP_GLOB))
+    if found:
+        return found[0]
+    if not download:
+        raise FileNotFoundError(f"{LAION_CLAP_WHEEL} wheel not in {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+         "--disable-pip-version-check", "-d", str(folder),
+         f"{LAION_CLAP_WHEEL}=={LAION_CLAP_VERSION}"],
+        check=True,
+    )
+    found = sorted(folder.glob(LAION_CLAP_GLOB))
+    if not found:
+        raise FileNotFoundError(f"pip download did not produce {LAION_CLAP_GLOB} in {folder}")
+    return found[0]
+
+
+def _wheel_text(member: str) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(laion_clap_wheel()) as zf:
+        return zf.read(f"laion_clap/clap_module/{member}").decode()
+
+
+def _htsat_layout(model_name: str) -> dict:
+    """The keyword arguments `create_htsat_model` passes to HTSAT_Swin_Transformer for
+    `model_name` ("tiny", "base", "large"), read from the wheel's htsat.py with `ast`
+    (literal values only; nothing of the package is imported or run)."""
+    import ast
+
+    tree = ast.parse(_wheel_text("htsat.py"))
+    fn = next(n for n in ast.walk(tree)
+              if isinstance(n, ast.FunctionDef) and n.name == "create_htsat_model")
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test
+        if (isinstance(test, ast.Compare) and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value == model_name):
+            call = next(n for n in ast.walk(node.body[0]) if isinstance(n, ast.Call))
+            out = {}
+            for kw in call.keywords:
+                try:
+                    out[kw.arg] = ast.literal_eval(kw.value)
+                except ValueError:
+                    continue  # config=audio_cfg and the like
+            return out
+    raise ValueError(f"htsat.py has no HTSAT model named {model_name!r}")
+
+
+def laion_clap_architecture(name: str = PAPER_CLAP_ARCH) -> dict:
+    """LAION's model config `name` (e.g. "HTSAT-base") out of the laion-clap wheel:
+    {"embed_dim", "audio_cfg", "text_cfg", "htsat": create_htsat_model's keywords}."""
+    cfg = json.loads(_wheel_text(f"model_configs/{name}.json"))
+    audio = cfg["audio_cfg"]
+    if audio.get("model_type") != "HTSAT":
+        raise ValueError(f"{name} is not an HTSAT model")
+    cfg["htsat"] = _htsat_layout(audio["model_name"])
+    return cfg
+
+
+def clap_feature_extractor(name: str = PAPER_CLAP_ARCH):
+    """ClapFeatureExtractor with LAION's audio front end for `name` (48 kHz, 64 mel bins,
+    1024-point window, hop 480, 50 Hz to 14 kHz, 10 s clips): the values of the
+    transformers-format releases' preprocessor_config.json (HTSAT-tiny and -base share them)."""
     from transformers import ClapFeatureExtractor
 
-    # The values of laion/clap-htsat-unfused's preprocessor_config.json.
+    a = laion_clap_architecture(name)["audio_cfg"]
     return ClapFeatureExtractor(
-        feature_size=64,
-        sampling_rate=48000,
-        hop_length=480,
-        max_length_s=10,
-        fft_window_size=1024,
+        feature_size=a["mel_bins"],
+        sampling_rate=a["sample_rate"],
+        hop_length=a["hop_size"],
+        max_length_s=int(a["clip_samples"] // a["sample_rate"]),
+        fft_window_size=a["window_size"],
         padding_value=0.0,
         return_attention_mask=False,
-        frequency_min=50,
-        frequency_max=14000,
+        frequency_min=a["fmin"],
+        frequency_max=a["fmax"],
         truncation="rand_trunc",
         padding="repeatpad",
     )
 
 
-def full_size_clap_config():
-    """ClapConfig of the real LAION CLAP HTSAT-unfused architecture (laion/clap-htsat-unfused,
-    ~153 M parameters): RoBERTa-base text tower, HTSAT (Swin-T, depths 2-2-6-2, 96 patch
-    channels, 768 final width) audio tower on a 256x256 "image" of 64 mel bins, 512-d joint
-    space. ClapConfig's defaults already describe it; only fusion is switched off explicitly.
-    For benchmarks with random weights."""
-    from transformers import ClapAudioConfig, ClapConfig, ClapTextConfig
+def _clap_feature_extractor():
+    """The paper CLAP's feature extractor (kept under its old name for bench_clap.py)."""
+    return clap_feature_extractor(PAPER_CLAP_ARCH)
+
+
+def clap_audio_config(name: str = PAPER_CLAP_ARCH, width_divisor: int = 1, **overrides):
+    """ClapAudioConfig of LAION's HTSAT model `name`, read from the laion-clap wheel.
+    `width_divisor` shrinks every width (patch channels, final width) and the heads by the
+    same factor while keeping the layout (spectrogram geometry, depths, windows): the tiny
+    mirror uses it."""
+    from transformers import ClapAudioConfig
+
+    cfg = laion_clap_architecture(name)
+    h, a = cfg["htsat"], cfg["audio_cfg"]
+    patch = h["embed_dim"] // width_divisor
+    final = cfg["embed_dim"] // width_divisor
+    if patch * 2 ** (len(h["depths"]) - 1) != final:
+        raise ValueError(f"{name}: final audio width {final} is not patch width {patch} "
+                         f"doubled per stage")
+    heads = [max(1, n // width_divisor) for n in h["num_heads"]]
+    values = dict(
+        window_size=h["window_size"],
+        num_mel_bins=a["mel_bins"],
+        spec_size=h["spec_size"],
+        patch_size=h["patch_size"],
+        patch_stride=list(h["patch_stride"]),
+        num_classes=a["class_num"],
+        hidden_size=final,
+        depths=list(h["depths"]),
+        num_attention_heads=heads,
+        patch_embeds_hidden_size=patch,
+        enable_fusion=False,
+    )
+    values.update(overrides)
+    return ClapAudioConfig(**values)
+
+
+def full_size_clap_config(name: str = PAPER_CLAP_ARCH):
+    """ClapConfig of the paper's LAION CLAP (default "HTSAT-base", the architecture of
+    `laion/larger_clap_general`, LAION's conversion of music_speech_audioset_epoch_15_esc_89.98.pt;
+    ~194 M parameters): RoBERTa-base text tower (LAION's default text model), HTSAT-base
+    audio tower (Swin, depths 2-2-12-2, 128 patch channels, 1024 final width) on a 256x256
+    "image" of 64 mel bins, 512-d joint space; the audio side read from the laion-clap
+    wheel. "HTSAT-tiny" gives laion/clap-htsat-unfused's. For benchmarks with random weights."""
+    from transformers import ClapConfig, ClapTextConfig
 
     text = ClapTextConfig(
         vocab_size=50265,
@@ -455,23 +587,10 @@ def full_size_clap_config():
         bos_token_id=0,
         eos_token_id=2,
     )
-    audio = ClapAudioConfig(
-        window_size=8,
-        num_mel_bins=64,
-        spec_size=256,
-        patch_size=4,
-        patch_stride=[4, 4],
-        num_classes=527,
-        hidden_size=768,
-        depths=[2, 2, 6, 2],
-        num_attention_heads=[4, 8, 16, 32],
-        patch_embeds_hidden_size=96,
-        enable_fusion=False,
-    )
     return ClapConfig(
         text_config=text,
-        audio_config=audio,
-        projection_dim=512,
+        audio_config=clap_audio_config(name),
+        projection_dim=JOINT_DIM,
         logit_scale_init_value=1 / 0.07,
     )
 
@@ -480,7 +599,6 @@ def build_tiny_clap(out: Path) -> Path:
     import torch
     from tokenizers import processors
     from transformers import (
-        ClapAudioConfig,
         ClapConfig,
         ClapModel,
         ClapProcessor,
@@ -503,23 +621,13 @@ def build_tiny_clap(out: Path) -> Path:
         mask_token="<mask>",
         model_max_length=512,
     )
-    processor = ClapProcessor(feature_extractor=_clap_feature_extractor(), tokenizer=tok)
+    processor = ClapProcessor(feature_extractor=clap_feature_extractor(), tokenizer=tok)
 
     _seed()
-    # Audio side keeps the real geometry the 48 kHz feature extractor feeds (64 mel bins
-    # -> 256x256 spectrogram image, 4x4 patches, 8x8 windows) but shrinks the widths.
-    audio = ClapAudioConfig(
-        window_size=8,
-        num_mel_bins=64,
-        spec_size=256,
-        patch_size=4,
-        patch_stride=[4, 4],
-        patch_embeds_hidden_size=16,
-        depths=[1, 1, 1, 1],
-        num_attention_heads=[1, 2, 4, 8],
-        hidden_size=128,  # = patch_embeds_hidden_size * 2 ** (len(depths) - 1)
-        enable_fusion=False,
-    )
+    # The paper CLAP's HTSAT-base layout, read from the laion-clap wheel (64 mel bins ->
+    # 256x256 spectrogram image, 4x4 patches, 8x8 windows, depths 2-2-12-2, heads
+    # 4-8-16-32), every width divided by 16: 8 patch channels, 64 final width.
+    audio = clap_audio_config(PAPER_CLAP_ARCH, width_divisor=TINY_CLAP_WIDTH_DIVISOR)
     text = ClapTextConfig(
         vocab_size=len(tok),
         hidden_size=32,
@@ -577,6 +685,9 @@ __all__ = [
     "TINY_MODEL_DIRS",
     "build_tiny_models",
     "ensure_tiny_models",
+    "clap_audio_config",
+    "clap_feature_extractor",
     "full_size_clap_config",
+    "laion_clap_architecture",
     "synthetic_sentences",
 ]

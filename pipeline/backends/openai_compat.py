@@ -5,7 +5,10 @@ and never stored in a spec or on disk. The openai client's own retries are off
 (max_retries=0); this module retries 429, 5xx, timeouts and connection errors with
 exponential backoff, fails at once on other 4xx, and raises BackendError at the end.
 A BoundedSemaphore shared by every adapter of the same (base_url, model) caps the requests
-in flight to that endpoint within the process.
+in flight to that endpoint within the process; `chat_batch` sends a chunk's requests
+from up to `max_concurrency` threads, so that limit is what a chunk actually uses.
+A request with a Sampling sends its temperature, top_p and seed; without one the
+adapter's own `temperature` (0: greedy) applies.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._util import resample, wav_bytes
-from .base import BackendError
+from .base import BackendError, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +99,17 @@ class _OpenAIChatBase:
         self.requests = 0  # HTTP attempts made
         self.retries = 0  # attempts that were retries
 
-    def _complete(self, messages: list[dict]) -> str:
+    def _complete(self, messages: list[dict], sampling: Sampling | None = None) -> str:
         import openai
 
         kwargs: dict = {"model": self.model, "messages": messages}
-        if self.temperature is not None:
+        if sampling is not None:
+            # A sampled attempt: its own temperature, top_p and seed (vLLM and Ollama honour
+            # the seed, so a rerun asks for the same draw).
+            kwargs.update(
+                temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed
+            )
+        elif self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
@@ -147,6 +158,37 @@ class _OpenAIChatBase:
             f"{self.model_id} failed after {self.max_retries + 1} attempt(s): {last}"
         )
 
+    def _complete_many(
+        self,
+        requests: list,
+        samplings: list[Sampling | None] | None,
+        build: Callable,
+        return_exceptions: bool,
+    ) -> list[str | Exception]:
+        """Send a chunk's requests concurrently: at most max_concurrency threads, and the
+        shared per-endpoint semaphore still caps what is in flight in the process."""
+        samplings = list(samplings) if samplings is not None else [None] * len(requests)
+        if len(samplings) != len(requests):
+            raise ValueError("one sampling (or None) per request")
+
+        def one(i: int) -> str | Exception:
+            try:
+                return self._complete(build(requests[i]), samplings[i])
+            except Exception as exc:  # noqa: BLE001 - handed back per request
+                return exc
+
+        if len(requests) <= 1:
+            out = [one(i) for i in range(len(requests))]
+        else:
+            workers = min(self.max_concurrency, len(requests))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-http") as pool:
+                out = list(pool.map(one, range(len(requests))))
+        if not return_exceptions:
+            for a in out:
+                if isinstance(a, Exception):
+                    raise a
+        return out
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, {self.model!r})"
 
@@ -170,8 +212,18 @@ class OpenAITextChat(_OpenAIChatBase):
     """TextChat over /v1/chat/completions. Returns the answer text untouched (stages strip
     any <think> block)."""
 
-    def chat(self, messages: list[dict]) -> str:
-        return self._complete([dict(m) for m in messages])
+    def chat(self, messages: list[dict], sampling: Sampling | None = None) -> str:
+        return self._complete([dict(m) for m in messages], sampling)
+
+    def chat_batch(
+        self,
+        requests: list[list[dict]],
+        samplings: list[Sampling | None] | None = None,
+        return_exceptions: bool = False,
+    ) -> list[str | Exception]:
+        return self._complete_many(
+            requests, samplings, lambda msgs: [dict(m) for m in msgs], return_exceptions
+        )
 
 
 class OpenAIAudioChat(_OpenAIChatBase):
@@ -204,5 +256,21 @@ class OpenAIAudioChat(_OpenAIChatBase):
             raise ValueError("messages hold no user turn to attach the audio to")
         return out
 
-    def chat(self, audio: np.ndarray, sample_rate: int, messages: list[dict]) -> str:
-        return self._complete(self.build_messages(audio, sample_rate, messages))
+    def chat(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        messages: list[dict],
+        sampling: Sampling | None = None,
+    ) -> str:
+        return self._complete(self.build_messages(audio, sample_rate, messages), sampling)
+
+    def chat_batch(
+        self,
+        requests: list[tuple[np.ndarray, int, list[dict]]],
+        samplings: list[Sampling | None] | None = None,
+        return_exceptions: bool = False,
+    ) -> list[str | Exception]:
+        return self._complete_many(
+            requests, samplings, lambda r: self.build_messages(*r), return_exceptions
+        )

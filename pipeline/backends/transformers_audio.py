@@ -7,8 +7,9 @@ import threading
 
 import numpy as np
 
+from ._generate import generate_kwargs, run_rows
 from ._util import cut, resample, resolve_device, torch_dtype
-from .base import BackendError
+from .base import BackendError, Sampling
 
 DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -35,9 +36,11 @@ def qwen2_audio_conversation(messages: list[dict], audio_ref: str = "clip.wav") 
 
 
 class Qwen2AudioChat:
-    """Qwen2-Audio(-Instruct) from a hub id or a local directory; greedy decoding.
+    """Qwen2-Audio(-Instruct) from a hub id or a local directory; greedy decoding unless a
+    request carries a Sampling.
 
-    chat(audio, sample_rate, messages) -> the newly generated text only. Audio is resampled
+    chat(audio, sample_rate, messages) -> the newly generated text only; chat_batch runs
+    many such requests as one batched generate. Audio is resampled
     to the processor's rate (16 kHz) and cut to 30 s with a warning (the encoder's window).
     """
 
@@ -84,35 +87,81 @@ class Qwen2AudioChat:
         self.model.generation_config = self.generation_config = gen
         self._lock = threading.Lock()
 
-    def build_inputs(self, audio: np.ndarray, sample_rate: int, messages: list[dict]):
-        """Processor output for one clip + history (exposed for tests and debugging)."""
+    def _prompt_and_wav(self, audio: np.ndarray, sample_rate: int, messages: list[dict]):
         wav = resample(audio, sample_rate, self.sample_rate)
         wav = cut(wav, self.sample_rate, self.max_seconds, "Qwen2AudioChat")
         conv = qwen2_audio_conversation(messages)
         prompt = self.processor.apply_chat_template(
             conv, add_generation_prompt=True, tokenize=False
         )
-        # transformers 5: the keyword is `audio=` (not `audios=`).
+        return prompt, wav
+
+    def _encode(self, items: list[tuple[str, np.ndarray]]):
+        # transformers 5: the keyword is `audio=` (not `audios=`). Left padding: every row's
+        # prompt ends where generation starts; the attention mask hides the pads.
         inputs = self.processor(
-            text=prompt, audio=wav, sampling_rate=self.sample_rate, return_tensors="pt"
+            text=[p for p, _ in items],
+            audio=[w for _, w in items],
+            sampling_rate=self.sample_rate,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
         )
         if "input_features" not in inputs:
             raise BackendError("the processor dropped the audio (no input_features)")
         return inputs
 
-    def chat(self, audio: np.ndarray, sample_rate: int, messages: list[dict]) -> str:
-        import torch
+    def build_inputs(self, audio: np.ndarray, sample_rate: int, messages: list[dict]):
+        """Processor output for one clip + history (exposed for tests and debugging)."""
+        return self._encode([self._prompt_and_wav(audio, sample_rate, messages)])
 
-        inputs = self.build_inputs(audio, sample_rate, messages)
-        inputs = inputs.to(self.device)
-        inputs["input_features"] = inputs["input_features"].to(self.model.dtype)
-        n_prompt = inputs["input_ids"].shape[1]
-        try:
+    def chat(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        messages: list[dict],
+        sampling: Sampling | None = None,
+    ) -> str:
+        return self.chat_batch([(audio, sample_rate, messages)], [sampling])[0]
+
+    def chat_batch(
+        self,
+        requests: list[tuple[np.ndarray, int, list[dict]]],
+        samplings: list[Sampling | None] | None = None,
+        return_exceptions: bool = False,
+    ) -> list[str | Exception]:
+        """One batched `generate` over every (audio, sample_rate, messages) request: prompts
+        left-padded with attention masks, the clips' log-mel features stacked with their
+        feature masks. Greedy rows give exactly what `chat` gives for them alone; rows with
+        a Sampling draw from their own seeded generator (pipeline.backends._generate)."""
+        samplings = list(samplings) if samplings is not None else [None] * len(requests)
+        if len(samplings) != len(requests):
+            raise ValueError("one sampling (or None) per request")
+
+        def generate(rows: list[int], items: list) -> list[str]:
+            import torch
+
+            inputs = self._encode(items).to(self.device)
+            inputs["input_features"] = inputs["input_features"].to(self.model.dtype)
+            n_prompt = inputs["input_ids"].shape[1]
             with self._lock, torch.inference_mode():
-                out = self.model.generate(**inputs, generation_config=self.generation_config)
-        except (RuntimeError, ValueError) as exc:
-            raise BackendError(f"Qwen2-Audio generation failed ({self.model_id}): {exc}") from exc
-        return self.processor.tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True).strip()
+                out = self.model.generate(
+                    **inputs,
+                    generation_config=self.generation_config,
+                    **generate_kwargs([samplings[i] for i in rows]),
+                )
+            return [
+                self.processor.tokenizer.decode(row[n_prompt:], skip_special_tokens=True).strip()
+                for row in out
+            ]
+
+        return run_rows(
+            len(requests),
+            lambda i: self._prompt_and_wav(*requests[i]),
+            generate,
+            return_exceptions,
+            f"Qwen2-Audio ({self.model_id})",
+        )
 
     def __repr__(self) -> str:
         return f"Qwen2AudioChat({self.model_id!r}, device={self.device!r})"

@@ -8,8 +8,9 @@ import threading
 
 import numpy as np
 
+from ._generate import generate_kwargs, run_rows
 from ._util import l2_normalise, resolve_device, torch_dtype
-from .base import BackendError
+from .base import BackendError, Sampling
 
 DEFAULT_MAX_NEW_TOKENS = 512
 
@@ -44,7 +45,8 @@ def _merge_system(messages: list[dict]) -> list[dict]:
 
 class CausalLMChat:
     """Any instruct causal LM (Mistral-Instruct, Qwen2.5-Instruct, ...) via AutoModelForCausalLM
-    and its tokenizer's chat template; greedy decoding; returns the new text only."""
+    and its tokenizer's chat template; greedy decoding unless a request carries a Sampling;
+    returns the new text only. chat_batch runs many conversations as one batched generate."""
 
     def __init__(
         self,
@@ -93,6 +95,9 @@ class CausalLMChat:
                 gen.pad_token_id = eos[0] if isinstance(eos, list) else eos
         # Also the model's own: generate() fills unset fields from it (sampling knobs back).
         self.model.generation_config = self.generation_config = gen
+        if self.tokenizer.pad_token_id is None:
+            # Batches are left-padded; the attention mask hides the pads, so any id will do.
+            self.tokenizer.pad_token_id = gen.pad_token_id
         self._lock = threading.Lock()
 
     def render(self, messages: list[dict]) -> str:
@@ -111,19 +116,52 @@ class CausalLMChat:
                 _merge_system(messages), tokenize=False, add_generation_prompt=True
             )
 
-    def chat(self, messages: list[dict]) -> str:
-        import torch
+    def chat(self, messages: list[dict], sampling: Sampling | None = None) -> str:
+        return self.chat_batch([messages], [sampling])[0]
 
-        prompt = self.render(messages)
-        # The template already wrote BOS etc.; don't add them twice.
-        enc = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
-        n_prompt = enc["input_ids"].shape[1]
-        try:
+    def chat_batch(
+        self,
+        requests: list[list[dict]],
+        samplings: list[Sampling | None] | None = None,
+        return_exceptions: bool = False,
+    ) -> list[str | Exception]:
+        """One batched `generate` over every messages list (left padding, attention masks).
+        Greedy rows give exactly what `chat` gives alone; rows with a Sampling draw from
+        their own seeded generator (pipeline.backends._generate)."""
+        samplings = list(samplings) if samplings is not None else [None] * len(requests)
+        if len(samplings) != len(requests):
+            raise ValueError("one sampling (or None) per request")
+
+        def generate(rows: list[int], prompts: list[str]) -> list[str]:
+            import torch
+
+            # The template already wrote BOS etc.; don't add them twice.
+            enc = self.tokenizer(
+                prompts,
+                add_special_tokens=False,
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+            ).to(self.device)
+            n_prompt = enc["input_ids"].shape[1]
             with self._lock, torch.inference_mode():
-                out = self.model.generate(**enc, generation_config=self.generation_config)
-        except (RuntimeError, ValueError) as exc:
-            raise BackendError(f"generation failed ({self.model_id}): {exc}") from exc
-        return self.tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True).strip()
+                out = self.model.generate(
+                    **enc,
+                    generation_config=self.generation_config,
+                    **generate_kwargs([samplings[i] for i in rows]),
+                )
+            return [
+                self.tokenizer.decode(row[n_prompt:], skip_special_tokens=True).strip()
+                for row in out
+            ]
+
+        return run_rows(
+            len(requests),
+            lambda i: self.render(requests[i]),
+            generate,
+            return_exceptions,
+            f"text LM ({self.model_id})",
+        )
 
     def __repr__(self) -> str:
         return f"CausalLMChat({self.model_id!r}, device={self.device!r})"

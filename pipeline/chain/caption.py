@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.stages.caption import CaptionConfig, run_caption
+from pipeline.stages.caption import CaptionConfig, run_caption_batch
 
 from .registry import Item, Stage
 
@@ -32,13 +32,11 @@ class CaptionStage(Stage):
         return items
 
     def call(self, items):
-        outputs = []
-        for item in items:
-            try:
-                outputs.append(run_caption(self.chat, item.data, SAMPLE_RATE, self.config))
-            except Exception as e:
-                outputs.append(e)
-        return outputs
+        # Each chat step is one batched model call over the clips that need it; the retry
+        # is one batch of the clips that still fail the length rule (stages.caption).
+        return run_caption_batch(
+            self.chat, [(item.data, SAMPLE_RATE) for item in items], self.config
+        )
 
     def write(self, results):
         for item, out in results:

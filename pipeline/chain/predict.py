@@ -1,11 +1,13 @@
 """Stage 2: free-form sound labels from the caption summary (pipeline.stages.predict);
-best-of-N asks N times and keeps every attempt (the filter stage chooses)."""
+best-of-N asks N times and keeps every attempt (the filter stage chooses): attempt 1
+greedy, attempts 2..N sampled with a seed per (run, clip, attempt), stored with the
+attempt. Every clip's attempts of the chunk go through batched model calls."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from pipeline.stages.predict import PredictConfig, run_predict
+from pipeline.stages.predict import PredictConfig, run_predict_best_of_n
 
 from .registry import Item, Stage
 
@@ -24,14 +26,14 @@ class PredictStage(Stage):
         return [Item(row, row.summary) for row in chunk]
 
     def call(self, items):
-        outputs = []
-        for item in items:
-            try:
-                outputs.append([dataclasses.asdict(run_predict(self.chat, item.data, self.config))
-                                for _ in range(self.attempts)])
-            except Exception as e:
-                outputs.append(e)
-        return outputs
+        outs = run_predict_best_of_n(
+            self.chat,
+            [(item.data, (self.run.pk, item.row.clip_id)) for item in items],
+            self.config,
+            self.attempts,
+        )
+        return [o if isinstance(o, Exception) else [dataclasses.asdict(a) for a in o]
+                for o in outs]
 
     def write(self, results):
         for item, attempts in results:

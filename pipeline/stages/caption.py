@@ -38,16 +38,21 @@ Retry: the whole chat (all rounds) is redone up to ``cfg.max_attempts`` times un
 ``min_chars <= len(summary) <= max_chars``. Every attempt is kept. The first attempt that
 fits is used; when none fits the last one is used, ``summary_ok`` is False and ``reason``
 says why. A :class:`~pipeline.backends.base.BackendError` from the model propagates.
+
+Batches: :func:`run_caption_batch` captions a chunk's clips together, each step of the
+chat one batched model call over the clips that need it, the retry one batch of the clips
+that still fail the length rule (``cfg.batch_size`` requests per call at most).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.backends.base import AudioChat
+from pipeline.backends.base import AudioChat, audio_chat_each
 from pipeline.stages.textutil import one_line, strip_think
 
 ROUND1_PROMPT = "Describe the sounds in this audio clip in at most 50 words."
@@ -79,8 +84,11 @@ class CaptionConfig:
     max_attempts: int = 2
     min_chars: int = 100
     max_chars: int = 500
+    batch_size: int = 8  # requests per batched model call (one generate)
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         if self.presence_method not in ("ask", "read"):
             raise ValueError(
                 f"presence_method must be 'ask' or 'read', not {self.presence_method!r}"
@@ -274,28 +282,31 @@ def _check_length(summary: str, cfg: CaptionConfig) -> str:
     return ""
 
 
-def _ask(chat: AudioChat, audio, sample_rate: int, messages: list[dict], prompt: str) -> str:
+# Each attempt is written as a generator of model requests: it yields the whole history
+# (a copy) whenever it needs an answer and receives the answer back. One attempt for one
+# clip is then the same code whether the answers come one at a time (run_caption) or from
+# one batched generate over a chunk's clips (run_caption_batch, which advances every
+# clip's attempt in lockstep: at each step, the clips that need an answer form one batch).
+
+Steps = Generator[list[dict], str, CaptionAttempt]
+
+
+def _ask(messages: list[dict], prompt: str) -> Generator[list[dict], str, str]:
     messages.append({"role": "user", "content": prompt})
     # the adapter gets a copy, so it cannot change our history behind our back
-    answer = chat.chat(audio, sample_rate, [dict(m) for m in messages])
+    answer = yield [dict(m) for m in messages]
     answer = answer if isinstance(answer, str) else str(answer or "")
     messages.append({"role": "assistant", "content": answer})
     return answer
 
 
 def _decide_presence(
-    chat: AudioChat,
-    audio,
-    sample_rate: int,
-    messages: list[dict],
-    modality: str,
-    round1_answer: str,
-    cfg: CaptionConfig,
-) -> Presence:
+    messages: list[dict], modality: str, round1_answer: str, cfg: CaptionConfig
+) -> Generator[list[dict], str, Presence]:
     if cfg.presence_method == "ask":
         what = cfg.speech_what if modality == "speech" else cfg.music_what
         question = cfg.presence_question.format(what=what)
-        answer = _ask(chat, audio, sample_rate, messages, question)
+        answer = yield from _ask(messages, question)
         decided = parse_yes_no(answer, modality)
         if decided is not None:
             return Presence(
@@ -312,14 +323,13 @@ def _decide_presence(
     return Presence(present=present, method="read", evidence=evidence)
 
 
-def _one_attempt(
-    chat: AudioChat, audio, sample_rate: int, cfg: CaptionConfig, number: int
-) -> CaptionAttempt:
+def attempt_steps(cfg: CaptionConfig, number: int) -> Steps:
+    """One attempt (all rounds) for one clip, as a generator of requests (see above)."""
     messages: list[dict] = []
     rounds: list[CaptionRound] = []
     presence: dict[str, Presence] = {}
 
-    answer1 = _ask(chat, audio, sample_rate, messages, cfg.round1_prompt)
+    answer1 = yield from _ask(messages, cfg.round1_prompt)
     rounds.append(
         CaptionRound("round1", cfg.round1_prompt, answer1, text=one_line(strip_think(answer1)))
     )
@@ -328,12 +338,12 @@ def _one_attempt(
         ("round2", "speech", cfg.round2_prompt),
         ("round3", "music", cfg.round3_prompt),
     ):
-        p = _decide_presence(chat, audio, sample_rate, messages, modality, answer1, cfg)
+        p = yield from _decide_presence(messages, modality, answer1, cfg)
         presence[modality] = p
         if not p.present:
             rounds.append(CaptionRound(name, prompt, None, skipped=True))
             continue
-        answer = _ask(chat, audio, sample_rate, messages, prompt)
+        answer = yield from _ask(messages, prompt)
         denied = is_denial(answer, modality)
         text = "" if denied else one_line(strip_think(answer))
         rounds.append(CaptionRound(name, prompt, answer, denied=denied, text=text))
@@ -352,17 +362,7 @@ def _one_attempt(
     )
 
 
-def run_caption(
-    chat: AudioChat, audio: np.ndarray, sample_rate: int, cfg: CaptionConfig | None = None
-) -> CaptionResult:
-    """Caption one clip (see the module docstring). BackendError propagates."""
-    cfg = cfg or CaptionConfig()
-    attempts: list[CaptionAttempt] = []
-    for number in range(1, cfg.max_attempts + 1):
-        attempt = _one_attempt(chat, audio, sample_rate, cfg, number)
-        attempts.append(attempt)
-        if attempt.ok:
-            break
+def _result(attempts: list[CaptionAttempt]) -> CaptionResult:
     chosen = len(attempts) - 1
     last = attempts[chosen]
     reason = ""
@@ -377,3 +377,58 @@ def run_caption(
         chosen_attempt=chosen,
         attempts=attempts,
     )
+
+
+def run_caption_batch(
+    chat: AudioChat,
+    clips: Sequence[tuple[np.ndarray, int]],
+    cfg: CaptionConfig | None = None,
+    batch_size: int | None = None,
+) -> list[CaptionResult | Exception]:
+    """Caption many clips (``(audio, sample_rate)`` each) with batched model calls.
+
+    Attempt 1 runs for every clip, its steps in lockstep: each step is one batched call
+    (``cfg.batch_size`` requests at most, or ``batch_size``) over the clips that still need
+    an answer at that step (round 1 for all; then the presence question, round 2 or round 3
+    for the clips that get them). The retry is attempt 2 for the clips whose summary fails
+    the length rule, batched the same way, and so on up to ``cfg.max_attempts``. Greedy
+    decoding makes each clip's result exactly what :func:`run_caption` gives it alone.
+    Returns one CaptionResult per clip, or the exception that failed that clip (a backend
+    error for one request fails only its clip)."""
+    cfg = cfg or CaptionConfig()
+    size = batch_size or cfg.batch_size
+    attempts: list[list[CaptionAttempt]] = [[] for _ in clips]
+    failed: dict[int, Exception] = {}
+    todo = list(range(len(clips)))
+    for number in range(1, cfg.max_attempts + 1):
+        if not todo:
+            break
+        gens = {i: attempt_steps(cfg, number) for i in todo}
+        pending = {i: next(g) for i, g in gens.items()}
+        while pending:
+            order = sorted(pending)
+            answers = audio_chat_each(
+                chat, [(clips[i][0], clips[i][1], pending[i]) for i in order],
+                batch_size=size,
+            )
+            pending = {}
+            for i, answer in zip(order, answers, strict=True):
+                if isinstance(answer, Exception):
+                    failed[i] = answer
+                    continue
+                try:
+                    pending[i] = gens[i].send(answer)
+                except StopIteration as done:
+                    attempts[i].append(done.value)
+        todo = [i for i in todo if i not in failed and not attempts[i][-1].ok]
+    return [failed[i] if i in failed else _result(attempts[i]) for i in range(len(clips))]
+
+
+def run_caption(
+    chat: AudioChat, audio: np.ndarray, sample_rate: int, cfg: CaptionConfig | None = None
+) -> CaptionResult:
+    """Caption one clip (see the module docstring). BackendError propagates."""
+    out = run_caption_batch(chat, [(audio, sample_rate)], cfg)[0]
+    if isinstance(out, Exception):
+        raise out
+    return out

@@ -9,6 +9,10 @@ embedded once per CLAP model (keyed by ``model_id``), in memory and optionally o
 never per clip.
 
 best_of_n (the original re-ran stages 2 to 4 several times): see :func:`best_of_n`.
+
+Original labels: the same audio embedding is also scored against the class text of every
+original label of the clip (:func:`original_label_scores`): evidence for reviewers and
+audits, never a candidate.
 """
 
 from __future__ import annotations
@@ -135,6 +139,10 @@ class ClassTextEmbeddingCache:
         m = self.matrix(embedder)
         return m[[self.row_of[mid] for mid in mids]] if mids else m[:0]
 
+    def known(self, mids: Iterable[str]) -> list[str]:
+        """The given MIDs that are among the classes (in order, without repeats)."""
+        return [m for m in dict.fromkeys(mids) if m in self.row_of]
+
     def scores(
         self, embedder: ClapEmbedder, audio_emb: np.ndarray, mids: Iterable[str]
     ) -> dict[str, float]:
@@ -144,3 +152,17 @@ class ClassTextEmbeddingCache:
             return {}
         s = clap_scores(audio_emb, self.rows(embedder, mids))
         return {mid: float(v) for mid, v in zip(mids, s, strict=True)}
+
+
+def original_label_scores(
+    cache: ClassTextEmbeddingCache,
+    embedder: ClapEmbedder,
+    audio_emb: np.ndarray,
+    original_mids: Iterable[str],
+) -> dict[str, float]:
+    """{mid: CLAP cosine rounded to 6 places} for a clip's original labels, from the audio
+    embedding already computed for its candidates and the cached class texts. An original
+    label outside the cached classes (not trainable) has no class text here and is left
+    out."""
+    mids = cache.known(original_mids)
+    return {m: round(v, 6) for m, v in cache.scores(embedder, audio_emb, mids).items()}

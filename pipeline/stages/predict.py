@@ -14,15 +14,22 @@ are dropped (kept in ``PredictResult.dropped``): the model was asked for at most
 ``max_labels``, and an answer that runs far past it is listing, not labelling. A count
 between ``max_labels`` and the limit is kept whole: the CLAP filter and the reviewers
 decide. ``keep_factor=0`` disables truncation.
+
+Best-of-N (the original re-ran stages 2 to 4 and kept the attempt with the best CLAP
+scores): attempt 1 decodes greedily, attempts 2..N sample with ``cfg.temperature`` and
+``cfg.top_p`` and a seed derived from (run, clip, attempt), stored in the attempt's
+``sampling``; :func:`run_predict_best_of_n` runs a chunk's clips and attempts in batched
+model calls (``cfg.batch_size`` requests per call).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.backends.base import TextChat
+from pipeline.backends.base import Sampling, TextChat, chat_each, derive_seed
 from pipeline.stages.textutil import one_line, strip_think
 
 PREDICT_TEMPLATE = (
@@ -56,8 +63,17 @@ class PredictConfig:
     max_labels: int = 4
     max_attempts: int = 2
     keep_factor: int = 2  # keep at most keep_factor * max_labels labels; 0: keep all
+    batch_size: int = 16  # requests per batched model call (one generate)
+    # Best-of-N: attempt 1 is greedy, attempts 2..N sample with these (Ollama's defaults,
+    # which the original's Mistral ran with) and a seed per (run, clip, attempt).
+    temperature: float = 0.8
+    top_p: float = 0.9
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not self.temperature > 0 or not 0 < self.top_p <= 1:
+            raise ValueError("need temperature > 0 and 0 < top_p <= 1 for sampled attempts")
         if not 1 <= self.min_labels <= self.max_labels:
             raise ValueError("need 1 <= min_labels <= max_labels")
         if self.max_attempts < 1:
@@ -77,6 +93,9 @@ class PredictResult:
     error: str = ""
     dropped: list[str] = field(default_factory=list)  # parsed but over the keep limit
     messages: list[dict] = field(default_factory=list)  # the whole conversation
+    # {"temperature", "top_p", "seed"} of a sampled best-of-N attempt; None when greedy.
+    # A retry inside the attempt used seed + 1, + 2, ...
+    sampling: dict | None = None
 
 
 def build_predict_messages(summary: str, cfg: PredictConfig | None = None) -> list[dict]:
@@ -216,22 +235,35 @@ def parse_labels(text: str | None) -> list[str]:
     return labels
 
 
-def run_predict(chat: TextChat, summary: str, cfg: PredictConfig | None = None) -> PredictResult:
-    """Ask the LLM for labels (see the module docstring). BackendError propagates."""
-    cfg = cfg or PredictConfig()
+def attempt_sampling(cfg: PredictConfig, attempt: int, *seed_key: object) -> Sampling | None:
+    """Decoding for best-of-N attempt ``attempt`` (0-based) of one clip: the first attempt
+    is greedy (None); later ones sample with ``cfg.temperature`` and ``cfg.top_p`` and a
+    seed derived from ``seed_key`` (the run and the clip) and the attempt, so a rerun of
+    the same run draws the same answers."""
+    if attempt == 0:
+        return None
+    return Sampling(cfg.temperature, cfg.top_p, derive_seed(*seed_key, attempt))
+
+
+def _steps(summary: str, cfg: PredictConfig, sampling: Sampling | None):
+    """One clip's conversation as a generator of requests (it yields (messages, sampling)
+    and receives each answer); returns the PredictResult."""
     messages = build_predict_messages(summary, cfg)
     raw_answers: list[str] = []
     labels: list[str] = []
     for attempt in range(1, cfg.max_attempts + 1):
         if attempt > 1:
             messages.append({"role": "user", "content": cfg.retry_prompt})
-        answer = chat.chat([dict(m) for m in messages])
+        # A retry of a sampled attempt draws with the next seed (same for every rerun).
+        this = sampling.reseeded(attempt - 1) if sampling is not None else None
+        answer = yield [dict(m) for m in messages], this
         answer = answer if isinstance(answer, str) else str(answer or "")
         raw_answers.append(answer)
         messages.append({"role": "assistant", "content": answer})
         labels = parse_labels(answer)
         if labels:
             break
+    used = sampling.as_dict() if sampling is not None else None
     if not labels:
         return PredictResult(
             labels=[],
@@ -240,6 +272,7 @@ def run_predict(chat: TextChat, summary: str, cfg: PredictConfig | None = None) 
             ok=False,
             error=NO_LABELS_ERROR,
             messages=messages,
+            sampling=used,
         )
     limit = cfg.keep_limit
     dropped = labels[limit:] if limit is not None else []
@@ -251,4 +284,76 @@ def run_predict(chat: TextChat, summary: str, cfg: PredictConfig | None = None) 
         ok=True,
         dropped=dropped,
         messages=messages,
+        sampling=used,
     )
+
+
+def run_predict_batch(
+    chat: TextChat,
+    jobs: Sequence[tuple[str, Sampling | None]],
+    cfg: PredictConfig | None = None,
+    batch_size: int | None = None,
+) -> list[PredictResult | Exception]:
+    """Ask for labels for many ``(summary, sampling)`` jobs with batched model calls: every
+    job's first question in one batch (``cfg.batch_size`` requests per call at most), then
+    the retry question for the jobs whose answer parsed to no labels, and so on. Greedy
+    jobs get exactly what :func:`run_predict` gives them alone. One entry per job: its
+    PredictResult, or the exception that failed it."""
+    cfg = cfg or PredictConfig()
+    size = batch_size or cfg.batch_size
+    gens = {i: _steps(summary, cfg, sampling) for i, (summary, sampling) in enumerate(jobs)}
+    out: dict[int, PredictResult | Exception] = {}
+    pending = {i: next(g) for i, g in gens.items()}
+    while pending:
+        order = sorted(pending)
+        answers = chat_each(
+            chat, [pending[i][0] for i in order], [pending[i][1] for i in order], size
+        )
+        pending = {}
+        for i, answer in zip(order, answers, strict=True):
+            if isinstance(answer, Exception):
+                out[i] = answer
+                continue
+            try:
+                pending[i] = gens[i].send(answer)
+            except StopIteration as done:
+                out[i] = done.value
+    return [out[i] for i in range(len(jobs))]
+
+
+def run_predict_best_of_n(
+    chat: TextChat,
+    clips: Sequence[tuple[str, tuple]],
+    cfg: PredictConfig | None = None,
+    n: int = 1,
+    batch_size: int | None = None,
+) -> list[list[PredictResult] | Exception]:
+    """``n`` attempts for each ``(summary, seed_key)`` clip, all in batched calls: attempt
+    0 greedy, attempts 1..n-1 sampled (:func:`attempt_sampling`, seeded from ``seed_key``,
+    e.g. ``(run_id, clip_id)``, and the attempt). One entry per clip: its attempts in
+    order, or the first exception among them (the clip fails as a whole)."""
+    cfg = cfg or PredictConfig()
+    n = max(1, int(n))
+    jobs = [
+        (summary, attempt_sampling(cfg, a, *key)) for summary, key in clips for a in range(n)
+    ]
+    flat = run_predict_batch(chat, jobs, cfg, batch_size)
+    out: list[list[PredictResult] | Exception] = []
+    for c in range(len(clips)):
+        mine = flat[c * n : (c + 1) * n]
+        err = next((r for r in mine if isinstance(r, Exception)), None)
+        out.append(err if err is not None else mine)  # type: ignore[arg-type]
+    return out
+
+
+def run_predict(
+    chat: TextChat,
+    summary: str,
+    cfg: PredictConfig | None = None,
+    sampling: Sampling | None = None,
+) -> PredictResult:
+    """Ask the LLM for labels (see the module docstring). BackendError propagates."""
+    out = run_predict_batch(chat, [(summary, sampling)], cfg)[0]
+    if isinstance(out, Exception):
+        raise out
+    return out

@@ -202,8 +202,9 @@ def test_list_queries_do_not_grow_with_rows(world):
         return len(ctx.captured_queries)
 
     # token + user's groups + the dataset filter's lookup + clips + their original labels
-    assert queries(f"/api/clips/?dataset={ds.pk}&page_size=3") == 5
-    assert queries(f"/api/clips/?dataset={ds.pk}&page_size=60") == 5
+    # + those labels' CLAP scores
+    assert queries(f"/api/clips/?dataset={ds.pk}&page_size=3") == 6
+    assert queries(f"/api/clips/?dataset={ds.pk}&page_size=60") == 6
     # token + groups + decisions (reviewer and category joined)
     assert queries("/api/decisions/?page_size=100") == 3
     assert queries(f"/api/candidates/?run={world['run'].pk}") == 3

@@ -19,7 +19,8 @@ class FakeOpenAI:
     """A real HTTP server on 127.0.0.1 speaking /v1/chat/completions.
 
     `script` is a list of actions consumed one per request (then `default`):
-    ("ok", text) | ("status", code) | ("sleep", seconds) | ("slow", seconds, text).
+    ("ok", text) | ("status", code) | ("sleep", seconds) | ("slow", seconds, text)
+    | ("echo", seconds): answers "echo: <last user text>" (400 when that text says "fail").
     """
 
     def __init__(self):
@@ -38,6 +39,7 @@ class FakeOpenAI:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._body = body
                 with fake.lock:
                     fake.bodies.append(json.loads(body))
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
@@ -56,6 +58,14 @@ class FakeOpenAI:
                 kind = action[0]
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": "no such route"}})
+                if kind == "echo":  # ("echo", seconds): the last user text, after a pause
+                    time.sleep(action[1])
+                    last = json.loads(self._body)["messages"][-1]["content"]
+                    if isinstance(last, list):
+                        last = last[-1]["text"]
+                    if "fail" in last:
+                        return self._send(400, {"error": {"message": "bad request"}})
+                    return self._send(200, _completion(f"echo: {last}"))
                 if kind == "sleep":
                     time.sleep(action[1])
                     return self._send(200, _completion("too late"))
@@ -251,3 +261,60 @@ def test_without_a_tight_limit_requests_overlap(server):
     free = _chat(server, model="free", max_concurrency=8)
     _hammer([free], 6)
     assert server.max_active > 2
+
+
+# --- a chunk's requests: concurrent up to the limit, in order, sampled ones seeded ----------
+
+
+def test_chat_batch_runs_a_chunk_concurrently_up_to_the_limit(server):
+    server.default = ("echo", 0.2)
+    chat = _chat(server, model="batched", max_concurrency=3)
+    requests = [[{"role": "user", "content": f"clip {i}"}] for i in range(9)]
+    t0 = time.perf_counter()
+    answers = chat.chat_batch(requests)
+    elapsed = time.perf_counter() - t0
+    assert answers == [f"echo: clip {i}" for i in range(9)]  # in request order
+    assert server.hits == 9
+    assert server.max_active == 3  # up to the limit, never past it
+    assert elapsed < 9 * 0.2 * 0.6  # three waves of 0.2 s, not nine
+
+
+def test_chat_batch_hands_back_a_failed_request_without_losing_the_others(server):
+    server.default = ("echo", 0.0)
+    chat = _chat(server, model="batched-fail", max_concurrency=4)
+    requests = [[{"role": "user", "content": t}] for t in ("a", "please fail", "c")]
+    out = chat.chat_batch(requests, return_exceptions=True)
+    assert out[0] == "echo: a" and out[2] == "echo: c"
+    assert isinstance(out[1], BackendError) and "400" in str(out[1])
+    with pytest.raises(BackendError):
+        chat.chat_batch(requests)
+
+
+def test_sampled_requests_send_temperature_top_p_and_seed(server):
+    from pipeline.backends.base import Sampling
+
+    server.default = ("echo", 0.0)
+    chat = _chat(server, model="sampled")
+    chat.chat_batch(
+        [MESSAGES, MESSAGES], [None, Sampling(temperature=0.8, top_p=0.9, seed=1234)]
+    )
+    greedy, sampled = sorted(server.bodies, key=lambda b: "seed" in b)
+    assert greedy["temperature"] == 0.0 and "seed" not in greedy and "top_p" not in greedy
+    assert sampled["temperature"] == 0.8 and sampled["top_p"] == 0.9
+    assert sampled["seed"] == 1234
+
+
+def test_audio_chat_batch_sends_each_clip_with_its_own_messages(server):
+    server.default = ("echo", 0.1)
+    chat = OpenAIAudioChat(server.base_url, "qwen-audio", timeout=5.0, max_concurrency=2)
+    clips = [tone(440, 1.0, 16000), tone(880, 0.5, 16000)]
+    out = chat.chat_batch(
+        [(c, 16000, [{"role": "user", "content": f"describe {i}"}]) for i, c in enumerate(clips)]
+    )
+    assert out == ["echo: describe 0", "echo: describe 1"]
+    sizes = sorted(
+        len(base64.b64decode(b["messages"][0]["content"][0]["input_audio"]["data"]))
+        for b in server.bodies
+    )
+    assert sizes[0] < sizes[1]  # two different clips travelled, one per request
+    assert server.max_active == 2

@@ -82,17 +82,43 @@ def test_tokenizers_were_trained_with_the_special_tokens(tiny_models):
     assert clap_tok.pad_token_id == 1
 
 
-def test_full_size_clap_config_is_the_laion_unfused_architecture():
+def test_full_size_clap_config_is_the_papers_htsat_base_from_the_laion_wheel():
     from transformers import ClapModel
 
+    arch = tm.laion_clap_architecture("HTSAT-base")  # read out of the laion-clap wheel
+    assert arch["audio_cfg"]["model_name"] == "base" and arch["embed_dim"] == 1024
+    assert arch["htsat"]["depths"] == [2, 2, 12, 2] and arch["htsat"]["embed_dim"] == 128
     cfg = tm.full_size_clap_config()
     assert cfg.audio_config.enable_fusion is False
-    assert list(cfg.audio_config.depths) == [2, 2, 6, 2]
-    assert cfg.audio_config.hidden_size == 768
+    assert list(cfg.audio_config.depths) == [2, 2, 12, 2]
+    assert list(cfg.audio_config.num_attention_heads) == [4, 8, 16, 32]
+    assert cfg.audio_config.patch_embeds_hidden_size == 128
+    assert cfg.audio_config.hidden_size == 1024
     assert cfg.text_config.hidden_size == 768
     assert cfg.text_config.vocab_size == 50265
     assert cfg.projection_dim == 512
     with torch.device("meta"):
         model = ClapModel(cfg)
     n = sum(p.numel() for p in model.parameters())
-    assert 150e6 < n < 157e6  # laion/clap-htsat-unfused has ~153.5 M parameters
+    assert 190e6 < n < 197e6  # laion/larger_clap_general has ~194 M parameters
+    # The older HTSAT-tiny (laion/clap-htsat-unfused) from the same wheel, for comparison.
+    tiny = tm.full_size_clap_config("HTSAT-tiny")
+    assert list(tiny.audio_config.depths) == [2, 2, 6, 2]
+    with torch.device("meta"):
+        n_tiny = sum(p.numel() for p in ClapModel(tiny).parameters())
+    assert 150e6 < n_tiny < 157e6  # laion/clap-htsat-unfused has ~153.5 M parameters
+
+
+def test_tiny_clap_mirrors_the_htsat_base_layout(tiny_models):
+    from transformers import AutoConfig
+
+    tiny = AutoConfig.from_pretrained(tiny_models["clap"]).audio_config
+    full = tm.full_size_clap_config().audio_config
+    def norm(v):
+        return list(v) if isinstance(v, list | tuple) else v
+
+    for key in ("depths", "spec_size", "patch_size", "patch_stride", "window_size",
+                "num_mel_bins"):
+        assert norm(getattr(tiny, key)) == norm(getattr(full, key)), key
+    assert tiny.hidden_size * tm.TINY_CLAP_WIDTH_DIVISOR == full.hidden_size
+    assert tiny.patch_embeds_hidden_size * tm.TINY_CLAP_WIDTH_DIVISOR == full.patch_embeds_hidden_size
