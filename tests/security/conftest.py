@@ -47,6 +47,7 @@ class World:
             "clip2": self.clips[2].pk,
             "run": self.run.pk,
             "candidate": self.candidates[0].pk,
+            "original_score": self.extra["original_score"].pk,
             "label_bark": label("bark").pk,
             "label_dog": label("dog").pk,
             "label_speech": label("speech").pk,
@@ -84,7 +85,7 @@ def world(db, tmp_path, settings) -> World:
 
     from curation.models import ExportJob
     from curation.services import adjudication_record
-    from pipeline.models import Candidate
+    from pipeline.models import Candidate, OriginalLabelScore
     from relabel_app.models import ClipLabel
     from review.models import ClipReview
     from review.services import decision_record, queue_sync
@@ -111,6 +112,8 @@ def world(db, tmp_path, settings) -> World:
     ])
     add_result(run, clips[1], candidates=[("siren", 0.5, "exact", "siren wailing")])
     candidates = list(Candidate.objects.filter(run=run).order_by("pk"))
+    original_score = OriginalLabelScore.objects.create(run=run, clip=clips[0], label=label("dog"),
+                                                       clap_score=0.08)
     d_rita = decision_record(clip=clips[0], label=label("bark"), reviewer=users["reviewer"],
                              verdict="accept", note="rita's private note")
     d_rob = decision_record(clip=clips[0], label=label("speech"), reviewer=users["reviewer2"],
@@ -128,4 +131,4 @@ def world(db, tmp_path, settings) -> World:
     queue_sync(dataset=ds)
     return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
                  d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,
-                 audio_root=audio_root)
+                 audio_root=audio_root, extra={"original_score": original_score})

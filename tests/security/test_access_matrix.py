@@ -242,6 +242,14 @@ MATRIX: dict[str, list[tuple]] = {
     "api:candidate-detail[format]": [
         ("get", {"pk": "candidate", "format": "json"}, None, API_REVIEWERS),
     ],
+    "api:original-label-score-list": [("get", {}, None, API_REVIEWERS)],
+    "api:original-label-score-list[format]": [
+        ("get", {"format": "json"}, None, API_REVIEWERS),
+    ],
+    "api:original-label-score-detail": [("get", {"pk": "original_score"}, None, API_REVIEWERS)],
+    "api:original-label-score-detail[format]": [
+        ("get", {"pk": "original_score", "format": "json"}, None, API_REVIEWERS),
+    ],
     "api:decision-list": [
         ("get", {}, None, API_REVIEWERS),
         ("post", {}, {"clip": "clip1", "mid": "/m/04rlf", "verdict": "reject"},

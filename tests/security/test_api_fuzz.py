@@ -30,7 +30,7 @@ REAL_BODY_EXAMPLES = 15  # bodies whose references name real objects
 # Path ids of the world's objects, by the collection the operation's path starts with.
 REAL_IDS = {
     "datasets": "dataset", "clips": "clip", "labels": "label_dog", "runs": "run",
-    "candidates": "candidate", "decisions": "d_rob", "adjudications": "adjudication",
+    "candidates": "candidate", "original-label-scores": "original_score", "decisions": "d_rob", "adjudications": "adjudication",
     "exports": "export", "auth": "token",
 }
 
