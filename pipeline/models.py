@@ -51,6 +51,12 @@ class PipelineRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Automatic recovery of a run whose workers are gone (services.runs_recover_interrupted):
+    # how often it was re-queued since it was last started by hand, and why it stopped or
+    # was re-queued (shown on the run page).
+    recoveries = models.PositiveSmallIntegerField(default=0, db_default=0)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.TextField(blank=True, default="", db_default="")
     # Derived runs only: the run whose scores were re-thresholded (its derived runs go with
     # it: they are a function of its scores and read its model text), and the thresholds
     # (a set in use cannot be deleted on its own; with its dataset it can).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from relabel_app.models import Clip, Dataset
 from . import chain
 from .models import ClipResult, PipelineRun, StageStatus
 from .profiles import resolve_profile
+
+log = logging.getLogger(__name__)
 
 
 def run_get_or_create(
@@ -108,11 +111,62 @@ def run_cancel(*, run: PipelineRun) -> None:
 
 
 def run_resume(*, run: PipelineRun) -> int:
+    """A person resumes a run: cancelled (by hand, or by the recovery after a second
+    interruption) or interrupted. The recovery count starts again."""
     PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.CANCELLED).update(
         status=PipelineRun.Status.PENDING
     )
+    PipelineRun.objects.filter(pk=run.pk).update(recoveries=0, stop_reason="",
+                                                 requeued_at=timezone.now())
     run.refresh_from_db()
     return run_dispatch(run=run)
+
+
+# A run re-queued this many times by the recovery and interrupted again is stopped.
+MAX_AUTOMATIC_RECOVERIES = 1
+
+
+def runs_recover_interrupted(*, run_ids: list[int] | None = None) -> dict[str, list[int]]:
+    """Runs whose workers are gone: running (or pending after a start) with clips left and
+    no clip result written for stall_seconds() (results are written per chunk, so their
+    updated_at is the run's heartbeat). Each is re-queued once (run_dispatch: idempotent
+    tasks skip finished work), then, interrupted again, stopped as cancelled with the
+    reason; a person's Resume starts the count again. Called when a worker starts, by
+    ``manage.py recover_runs`` (not on a page load: a GET changes nothing; the run page
+    says the run looks interrupted and offers Resume)."""
+    out: dict[str, list[int]] = {"requeued": [], "stopped": []}
+    qs = PipelineRun.objects.filter(
+        status__in=[PipelineRun.Status.RUNNING, PipelineRun.Status.PENDING],
+        started_at__isnull=False,
+    )
+    if run_ids is not None:
+        qs = qs.filter(pk__in=run_ids)
+    for pk in qs.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = (PipelineRun.objects.select_for_update(skip_locked=True)
+                   .filter(pk=pk).first())
+            if run is None or not run_progress(run=run).interrupted:
+                continue
+            idle = int(stall_seconds())
+            if run.recoveries >= MAX_AUTOMATIC_RECOVERIES:
+                run.status = PipelineRun.Status.CANCELLED
+                run.stop_reason = (
+                    f"Stopped: interrupted again after {run.recoveries} automatic re-queue "
+                    f"(no clip result written for over {idle} s; its workers are gone?). "
+                    "Resume re-queues what is unfinished.")
+                run.save(update_fields=["status", "stop_reason"])
+                out["stopped"].append(pk)
+                log.warning("run %s stopped: %s", pk, run.stop_reason)
+                continue
+            run.recoveries += 1
+            run.requeued_at = timezone.now()  # the stall clock starts again from here
+            run.stop_reason = (f"Re-queued automatically ({run.recoveries}x): no clip result "
+                               f"was written for over {idle} s.")
+            run.save(update_fields=["recoveries", "requeued_at", "stop_reason"])
+            run_dispatch(run=run)
+            out["requeued"].append(pk)
+            log.warning("run %s re-queued: %s", pk, run.stop_reason)
+    return out
 
 
 def run_finish_if_complete(*, run_id: int) -> bool:
@@ -189,10 +243,12 @@ def run_progress(*, run: PipelineRun) -> RunProgress:
     )
     stages = {name: agg.pop(f"stage_{name}") for name in chain.names()}
     last_write = agg.pop("last_write")
-    run.refresh_from_db(fields=["status", "created_at", "started_at", "finished_at"])
+    run.refresh_from_db(fields=["status", "created_at", "started_at", "finished_at",
+                                "requeued_at"])
     rate = eta = None
     finished = stages[chain.last()] + agg["failed"]
-    last_activity = max(t for t in (last_write, run.started_at, run.created_at) if t)
+    last_activity = max(t for t in (last_write, run.started_at, run.created_at,
+                                     run.requeued_at) if t)
     interrupted = (
         run.status in (PipelineRun.Status.PENDING, PipelineRun.Status.RUNNING)
         and finished < agg["total"]

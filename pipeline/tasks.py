@@ -4,7 +4,7 @@ on the stage's queue. Thin: take ids, run the stage over them, queue the next st
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
 
 from . import chain
@@ -23,6 +23,23 @@ def _limit_torch_threads(**_):
         torch.set_num_threads(settings.TORCH_THREADS)
     except ImportError:
         pass
+
+
+@worker_ready.connect
+def _recover_interrupted_runs(**_):
+    """A worker that starts (after a crash, say) re-queues the runs whose workers are gone
+    (pipeline.services.runs_recover_interrupted: once, then stopped with the reason)."""
+    import logging
+
+    from .services import runs_recover_interrupted
+
+    try:
+        done = runs_recover_interrupted()
+    except Exception:  # never keep a worker from starting
+        logging.getLogger(__name__).exception("recovering interrupted runs at worker start")
+        return
+    if done["requeued"] or done["stopped"]:
+        logging.getLogger(__name__).warning("runs recovered at worker start: %s", done)
 
 
 def _run_stage(stage: str, run_id: int, clip_ids: list[int]) -> int:

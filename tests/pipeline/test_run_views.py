@@ -182,3 +182,57 @@ def test_run_page_shows_the_profile_as_json_and_the_failed_clips(client, dataset
     assert "<td>caption</td>" in section
     assert "no local audio file for &lt;b&gt;clip&lt;/b&gt;" in section
     assert "<b>clip</b>" not in page
+
+
+def test_a_run_whose_workers_are_gone_is_requeued_once_then_stopped(
+    client, dataset, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Issue 12 (jobs): the clip results are the run's heartbeat. A worker that starts (or
+    `manage.py recover_runs`) re-queues an interrupted run once; interrupted again, the
+    run is stopped with the reason, and a person's Resume starts over."""
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from pipeline import services, tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.stage_task_for("caption"), "delay", lambda *a: sent.append(a))
+    run = _run_with_results(dataset, PipelineRun.Status.RUNNING, chunk_size=2)
+    fresh = _run_with_results(dataset, PipelineRun.Status.RUNNING)  # moving: left alone
+    long_ago = timezone.now() - timedelta(seconds=services.stall_seconds() + 5)
+    PipelineRun.objects.filter(pk=run.pk).update(started_at=long_ago, created_at=long_ago)
+    PipelineRun.objects.filter(pk=fresh.pk).update(started_at=timezone.now())
+    ClipResult.objects.filter(run=run).update(updated_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks._recover_interrupted_runs()  # what a starting worker does
+    run.refresh_from_db()
+    assert run.recoveries == 1 and run.status == PipelineRun.Status.RUNNING
+    assert sorted(a[1][0] for a in sent) == sorted(  # 5 clips in chunks of 2, at caption
+        ClipResult.objects.filter(run=run).values_list("clip_id", flat=True))[::2]
+    assert len(sent) == 3 and {a[0] for a in sent} == {run.pk}
+    assert "Re-queued automatically (1x)" in run.stop_reason
+    assert not run_progress(run=run).interrupted  # the stall clock starts again
+    assert services.runs_recover_interrupted() == {"requeued": [], "stopped": []}
+
+    # Still no result long after the re-queue: stopped, with the reason, and Resume offered.
+    PipelineRun.objects.filter(pk=run.pk).update(requeued_at=long_ago)
+    out = StringIO()
+    call_command("recover_runs", stdout=out)
+    assert out.getvalue().strip() == f"re-queued: none; stopped: {run.pk}"
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.CANCELLED and len(sent) == 3
+    assert "interrupted again after 1 automatic re-queue" in run.stop_reason
+    client.force_login(user_in("curator"))
+    page = client.get(reverse("pipeline:run_detail", args=[run.pk])).content.decode()
+    assert "interrupted again" in page and "Resume run" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pipeline:run_resume", args=[run.pk]))
+    run.refresh_from_db()
+    assert (run.status, run.recoveries, run.stop_reason) == (PipelineRun.Status.RUNNING, 0, "")
+    assert len(sent) == 6
+    fresh.refresh_from_db()
+    assert fresh.recoveries == 0 and fresh.status == PipelineRun.Status.RUNNING
