@@ -5,11 +5,9 @@ attacks, with real concurrent connections to PostgreSQL (threads, committed data
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -19,30 +17,9 @@ from relabel_app.models import Clip, Label
 from review.models import ClipReview, Decision, DecisionLog, QueueSlot
 from review.services import clip_finish, decision_record, queue_next_clip, queue_sync
 from tests.factories import ClipFactory, DatasetFactory, UserFactory
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_in_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def work(i):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def _dataset(name: str, n: int = 2, k: int = 1):

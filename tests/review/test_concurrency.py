@@ -1,38 +1,15 @@
 """Real concurrency against PostgreSQL: several connections at once (threads), so these
 tests commit (transactional_db) instead of running inside one rolled-back transaction."""
 
-import threading
 
-from django.db import connection
 
 from relabel_app.models import Clip
 from review.models import Decision, DecisionLog, QueueSlot
 from review.services import decision_record, queue_next_clip, queue_sync
 from tests.factories import UserFactory
+from tests.threads import run_in_threads
 
 from .conftest import label, make_dataset
-
-
-def run_in_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def work(i):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def test_simultaneous_picks_never_share_a_clip(transactional_db):
