@@ -62,3 +62,12 @@ def csp_directives(header: str) -> dict[str, list[str]]:
         if words:
             out[words[0]] = words[1:]
     return out
+
+
+def log_in(page, base_url: str, username: str, password: str, next_path: str = "/") -> None:
+    """Log in through the login form (keyboard only) and wait for the page it leads to."""
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(base_url + next_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.factories import UserFactory
 from tests.review.conftest import label, make_dataset
 
@@ -65,11 +65,7 @@ def test_five_clips_by_keyboard(adjudication_setup, live_server, monkeypatch):
         page.on("pageerror", lambda e: console_errors.append(str(e)))
         page.set_default_timeout(10_000)
 
-        page.goto(live_server.url + "/accounts/login/?next=/curation/")
-        page.fill("#id_username", "cura")
-        page.fill("#id_password", "s3cret-pass")
-        page.keyboard.press("Enter")
-        page.wait_for_url(live_server.url + "/curation/")
+        log_in(page, live_server.url, "cura", "s3cret-pass", "/curation/")
         page.get_by_role("link", name="Adjudication queue").click()
         page.wait_for_url("**/curation/dataset/adjdemo/adjudicate/")
         expect(page.locator("table.adj-queue tbody tr[data-clip-id]")).to_have_count(6)

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.curation.threshold_fixtures import build_synthetic
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -37,11 +33,7 @@ def test_fit_thresholds_from_the_audit_page(transactional_db, live_server, monke
         page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
         page.on("pageerror", lambda e: console_errors.append(str(e)))
         page.set_default_timeout(15_000)
-        page.goto(live_server.url + "/accounts/login/?next=/")
-        page.fill("#id_username", "tb-cora")
-        page.fill("#id_password", "s3cret-pass")
-        page.keyboard.press("Enter")
-        page.wait_for_url(live_server.url + "/")
+        log_in(page, live_server.url, "tb-cora", "s3cret-pass")
         page.goto(f"{live_server.url}/curation/dataset/{ds.name}/audit/?run={run.pk}")
         panel = page.locator("#thresholds")
         expect(panel).to_contain_text("No threshold set for this run's CLAP model yet")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import ConsoleWatch, launch
+from tests.browser_support import ConsoleWatch, launch, log_in
 from tests.factories import UserFactory
 
 from .conftest import MIDS, add_result, make_dataset, make_run
@@ -63,11 +63,7 @@ def test_keyboard_only_review(browser_setup, live_server, monkeypatch):
         page.set_default_timeout(10_000)
 
         # Log in.
-        page.goto(live_server.url + "/accounts/login/?next=/")
-        page.fill("#id_username", "rita")
-        page.fill("#id_password", "s3cret-pass")
-        page.keyboard.press("Enter")
-        page.wait_for_url(live_server.url + "/")
+        log_in(page, live_server.url, "rita", "s3cret-pass")
 
         # Start reviewing (the button, reached with the keyboard).
         page.get_by_role("button", name="Start reviewing").focus()

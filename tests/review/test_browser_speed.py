@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.factories import UserFactory
 
 from .conftest import MIDS, add_result, label, make_dataset, make_run
@@ -77,11 +77,7 @@ def browser_page(live_server, monkeypatch, *, username="rita", width=1440, heigh
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.set_default_timeout(15_000)
-        page.goto(live_server.url + "/accounts/login/?next=/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", "s3cret-pass")
-        page.keyboard.press("Enter")
-        page.wait_for_url(live_server.url + "/")
+        log_in(page, live_server.url, username, "s3cret-pass")
         yield page
         browser.close()
     assert not [e for e in errors if "favicon" not in e], errors
