@@ -18,6 +18,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date, url_has_allowed_host_and_scheme
@@ -39,6 +40,7 @@ from .audio_serving import (
     iter_file_range,
     parse_range,
 )
+from .counters import review_counters
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
 from .models import Decision, Verdict
@@ -49,7 +51,6 @@ from .selectors import (
     dataset_progress_list,
     queue_peek_next_clip_id,
     rapid_questions,
-    review_counters,
 )
 from .youtube import youtube_segment_url
 
@@ -337,7 +338,7 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
 @require_GET
 @no_store
 def clip_counters(request: HttpRequest, clip_id: int) -> HttpResponse:
-    """The clip page's counters, loaded after the page (see selectors.review_counters)."""
+    """The clip page's counters, loaded after the page (review.counters)."""
     clip = _decided_clip_or_404(clip_id)
     counters = review_counters(clip=clip, reviewer=request.user,
                                session_started=_session_started(request, clip.dataset_id))
@@ -426,8 +427,12 @@ def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
         return JsonResponse({"clip": None, "url": reverse("review:home")})
     after = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
                                     exclude_clip_id=nxt.pk)
+    # The counters as they are after this finish, in the answer that changed them.
+    counters = review_counters(clip=nxt, reviewer=request.user,
+                               session_started=_session_started(request, clip.dataset_id))
     return JsonResponse({
         "clip": nxt.pk, "url": reverse("review:rapid", kwargs={"clip_id": nxt.pk}),
         "next_questions_url": (reverse("review:rapid_questions", kwargs={"clip_id": after})
                                if after else ""),
+        "counters_html": render_to_string("review/_counters.html", {"c": counters}, request),
     })

@@ -129,7 +129,7 @@ def test_autoplay_is_a_per_reviewer_setting(review_setup):
 def test_counters(review_setup):
     from django.core.cache import cache
 
-    cache.clear()  # the count of clips still needed is cached per dataset for a few seconds
+    cache.clear()  # a big dataset's count of open clips is reused (review.counters)
     ds, clips = review_setup["dataset"], review_setup["clips"]
     user = UserFactory()
     c = _client(user)
