@@ -77,18 +77,21 @@ class QueueFilter:
                 "margin": self.margin, "excluded": list(self.excluded_reviewer_ids)}
 
 
-def _per_clip_sql(f: QueueFilter) -> str:
+def _per_clip_sql(f: QueueFilter, *, one_clip: bool = False) -> str:
     """CTEs ending in ``per_clip`` (clip_id, position, n_disagree, n_unsure,
-    n_original_rejected, n_gold_missed, n_clap_low, n_disputed, evidence, stake)."""
+    n_original_rejected, n_gold_missed, n_clap_low, n_disputed, evidence, stake); the
+    per-pair ``flags`` before it. ``one_clip``: only the clip ``%(clip)s`` (its page)."""
     excluded = (" AND d.reviewer_id <> ALL(%(excluded)s::int[])"
                 if f.excluded_reviewer_ids else "")
+    if one_clip:
+        excluded += " AND d.clip_id = %(clip)s"
     with_scores = f.run_id is not None and f.threshold is not None
     clap_low = f"""
     clap_low AS (
         SELECT s.clip_id, s.label_id
         FROM {_T.origscore} s JOIN {_T.clip} c ON c.id = s.clip_id
         WHERE s.run_id = %(run)s AND c.dataset_id = %(ds)s
-          AND s.clap_score <= %(thr)s - %(margin)s
+          AND s.clap_score <= %(thr)s - %(margin)s{" AND s.clip_id = %(clip)s" if one_clip else ""}
     )""" if with_scores else """
     clap_low AS (SELECT NULL::int AS clip_id, NULL::int AS label_id WHERE false)"""
     scores = f"""
@@ -133,7 +136,7 @@ def _per_clip_sql(f: QueueFilter) -> str:
         FROM {_T.decision} d
         JOIN {_T.goldclip} g ON g.clip_id = d.clip_id
         LEFT JOIN {_T.goldlabel} gl ON gl.clip_id = d.clip_id AND gl.label_id = d.label_id
-        WHERE g.dataset_id = %(ds)s
+        WHERE g.dataset_id = %(ds)s{" AND d.clip_id = %(clip)s" if one_clip else ""}
           AND ((d.verdict = 'accept' AND NOT coalesce(gl.present, NOT g.complete))
                OR (d.verdict = 'reject' AND coalesce(gl.present, false)))
         GROUP BY d.clip_id
@@ -145,6 +148,18 @@ def _per_clip_sql(f: QueueFilter) -> str:
         UNION SELECT clip_id, label_id FROM clap_low
     ),
     {scores.strip()},
+    tally AS (
+        -- The whole vote of every listed pair, also of one listed for its CLAP score
+        -- alone (an accepted original far below the threshold): ``votes`` keeps only the
+        -- pairs the votes dispute, so reading the majority there left that evidence at 0.
+        SELECT d.clip_id, d.label_id,
+               count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
+               count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject
+        FROM {_T.decision} d
+        JOIN pairs p ON p.clip_id = d.clip_id AND p.label_id = d.label_id
+        WHERE true{excluded}
+        GROUP BY d.clip_id, d.label_id
+    ),
     flags AS (
         SELECT p.clip_id, p.label_id,
                coalesce(v.n_accept > 0 AND v.n_reject > 0, false) AS disagree,
@@ -152,11 +167,12 @@ def _per_clip_sql(f: QueueFilter) -> str:
                (o.id IS NOT NULL AND coalesce(v.n_reject > v.n_accept, false))
                    AS original_rejected,
                cl.clip_id IS NOT NULL AS clap_low,
-               CASE WHEN v.n_accept > v.n_reject THEN greatest(%(thr)s - s.score, 0)
-                    WHEN v.n_reject > v.n_accept THEN greatest(s.score - %(thr)s, 0)
+               CASE WHEN t.n_accept > t.n_reject THEN greatest(%(thr)s - s.score, 0)
+                    WHEN t.n_reject > t.n_accept THEN greatest(s.score - %(thr)s, 0)
                     ELSE 0 END AS evidence
         FROM pairs p
         LEFT JOIN votes v ON v.clip_id = p.clip_id AND v.label_id = p.label_id
+        LEFT JOIN tally t ON t.clip_id = p.clip_id AND t.label_id = p.label_id
         LEFT JOIN {_T.cliplabel} o ON o.clip_id = p.clip_id AND o.label_id = p.label_id
         LEFT JOIN clap_low cl ON cl.clip_id = p.clip_id AND cl.label_id = p.label_id
         LEFT JOIN score s ON s.clip_id = p.clip_id AND s.label_id = p.label_id
@@ -296,3 +312,58 @@ def queue_filter_for(*, dataset: Dataset, run: PipelineRun | None, reason: str =
     return QueueFilter(dataset_id=dataset.pk, reason=reason,
                        run_id=run.pk if run else None, threshold=threshold, margin=margin,
                        excluded_reviewer_ids=flagged_reviewer_ids(dataset=dataset))
+
+
+@dataclass
+class PairDispute:
+    """Why one label of a clip is in the queue (the clip page marks its row)."""
+
+    label_id: int
+    reasons: list[str]  # keys of REASONS
+    evidence: float  # CLAP evidence against the majority, |score - threshold| or 0
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [REASONS[k] for k in self.reasons]
+
+
+@dataclass
+class ClipDisputes:
+    """The queue's view of one clip: its reasons (with counts) and its disputed labels."""
+
+    counts: dict[str, int]
+    evidence: float
+    pairs: dict[int, PairDispute]
+
+    @property
+    def reasons(self) -> list[tuple[str, str, int]]:
+        return [(k, REASONS[k], n) for k, n in self.counts.items() if n]
+
+
+def clip_disputes(*, f: QueueFilter, clip_id: int) -> ClipDisputes:
+    """The same statement as the queue, for one clip: per disputed label its reasons and
+    evidence, and the clip's counts per reason (what put it in the queue). One query."""
+    base = _per_clip_sql(f, one_clip=True)
+    keys = ("disagree", "unsure", "original_rejected", "clap_low")
+    with connection.cursor() as cur:
+        # One row at least (the gold misses), plus one per disputed label.
+        cur.execute(base + f"""
+            SELECT fl.label_id, {", ".join(f"fl.{k}" for k in keys)}, fl.evidence::float8,
+                   coalesce(g.n, 0)
+            FROM (SELECT 1) one
+            LEFT JOIN flags fl ON fl.clip_id = %(clip)s AND ({" OR ".join(f"fl.{k}" for k in keys)})
+            LEFT JOIN gold_miss g ON g.clip_id = %(clip)s""", {**f.params(), "clip": clip_id})
+        rows = cur.fetchall()
+    pairs = {}
+    counts = dict.fromkeys(REASONS, 0)
+    for label_id, *flags, evidence, gold_missed in rows:
+        counts["gold_missed"] = gold_missed
+        if label_id is None:
+            continue
+        reasons = [k for k, on in zip(keys, flags, strict=True) if on]
+        for k in reasons:
+            counts[k] += 1
+        pairs[label_id] = PairDispute(label_id=label_id, reasons=reasons,
+                                      evidence=evidence or 0.0)
+    return ClipDisputes(counts=counts, evidence=sum(p.evidence for p in pairs.values()),
+                        pairs=pairs)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db import connection
 
-from pipeline.models import PipelineRun
+from pipeline.models import OriginalLabelScore, PipelineRun
 from pipeline.selectors import run_that_counts_for_clip
 from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
@@ -14,6 +15,9 @@ from review.models import Decision, GoldClip, GoldLabel
 
 from .models import Adjudication, ExportJob
 from .resolution import default_run, pair_states_sql, scope_for
+
+if TYPE_CHECKING:
+    from .adjudication_queue import PairDispute
 
 
 @dataclass
@@ -42,6 +46,11 @@ class LabelState:
     reviewers: list[ReviewerVerdict] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # ontology paths, "A > B > C"
     gold: bool | None = None  # the gold answer (present / absent) on a gold clip
+    # The run's CLAP score of an original label (pipeline.OriginalLabelScore), as the
+    # review screen shows it; clap_score above is the candidate's.
+    original_score: float | None = None
+    # Why the adjudication queue lists this label (None when it does not): set by the page.
+    dispute: PairDispute | None = None
 
     @property
     def state(self) -> str:
@@ -105,6 +114,10 @@ def clip_label_states(*, clip: Clip, run: PipelineRun | None,
     onto = ontology(need_ids=labels.keys())
     gold = dict(GoldLabel.objects.filter(clip=clip).values_list("label_id", "present"))
     gold_complete = GoldClip.objects.filter(clip=clip, complete=True).exists()
+    original_scores = dict(
+        OriginalLabelScore.objects.filter(run=run, clip=clip).values_list("label_id",
+                                                                          "clap_score")
+    ) if run is not None else {}
 
     def paths(label_id: int) -> list[str]:
         info = onto.get(label_id)
@@ -119,6 +132,8 @@ def clip_label_states(*, clip: Clip, run: PipelineRun | None,
             adjudication=adjudications.get(r["label_id"]),
             reviewers=by_label.get(r["label_id"], []), paths=paths(r["label_id"]),
             gold=gold.get(r["label_id"], False if gold_complete else None),
+            original_score=(original_scores.get(r["label_id"]) if r["is_original"]
+                            else None),
         )
         for r in rows
     ]

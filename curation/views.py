@@ -27,6 +27,7 @@ from .adjudication_queue import (
     REASONS,
     adjudication_queue,
     adjudication_queue_next,
+    clip_disputes,
     queue_filter_for,
 )
 from .dashboard import LazyCharts
@@ -79,9 +80,15 @@ def _queue_context(request: HttpRequest) -> dict:
 def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
     run = run_for(clip.dataset, request.GET.get("run"), clip=clip)
+    states = clip_label_states(clip=clip, run=run)
+    # Why the queue lists this clip, per label: the same statement as the queue page.
+    f = queue_filter_for(dataset=clip.dataset, run=run, margin=_margin(request))
+    disputes = clip_disputes(f=f, clip_id=clip.pk)
+    for s in states:
+        s.dispute = disputes.pairs.get(s.label.pk)
     return render(request, "curation/clip.html", {
-        "clip": clip, "run": run, "runs": dataset_runs(clip.dataset),
-        "states": clip_label_states(clip=clip, run=run), "audio_url": _audio_url(clip),
+        "clip": clip, "run": run, "runs": dataset_runs(clip.dataset), "states": states,
+        "audio_url": _audio_url(clip), "disputes": disputes, "threshold": f.threshold,
         "gold": GoldClip.objects.filter(clip=clip).first(), **_queue_context(request),
         "excluded_reviewers": excluded_reviewer_names(dataset=clip.dataset),
     })
@@ -213,9 +220,12 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
         url = reverse("curation:clip", kwargs={"clip_id": clip.pk})
         return redirect(url + (f"?run={run.pk}" if run else "") + f"#label-{label.pk}")
     states = clip_label_states(clip=clip, run=run, label_id=label.pk)
+    f = queue_filter_for(dataset=clip.dataset, run=run)
+    if states:
+        states[0].dispute = clip_disputes(f=f, clip_id=clip.pk).pairs.get(label.pk)
     return render(request, "curation/_adjudication_row.html",
                   {"clip": clip, "run": run, "s": states[0] if states else None,
-                   "label": label})
+                   "label": label, "threshold": f.threshold})
 
 
 # --- audits -----------------------------------------------------------------------------

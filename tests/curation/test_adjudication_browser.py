@@ -156,3 +156,49 @@ def test_five_clips_by_keyboard(adjudication_setup, live_server, monkeypatch):
     assert list(AdjudicationLog.objects.filter(clip=clips[2]).values_list(
         "action", "after_verdict")) == [("record", "accept"), ("clear", ""),
                                         ("record", "reject")]
+
+
+def test_clip_page_shows_why_and_the_table_starts_within_1280x720(adjudication_setup,
+                                                                   live_server, monkeypatch):
+    """Issue 21, item 9: at 1280x720 the label table starts on screen under a compact
+    player; the page says why the clip is queued, marks the disputed rows and shows the
+    CLAP score of the original labels."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from pipeline.models import OriginalLabelScore, PipelineRun
+
+    from .conftest import MIDS
+
+    clips = adjudication_setup["clips"]
+    run = PipelineRun.objects.create(
+        dataset=adjudication_setup["dataset"], profile_name="tiny", status="done",
+        config={"random_weights": False, "filter": {"threshold": 0.3}})
+    OriginalLabelScore.objects.create(run=run, clip=clips[0], label=label("dog"),
+                                      clap_score=0.197)
+    OriginalLabelScore.objects.create(run=run, clip=clips[0], label=label("speech"),
+                                      clap_score=0.41)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.set_default_timeout(10_000)
+        log_in(page, live_server.url, "cura", "s3cret-pass", "/curation/")
+        page.goto(f"{live_server.url}/curation/clip/{clips[0].pk}/"
+                  f"?queue=all&rank=0&run={run.pk}")
+        page.wait_for_selector("[data-player][data-ready='1']")
+        why = page.locator("#queue-why")
+        expect(why).to_contain_text("Reviewers disagree · 1 label")
+        expect(why).to_contain_text("Unsure votes · 1 label")
+        dog = page.locator(f'tr[data-mid="{MIDS["dog"]}"]')
+        expect(dog).to_have_attribute("data-disputed", "disagree clap_low")
+        expect(dog).to_contain_text("original · CLAP 0.197")
+        first_row = page.locator("#adj-rows tbody tr").first
+        box = first_row.bounding_box()
+        page.screenshot(path=str(ARTIFACTS / "adjudication_clip_1280x720.png"))
+        if SCREENS.is_dir():
+            page.screenshot(path=str(SCREENS / "d21trust_adjudication_clip_1280x720.png"))
+        browser.close()
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE")
+    # The first label row starts within the window (the trial found the table at y=610).
+    assert box is not None and box["y"] + 40 < 720, box
