@@ -205,3 +205,48 @@ class AuditSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"audit snapshot of {self.dataset_id} / run {self.run_id} ({self.status})"
+
+
+class ThresholdFitJob(models.Model):
+    """One press of "Fit thresholds": fitted by the Celery task curation.threshold_fit (not
+    inside the request: at 2M clips reading the decided candidates takes seconds), followed
+    by the panel while pending. At most one pending or running fit per run (a constraint):
+    a second press while one runs gets that one."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Fitting"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    run = models.ForeignKey("pipeline.PipelineRun", on_delete=models.CASCADE, related_name="+")
+    min_decisions = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # The set the fit made (DONE), else why not (FAILED: the refusal, e.g. too few decisions).
+    threshold_set = models.ForeignKey("pipeline.ThresholdSet", null=True, blank=True,
+                                      on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    ACTIVE = (Status.PENDING, Status.RUNNING)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"], name="thresholdfitjob_one_active_per_run",
+                condition=models.Q(status__in=["pending", "running"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"threshold fit {self.pk} of run {self.run_id} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE

@@ -34,6 +34,17 @@ def audit_snapshot_task(snapshot_id: int) -> str:
 
     snap = audit_snapshot_compute(snapshot_id=snapshot_id)
     return snap.status if snap else "missing"
+@shared_task(name="curation.threshold_fit", queue_name="export", acks_late=True,
+             reject_on_worker_lost=True, soft_time_limit=EXPORT_SOFT_TIME_LIMIT_S,
+             time_limit=EXPORT_TIME_LIMIT_S)
+def threshold_fit_task(job_id: int) -> str:
+    """Fit one ThresholdFitJob (queue "export", with the other long SQL jobs)."""
+    from .threshold_jobs import threshold_fit_job_run
+
+    job = threshold_fit_job_run(job_id=job_id)
+    return job.status if job else "missing"
+
+
 @worker_ready.connect
 def recover_exports_at_worker_start(**kwargs) -> None:
     """A worker that starts (after a crash, say) recovers the export jobs whose worker is

@@ -7,8 +7,14 @@ a resolved curated state (curation.resolution: adjudication, else the reviewers'
 For every class with at least ``min_decisions`` samples, the threshold is the score that
 maximises F1 of "keep when score >= t" on that class's samples (ties: the highest
 threshold, curation.metrics.best_f1); the global threshold is the same over all samples
-and applies to every other class. A class with no accepted sample gets a threshold just
-above its highest score (keep nothing).
+and applies to every other class.
+
+Too few to fit (issue 21): F1 needs both kinds of answer. A class with fewer than
+``MIN_EACH`` accepted or fewer than ``MIN_EACH`` rejected samples gets no threshold of its
+own (refused, with its reason, stored in the set's evaluation; the global one applies), and
+the whole fit is refused (ThresholdError, nothing written) when all samples together have
+fewer than ``MIN_EACH`` of either: a "best F1 0.000" threshold fitted on rejections alone
+keeps nothing or everything and says nothing.
 
 Honesty (``kfold_evaluation``): clips are split into k folds; for each fold the thresholds
 are fitted on the other folds only and applied to the held-out clips, and precision, recall
@@ -55,6 +61,8 @@ from .resolution import Scope, T, decided_ctes
 
 DEFAULT_MIN_DECISIONS = 20
 DEFAULT_FOLDS = 5
+# Accepted and rejected samples each that a threshold (per class, or global) needs.
+MIN_EACH = 3
 
 
 class ThresholdError(Exception):
@@ -78,11 +86,37 @@ class ClassFit:
     f1: float
 
 
+@dataclass(frozen=True)
+class ClassRefused:
+    """A class with enough decisions but too few of one answer for a threshold of its own."""
+
+    label_id: int
+    decisions: int
+    positives: int
+
+    @property
+    def negatives(self) -> int:
+        return self.decisions - self.positives
+
+    @property
+    def reason(self) -> str:
+        return too_few_reason(self.positives, self.negatives)
+
+
+def too_few_reason(accepted: int, rejected: int) -> str:
+    """Why ``accepted`` / ``rejected`` samples cannot fit a threshold ("" when they can)."""
+    if accepted >= MIN_EACH and rejected >= MIN_EACH:
+        return ""
+    return (f"{accepted} accepted and {rejected} rejected: a threshold needs at least "
+            f"{MIN_EACH} accepted and {MIN_EACH} rejected decisions")
+
+
 @dataclass
 class Fit:
     global_threshold: float | None
     global_f1: float | None
     per_class: dict[int, ClassFit] = field(default_factory=dict)
+    refused: dict[int, ClassRefused] = field(default_factory=dict)
 
     def threshold_for(self, label_id: int) -> float | None:
         c = self.per_class.get(label_id)
@@ -125,14 +159,20 @@ def fit(samples: Sequence[Sample], *, min_decisions: int = DEFAULT_MIN_DECISIONS
     by_label: dict[int, list[Sample]] = {}
     for s in samples:
         by_label.setdefault(s.label_id, []).append(s)
-    per_class = {}
+    per_class, refused = {}, {}
     for label_id, ss in by_label.items():
         if len(ss) < min_decisions:
             continue
+        positives = sum(s.accepted for s in ss)
+        if too_few_reason(positives, len(ss) - positives):
+            refused[label_id] = ClassRefused(label_id=label_id, decisions=len(ss),
+                                             positives=positives)
+            continue
         t, f1 = _best(ss)
         per_class[label_id] = ClassFit(label_id=label_id, decisions=len(ss),
-                                       positives=sum(s.accepted for s in ss), threshold=t, f1=f1)
-    return Fit(global_threshold=g_threshold, global_f1=g_f1, per_class=per_class)
+                                       positives=positives, threshold=t, f1=f1)
+    return Fit(global_threshold=g_threshold, global_f1=g_f1, per_class=per_class,
+               refused=refused)
 
 
 def fold_of(clip_id: int, folds: int) -> int:
@@ -242,11 +282,16 @@ def threshold_set_fit(*, dataset: Dataset, run: PipelineRun, name: str | None = 
     if not samples:
         raise ThresholdError(
             f"run {run.pk} has no decided candidates with a CLAP score: nothing to fit on")
+    positives = sum(s.accepted for s in samples)
+    if reason := too_few_reason(positives, len(samples) - positives):
+        raise ThresholdError(f"too few decisions to fit on run {run.pk}: {reason}")
     f = fit(samples, min_decisions=min_decisions)
     evaluation = kfold_evaluation(samples, min_decisions=min_decisions, folds=folds)
     evaluation.update({
-        "samples": len(samples), "positives": sum(s.accepted for s in samples),
+        "samples": len(samples), "positives": positives,
         "global_f1": f.global_f1, "run_threshold": run_global_threshold(run),
+        "refused_classes": _refused_for_display(f.refused.values()),
+        "warnings": _fit_warnings(samples, f, min_decisions=min_decisions),
     })
     with transaction.atomic():
         # Versions per name: lock the name's rows so two fits cannot take one version.
@@ -264,6 +309,34 @@ def threshold_set_fit(*, dataset: Dataset, run: PipelineRun, name: str | None = 
             for c in f.per_class.values()
         ])
     return ts
+
+
+def _refused_for_display(refused: Iterable[ClassRefused]) -> list[dict]:
+    labels = Label.objects.in_bulk([r.label_id for r in refused])
+    out = [{"label_id": r.label_id, "mid": labels[r.label_id].mid,
+            "name": labels[r.label_id].name, "decisions": r.decisions,
+            "accepted": r.positives, "rejected": r.negatives, "reason": r.reason}
+           for r in refused if r.label_id in labels]
+    out.sort(key=lambda r: (-r["decisions"], r["name"]))
+    return out
+
+
+def _fit_warnings(samples: Sequence[Sample], f: Fit, *, min_decisions: int) -> list[str]:
+    """What a curator should know before trusting the set (stored with it)."""
+    out = []
+    if len(samples) < min_decisions:
+        out.append(f"The global threshold rests on {len(samples)} decided candidates, fewer "
+                   f"than the {min_decisions} a class needs for its own.")
+    if f.refused:
+        n = len(f.refused)
+        out.append(f"{n} class{'es' if n != 1 else ''} with at least {min_decisions} "
+                   f"decisions {'have' if n != 1 else 'has'} no threshold of its own: too few "
+                   f"accepted or rejected (at least {MIN_EACH} of each needed); the global "
+                   "threshold applies.")
+    if not f.per_class:
+        out.append(f"No class has {min_decisions} decisions with at least {MIN_EACH} "
+                   "accepted and rejected: every class uses the global threshold.")
+    return out
 
 
 def threshold_set_by_name(name: str) -> ThresholdSet | None:

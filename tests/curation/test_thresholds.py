@@ -36,17 +36,23 @@ def test_fit_finds_the_known_thresholds(synthetic):
     ds, run, clips, cora = synthetic
     ts = th.threshold_set_fit(dataset=ds, run=run, min_decisions=10, user=cora)
     rows = {r.label.mid: r for r in th.threshold_set_rows(ts)}
-    assert set(rows) == {label("speech").mid, label("dog").mid, label("siren").mid}
+    assert set(rows) == {label("speech").mid, label("dog").mid}
     assert rows[label("speech").mid].threshold == pytest.approx(0.5)
     assert rows[label("speech").mid].f1 == pytest.approx(1.0)
     assert rows[label("speech").mid].decisions == 19
     assert rows[label("speech").mid].positives == 10
     assert rows[label("dog").mid].threshold == pytest.approx(0.2)
     assert rows[label("dog").mid].f1 == pytest.approx(1.0)
-    # No accepted siren: above its highest score (0.6), so nothing is kept.
-    assert rows[label("siren").mid].threshold > 0.6
-    assert rows[label("siren").mid].threshold == pytest.approx(0.6)
-    assert rows[label("siren").mid].f1 == 0.0
+    # No accepted siren (12 decisions, all rejected): refused a threshold of its own, with
+    # its reason (issue 21); the global threshold applies to it.
+    assert ts.evaluation["refused_classes"] == [{
+        "label_id": label("siren").pk, "mid": label("siren").mid, "name": "Siren",
+        "decisions": 12, "accepted": 0, "rejected": 12,
+        "reason": "0 accepted and 12 rejected: a threshold needs at least 3 accepted and "
+                  "3 rejected decisions"}]
+    assert not ts.classes.filter(label=label("siren")).exists()
+    assert any("1 class with at least 10 decisions has no threshold of its own" in w
+               for w in ts.evaluation["warnings"])
     # Global: every sample. Positives: speech >= 0.5 (10), dog >= 0.2 (16), music (3) =
     # 29 of 53. F1 of "keep >= t" = 2 tp / (kept + 29); siren (rejected) runs 0.05..0.6.
     # t = 0.55: kept 9 + 9 + 2 = 20, tp 18 -> 36/49 = 0.735; t = 0.5: kept 10 + 10 + 3
@@ -274,3 +280,52 @@ def test_apply_a_set_without_class_thresholds(synthetic):
     assert got == {(c.clip_id, c.label_id): c.clap_score >= ts.global_threshold
                    for c in Candidate.objects.filter(run=run, selected=True)}
     assert any(got.values()) and not all(got.values())
+
+
+def test_fit_on_a_class_with_0_accepted_is_refused_with_its_reason(db):
+    """The trial: "Fit thresholds" on 10 candidates, none accepted, made a set at -0.0663
+    ("best F1 0.000") with no warning. Now refused, nothing written, and it says how many
+    decisions are needed."""
+    from curation.models import ThresholdFitJob
+    from curation.threshold_jobs import threshold_fit_job_run, threshold_fit_request
+    from pipeline.models import ThresholdSet
+    from tests.curation.conftest import decide, make_clip
+    from tests.factories import DatasetFactory
+
+    ds = DatasetFactory(name="none-acc")
+    run = make_run(ds, threshold=0.3)
+    r1 = UserFactory(username="na-r1")
+    cora = UserFactory(username="na-cora", role="curator")
+    for i in range(10):
+        c = make_clip(ds, f"noneacc{i:04d}", 0.0, i)
+        add_candidates(run, c, {"siren": -0.0663 + i / 100})
+        decide(c, "siren", r1, "reject")
+    with pytest.raises(th.ThresholdError) as e:
+        th.threshold_set_fit(dataset=ds, run=run, min_decisions=5, user=cora)
+    assert str(e.value) == (
+        f"too few decisions to fit on run {run.pk}: 0 accepted and 10 rejected: a threshold "
+        "needs at least 3 accepted and 3 rejected decisions")
+    # The same through the button's background job: refused with that reason.
+    req = threshold_fit_request(dataset=ds, run=run, min_decisions=5, user=cora)
+    job = threshold_fit_job_run(job_id=req.job.pk)
+    assert job.status == ThresholdFitJob.Status.FAILED and job.error == str(e.value)
+    assert not ThresholdSet.objects.exists()
+    # The command: exit 1 with that one line.
+    with pytest.raises(CommandError, match="0 accepted and 10 rejected"):
+        call_command("fit_thresholds", "--dataset", ds.name, "--run", str(run.pk),
+                     stdout=io.StringIO())
+
+
+def test_per_class_refusal_rules():
+    """Per class: enough decisions but fewer than MIN_EACH of one answer -> no threshold of
+    its own (the global one applies), with the reason; enough of both -> fitted."""
+    samples = []
+    for i in range(10):  # class 1: 9 rejected, 1 accepted -> refused
+        samples.append(th.Sample(clip_id=i, label_id=1, score=i / 10, accepted=i == 9))
+    for i in range(10):  # class 2: 5 and 5 -> fitted at 0.5
+        samples.append(th.Sample(clip_id=i, label_id=2, score=i / 10, accepted=i >= 5))
+    f = th.fit(samples, min_decisions=10)
+    assert set(f.per_class) == {2} and f.per_class[2].threshold == pytest.approx(0.5)
+    assert f.refused[1].reason == ("1 accepted and 9 rejected: a threshold needs at least 3 "
+                                   "accepted and 3 rejected decisions")
+    assert f.threshold_for(1) == f.global_threshold

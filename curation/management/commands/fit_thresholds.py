@@ -70,3 +70,8 @@ class Command(BaseCommand):
         for r in rows:
             w(f"  {r.label.mid:<12} {r.label.name[:40]:<40} decisions {r.decisions:>6}  "
               f"threshold {r.threshold:.4f}  F1 {r.f1:.3f}")
+        for r in ev.get("refused_classes", []):
+            w(f"  {r['mid']:<12} {r['name'][:40]:<40} decisions {r['decisions']:>6}  "
+              f"refused: {r['reason']}")
+        for warning in ev.get("warnings", []):
+            w(f"warning: {warning}")
