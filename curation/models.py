@@ -194,7 +194,10 @@ class AuditSnapshot(models.Model):
     computed_at = models.DateTimeField(null=True, blank=True)
     compute_seconds = models.FloatField(null=True, blank=True)
     last_log_id = models.BigIntegerField(default=0)
+    # When the computation asked for is due (now, or DEBOUNCE ahead for decisions).
     requested_at = models.DateTimeField(null=True, blank=True)
+    # When the running computation started (the page's progress line).
+    started_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:

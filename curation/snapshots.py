@@ -63,14 +63,20 @@ def audit_snapshot_request(*, dataset: Dataset, run: PipelineRun | None,
     """Ask for a (re)computation of the snapshot of (dataset, run), ``delay`` from now.
     Folded into a request already queued or running (unless that one looks lost)."""
     now = timezone.now()
+    due = now + delay
     with transaction.atomic():
         snap, _ = AuditSnapshot.objects.select_for_update().get_or_create(
             dataset=dataset, run=run)
+        # requested_at: when the computation is due (a debounced one, DEBOUNCE ahead).
         pending = snap.status in (AuditSnapshot.Status.PENDING, AuditSnapshot.Status.RUNNING)
-        if pending and snap.requested_at and now - snap.requested_at < STALE_REQUEST:
+        if (pending and snap.requested_at and now - snap.requested_at < STALE_REQUEST
+                and (snap.status == AuditSnapshot.Status.RUNNING or snap.requested_at <= due)):
             return snap
+        # Else a new request, or one sooner than the pending one: a Refresh pressed while a
+        # debounced refresh waits its two minutes is computed now, not folded into the wait
+        # (the later message then finds the snapshot fresh, audit_snapshot_compute).
         snap.status = AuditSnapshot.Status.PENDING
-        snap.requested_at = now
+        snap.requested_at = due
         snap.save(update_fields=["status", "requested_at"])
         transaction.on_commit(lambda: _enqueue(snap.pk, delay.total_seconds()))
     return snap
@@ -83,7 +89,11 @@ def audit_snapshot_compute(*, snapshot_id: int) -> AuditSnapshot | None:
     snap = AuditSnapshot.objects.select_related("dataset", "run").filter(pk=snapshot_id).first()
     if snap is None:
         return None
-    AuditSnapshot.objects.filter(pk=snap.pk).update(status=AuditSnapshot.Status.RUNNING)
+    if (snap.status == AuditSnapshot.Status.DONE and snap.computed_at and snap.requested_at
+            and snap.computed_at >= snap.requested_at):
+        return snap  # a message that was overtaken by a sooner request: already fresh
+    AuditSnapshot.objects.filter(pk=snap.pk).update(status=AuditSnapshot.Status.RUNNING,
+                                                    started_at=timezone.now())
     with connection.cursor() as cur:
         cur.execute(f"SELECT coalesce(max(id), 0) FROM {DecisionLog._meta.db_table}")
         last_log_id = cur.fetchone()[0]
@@ -136,3 +146,25 @@ def audit_snapshot_after_decision(*, dataset_id: int) -> None:
         return
     for snap in AuditSnapshot.objects.filter(dataset=dataset).select_related("run"):
         audit_snapshot_request(dataset=dataset, run=snap.run, delay=DEBOUNCE)
+
+
+def audit_snapshot_progress(snapshot: AuditSnapshot | None) -> dict:
+    """What the audit page's state line says about a computation on its way: busy (the
+    line polls), seconds running, the fraction of the last computation's time elapsed
+    (None: no estimate), seconds until a debounced request is due."""
+    busy = snapshot is None or snapshot.status in (AuditSnapshot.Status.PENDING,
+                                                   AuditSnapshot.Status.RUNNING)
+    out = {"snapshot_busy": busy, "snapshot_elapsed_s": 0.0, "snapshot_progress": None,
+           "snapshot_wait_s": 0.0}
+    if not busy or snapshot is None or snapshot.requested_at is None:
+        return out
+    now = timezone.now()
+    if snapshot.status == AuditSnapshot.Status.RUNNING:
+        started = snapshot.started_at or snapshot.requested_at
+        elapsed = max((now - started).total_seconds(), 0.0)
+        out["snapshot_elapsed_s"] = elapsed
+        if snapshot.compute_seconds:
+            out["snapshot_progress"] = min(elapsed / snapshot.compute_seconds, 0.99)
+    else:
+        out["snapshot_wait_s"] = max((snapshot.requested_at - now).total_seconds(), 0.0)
+    return out

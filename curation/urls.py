@@ -15,6 +15,7 @@ urlpatterns = [
     path("dataset/<slug:name>/reviewers/", views.reviewers, name="reviewers"),
     path("dataset/<slug:name>/audit/", views.audit, name="audit"),
     path("dataset/<slug:name>/audit/refresh/", views.audit_refresh, name="audit_refresh"),
+    path("dataset/<slug:name>/audit/state/", views.audit_state, name="audit_state"),
     path("dataset/<slug:name>/thresholds/", threshold_views.thresholds, name="thresholds"),
     path("dataset/<slug:name>/thresholds/fit/", threshold_views.thresholds_fit,
          name="thresholds_fit"),

@@ -36,7 +36,13 @@ from .gold import excluded_reviewer_names, reviewer_gold_accuracy
 from .models import ExportJob
 from .resolution import latest_run
 from .selectors import clip_label_states, dataset_runs, export_jobs_for, run_for
-from .snapshots import audit_snapshot_for_page, audit_snapshot_request
+from .snapshots import (
+    audit_snapshot_for_page,
+    audit_snapshot_get,
+    audit_snapshot_progress,
+    audit_snapshot_request,
+    decisions_since,
+)
 
 
 @curator_required
@@ -259,7 +265,33 @@ def audit(request: HttpRequest, name: str) -> HttpResponse:
         "charts": LazyCharts(figures), "snapshot": snapshot,
         "decisions_since": since, "run_param": "none" if run is None else run.pk,
         "run_is_latest": run is not None and request.GET.get("run") in (None, ""),
+        **audit_snapshot_progress(snapshot),
     })
+
+
+@curator_required
+@require_GET
+def audit_state(request: HttpRequest, name: str) -> HttpResponse:
+    """The snapshot's state line, polled while a computation is queued or running. Once
+    a snapshot newer than the page's (``shown``) is ready: 286 (htmx stops polling) and
+    HX-Refresh, so the page reloads itself with the new figures."""
+    dataset = get_object_or_404(Dataset, name=name)
+    run, ok = _audit_run(dataset, request.GET.get("run"))
+    if not ok:
+        raise Http404("No such run in this dataset.")
+    snapshot = audit_snapshot_get(dataset=dataset, run=run)
+    since = decisions_since(snapshot=snapshot) if snapshot and snapshot.computed_at else 0
+    progress = audit_snapshot_progress(snapshot)
+    response = render(request, "curation/_audit_state.html", {
+        "dataset": dataset, "snapshot": snapshot, "decisions_since": since,
+        "run_param": "none" if run is None else run.pk, **progress})
+    if not progress["snapshot_busy"]:
+        response.status_code = HttpResponseStopPolling.status_code
+        shown = request.GET.get("shown", "")
+        now_shown = format(snapshot.computed_at, "U.u") if snapshot and snapshot.computed_at else ""
+        if snapshot is not None and now_shown != shown:
+            response["HX-Refresh"] = "true"
+    return response
 
 
 @curator_required
@@ -270,7 +302,8 @@ def audit_refresh(request: HttpRequest, name: str) -> HttpResponse:
     if not ok:
         raise Http404("No such run in this dataset.")
     audit_snapshot_request(dataset=dataset, run=run)
-    messages.success(request, "The audit is being recomputed; reload in a moment.")
+    messages.success(request, "The audit is being recomputed; the page updates itself when "
+                              "it is ready.")
     url = reverse("curation:audit", kwargs={"name": dataset.name})
     return redirect(url + f"?run={'none' if run is None else run.pk}")
 

@@ -82,11 +82,11 @@ def test_decisions_since_and_debounced_refresh(client):
     client.force_login(UserFactory(username="since-cur", role="curator"))
     html = client.get(f"/curation/dataset/since/audit/?run={run.pk}").content.decode()
     assert "(2 decisions since" in html
-    assert "refreshing" not in html  # younger than the debounce: no refresh yet
+    assert "snapshot-progress" not in html  # younger than the debounce: no refresh yet
     AuditSnapshot.objects.filter(pk=snap.pk).update(
         computed_at=snap.computed_at - timedelta(minutes=5))
     html = client.get(f"/curation/dataset/since/audit/?run={run.pk}").content.decode()
-    assert "refreshing" in html
+    assert "Refresh queued" in html and "The page updates itself" in html
     assert AuditSnapshot.objects.get(pk=snap.pk).status == "pending"
 
 
