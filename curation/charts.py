@@ -3,6 +3,7 @@ machine. Every text that comes from data is escaped; each function returns safe 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,28 @@ def _nice_max(v: float) -> float:
             if m >= v:
                 return m
     return v
+
+
+def nice_ticks(lo: float, hi: float, *, target: int = 5) -> list[float]:
+    """About ``target`` intervals between ``lo`` and ``hi`` on round values: a step of 1, 2,
+    2.5 or 5 times a power of ten, the ends rounded out to it (-0.0663..0.4123 ->
+    -0.1, 0, 0.1, ... 0.5), so labels need only the step's decimals."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    raw = (hi - lo) / target
+    step = raw
+    for exp in range(-9, 16):
+        found = next((m * 10.0**exp for m in (1, 2, 2.5, 5) if m * 10.0**exp >= raw * (1 - 1e-9)),
+                     None)
+        if found is not None:
+            step = found
+            break
+    start = math.floor(lo / step + 1e-9) * step
+    end = math.ceil(hi / step - 1e-9) * step
+    n = int(round((end - start) / step))
+    return [round(start + i * step, 12) + 0.0 for i in range(n + 1)]
 
 
 def tick_labels(values: Sequence[float], *, min_decimals: int = 0,
@@ -147,10 +170,13 @@ def line_chart(series: Sequence[tuple[Series, Sequence[float]]], *, title: str,
                y_range=(0.0, 1.0), width: int = 460, height: int = 320) -> SafeString:
     """Lines through (x, y) points: ``series`` is [(Series(name, ys), xs)]. ``markers``
     are labelled points (x, y, text); ``vlines`` vertical lines (x, text, color)."""
-    left, right, top, bottom = 46, 16, 24, 40
+    # Room on the right for half of the last tick label (it is centred on its tick).
+    left, right, top, bottom = 46, 24, 24, 40
     pw, ph = width - left - right, height - top - bottom
-    x0, x1 = x_range
-    y0, y1 = y_range
+    # Axes on round ticks (the ends rounded out), labels with the decimals the step needs.
+    xticks, yticks = nice_ticks(*x_range), nice_ticks(*y_range)
+    x0, x1 = xticks[0], xticks[-1]
+    y0, y1 = yticks[0], yticks[-1]
 
     def sx(x):
         return left + pw * ((x - x0) / ((x1 - x0) or 1))
@@ -159,16 +185,14 @@ def line_chart(series: Sequence[tuple[Series, Sequence[float]]], *, title: str,
         return top + ph - ph * ((y - y0) / ((y1 - y0) or 1))
 
     body = [f'<text x="{left}" y="14" {FONT} font-weight="600">{escape(title)}</text>']
-    xticks = [x0 + (x1 - x0) * i / 5 for i in range(6)]
-    yticks = [y0 + (y1 - y0) * i / 5 for i in range(6)]
-    for fx, fy, xt, yt in zip(xticks, yticks, tick_labels(xticks, min_decimals=2),
-                              tick_labels(yticks, min_decimals=1), strict=True):
+    for fx, xt in zip(xticks, tick_labels(xticks, min_decimals=1), strict=True):
         body.append(f'<line x1="{sx(fx):.1f}" x2="{sx(fx):.1f}" y1="{top}" y2="{top + ph}" '
-                    'stroke="#eef0f4"/>')
-        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(fy):.1f}" y2="{sy(fy):.1f}" '
                     'stroke="#eef0f4"/>')
         body.append(f'<text x="{sx(fx):.1f}" y="{top + ph + 14}" text-anchor="middle" {FONT}>'
                     f"{escape(xt)}</text>")
+    for fy, yt in zip(yticks, tick_labels(yticks, min_decimals=1), strict=True):
+        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(fy):.1f}" y2="{sy(fy):.1f}" '
+                    'stroke="#eef0f4"/>')
         body.append(f'<text x="{left - 5}" y="{sy(fy) + 4:.1f}" text-anchor="end" {FONT}>'
                     f"{escape(yt)}</text>")
     body.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '

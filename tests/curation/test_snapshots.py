@@ -262,3 +262,30 @@ def test_refresh_is_computed_by_a_real_worker(client, worker):
     assert snap.figures["clips"] == 3 and snap.figures["run"]["id"] == run.pk
     html = client.get(f"/curation/dataset/wrk/audit/?run={run.pk}").content.decode()
     assert "Computed at" in html and "3 clips" in html
+
+
+def test_threshold_chart_ticks_are_rounded_and_inside_the_chart():
+    """Issue 21: the threshold chart's ticks showed six decimals (-0.066300 ... 0.412300)
+    and the last one was clipped. Now round steps, the axis ends rounded out."""
+    from curation.charts import nice_ticks
+    from curation.dashboard import audit_charts
+
+    assert nice_ticks(-0.0663, 0.4123) == [-0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0.3, 0.3) == [-0.2, 0.0, 0.2, 0.4, 0.6, 0.8]
+    pts = [{"threshold": t, "precision": 0.5, "recall": 0.5, "f1": 0.5, "kept": 1}
+           for t in (-0.0663, 0.1, 0.4123)]
+    figures = {
+        "label_counts": {"original": None, "run": None, "curated": None},
+        "error_categories": {"per_category": [], "per_branch": []}, "throughput": [],
+        "pipeline_vs_experts": {"pr_curve": {
+            "points": pts, "best": pts[1], "run_threshold": 0.3}},
+    }
+    svg = str(audit_charts(figures)["threshold_curve"])
+    ticks = re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle"[^>]*>([^<]+)</text>',
+                       svg)
+    labels = [t for _, t in ticks]
+    assert labels[:7] == ["-0.1", "0.0", "0.1", "0.2", "0.3", "0.4", "0.5"]
+    width = float(re.search(r'width="(\d+)"', svg).group(1))
+    last_x = float(ticks[6][0])
+    assert last_x + 3.5 * len(labels[6]) <= width  # half the label (about 7 px a char) fits
