@@ -23,9 +23,11 @@ class GoldSettingsForm(forms.Form):
     gold_rate_percent = forms.FloatField(
         label="Gold rate (% of picks)", min_value=0, max_value=100, initial=5,
     )
-    gold_floor = forms.FloatField(
-        label="Floor (precision or recall below it flags a reviewer)", required=False,
-        min_value=0, max_value=1,
+    # In percent like the rate and the page's precision and recall (issue 21: the floor
+    # was a fraction beside a rate in percent).
+    gold_floor_percent = forms.FloatField(
+        label="Floor (%: a precision or recall below it flags a reviewer)", required=False,
+        min_value=0, max_value=100,
     )
     gold_exclude_flagged = forms.BooleanField(
         label="Leave flagged reviewers' votes out of the majority", required=False,

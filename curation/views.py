@@ -187,7 +187,8 @@ def reviewers(request: HttpRequest, name: str) -> HttpResponse:
         if form.is_valid():
             services.dataset_gold_settings_update(
                 dataset=dataset, gold_rate=form.cleaned_data["gold_rate_percent"] / 100.0,
-                gold_floor=form.cleaned_data["gold_floor"],
+                gold_floor=(None if form.cleaned_data["gold_floor_percent"] is None
+                            else form.cleaned_data["gold_floor_percent"] / 100.0),
                 gold_exclude_flagged=form.cleaned_data["gold_exclude_flagged"],
                 user=request.user,
             )
@@ -196,7 +197,8 @@ def reviewers(request: HttpRequest, name: str) -> HttpResponse:
     elif request.method == "GET":
         form = GoldSettingsForm(initial={
             "gold_rate_percent": round(dataset.gold_rate * 100, 2),
-            "gold_floor": dataset.gold_floor,
+            "gold_floor_percent": (None if dataset.gold_floor is None
+                                   else round(dataset.gold_floor * 100, 2)),
             "gold_exclude_flagged": dataset.gold_exclude_flagged})
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})

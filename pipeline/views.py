@@ -25,11 +25,26 @@ from .services import (
 )
 
 
+def _last_start(request) -> dict:
+    """The start form's initial choices: the profile (and dataset) this curator last
+    started a run with, so "tiny" is not picked again by default after "paper"."""
+    last = (PipelineRun.objects.filter(created_by=request.user)
+            .exclude(kind=PipelineRun.Kind.DERIVED).order_by("-created_at", "-id")
+            .values("profile_name", "dataset_id").first())
+    if last is None:
+        return {}
+    return {"profile": last["profile_name"], "dataset": last["dataset_id"]}
+
+
+def _run_list_page(request, form, status: int = 200):
+    runs = PipelineRun.objects.select_related("dataset", "created_by").order_by("-created_at")[:50]
+    return render(request, "pipeline/run_list.html", {"runs": runs, "form": form}, status=status)
+
+
 @reviewer_required
 def run_list(request):
-    runs = PipelineRun.objects.select_related("dataset", "created_by").order_by("-created_at")[:50]
-    form = StartRunForm() if user_is_curator(request.user) else None
-    return render(request, "pipeline/run_list.html", {"runs": runs, "form": form})
+    form = StartRunForm(initial=_last_start(request)) if user_is_curator(request.user) else None
+    return _run_list_page(request, form)
 
 
 @login_required
@@ -38,16 +53,16 @@ def run_list(request):
 def run_start(request):
     form = StartRunForm(request.POST)
     if not form.is_valid():
-        runs = PipelineRun.objects.select_related("dataset").order_by("-created_at")[:50]
-        return render(request, "pipeline/run_list.html", {"runs": runs, "form": form}, status=400)
+        return _run_list_page(request, form, status=400)
     try:
         run, created = run_get_or_create(
             dataset=form.cleaned_data["dataset"], profile=form.cleaned_data["profile"],
             new=form.cleaned_data["new"], user=request.user,
         )
     except ProfileError as e:
-        messages.error(request, str(e))
-        return redirect("pipeline:run_list")
+        # The form again as it was sent (dataset and profile kept), with the reason.
+        form.add_error("profile", str(e))
+        return _run_list_page(request, form, status=400)
     run_dispatch(run=run)
     messages.success(request, f"Run {run.pk} {'started' if created else 'continued'}.")
     return redirect("pipeline:run_detail", pk=run.pk)

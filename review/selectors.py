@@ -407,7 +407,11 @@ def clip_page_data(*, clip: Clip, reviewer, show_all: bool = False,
 
 def _hierarchy_flags(rows: list[LabelRow], onto) -> None:
     """Accepting a label implies its ancestors. An ancestor of an accepted label is flagged
-    as implied and "too generic?"; rejecting one is a contradiction."""
+    as implied; rejecting one is a contradiction. "too generic?" only on an implied ancestor
+    that AudioSet does not label by convention (not one of the 527 trainable classes): a
+    trainable ancestor is labelled too in AudioSet (the parents of Bark, Dog and Animal,
+    are on Bark's clips; hierarchical label propagation does the same), so keeping it is
+    right, not too generic."""
     accepted = [r.info for r in rows if r.verdict == Verdict.ACCEPT]
     for r in rows:
         r.implied_by = sorted(a.name for a in accepted if r.label_id in a.ancestor_ids)
@@ -420,8 +424,9 @@ def _hierarchy_flags(rows: list[LabelRow], onto) -> None:
             else:
                 flags.append(Flag("implied", "implied by accepted child",
                                   f"Accepting {children} implies this class."))
-                flags.append(Flag("too-generic", "too generic?",
-                                  f"A more specific class is accepted: {children}."))
+                if not r.info.trainable:
+                    flags.append(Flag("too-generic", "too generic?",
+                                      f"A more specific class is accepted: {children}."))
         if r.info.blacklisted:
             flags.append(Flag("blacklisted", "blacklisted class",
                               "The ontology marks this class as blacklisted."))

@@ -124,7 +124,8 @@ def test_floor_flags_and_exclusion_changes_the_curated_state(gset, client):
     client.force_login(gset["curator"])
     html = client.get("/curation/dataset/gold/reviewers/").content.decode()
     assert 'class="flagged" data-reviewer="gr1"' in html
-    assert "<td>0.500</td><td>0.667</td>" in html
+    assert "<td>50.0%</td><td>66.7%</td>" in html  # in percent, as the rate and floor
+    assert "a precision or recall below <strong>60.0%</strong> flags a reviewer" in html
     # The adjudication page says whose votes the curated state leaves out.
     html = client.get(f"/curation/clip/{gset['x'].pk}/").content.decode()
     assert "Votes of gr1, gr4 are left out of the majority" in html
@@ -237,3 +238,22 @@ def test_gold_is_served_at_about_the_set_rate():
     for r in reviewers:
         clips = list(GoldServe.objects.filter(reviewer=r).values_list("clip_id", flat=True))
         assert len(clips) == len(set(clips))
+
+
+def test_reviewers_page_shows_rate_and_floor_in_one_unit(gset, client):
+    """Issue 21: the rate was in percent, the floor a fraction beside it. Both in percent
+    now, as the page's precision and recall."""
+    ds = gset["ds"]
+    client.force_login(gset["curator"])
+    r = client.post(f"/curation/dataset/{ds.name}/reviewers/",
+                    {"gold_rate_percent": "5", "gold_floor_percent": "60"})
+    assert r.status_code == 302
+    ds.refresh_from_db()
+    assert (ds.gold_rate, ds.gold_floor) == (pytest.approx(0.05), pytest.approx(0.6))
+    html = client.get(f"/curation/dataset/{ds.name}/reviewers/").content.decode()
+    assert "Gold clips are served at <strong>5.0%</strong> of picks" in html
+    assert 'name="gold_floor_percent" value="60.0"' in html
+    assert "Floor (%: a precision or recall below it flags a reviewer)" in html
+    r = client.post(f"/curation/dataset/{ds.name}/reviewers/",
+                    {"gold_rate_percent": "5", "gold_floor_percent": "150"})
+    assert r.status_code == 200 and "less than or equal to 100" in r.content.decode()

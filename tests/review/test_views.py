@@ -135,7 +135,8 @@ def test_decide_returns_the_row_and_oob_flags(review_setup, reviewer):
     dog_id = label("dog").pk
     assert f'id="flags-{dog_id}" hx-swap-oob="true"' in body
     oob = body.split(f'id="flags-{dog_id}"')[1].split("</td>")[0]
-    assert "too generic?" in oob and "implied by accepted child" in oob
+    assert "implied by accepted child" in oob
+    assert "too generic?" not in oob  # AudioSet labels Dog on Bark's clips too
     d = Decision.objects.get()
     assert (d.reviewer, d.verdict, d.label.mid) == (reviewer, "accept", "/m/05tny_")
 

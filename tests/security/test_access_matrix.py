@@ -92,7 +92,7 @@ MATRIX: dict[str, list[tuple]] = {
     ],
     "curation:reviewers": [
         ("get", {"name": "dataset_name"}, None, CURATORS),
-        ("post", {"name": "dataset_name"}, {"gold_rate_percent": "5", "gold_floor": "0.5"},
+        ("post", {"name": "dataset_name"}, {"gold_rate_percent": "5", "gold_floor_percent": "50"},
          (LOGIN, 403, 403, 302, 302)),
     ],
     "curation:thresholds": [("get", {"name": "dataset_name"}, None, CURATORS)],
