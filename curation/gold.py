@@ -131,3 +131,16 @@ def excluded_reviewer_names(*, dataset: Dataset) -> list[str]:
         return []
     return sorted(get_user_model().objects.filter(pk__in=ids)
                   .values_list("username", flat=True))
+
+
+def gold_reviewed_before(*, clip, gold: GoldClip | None = None) -> list[str]:
+    """Reviewers who had decided on this clip before it became gold (all of them while it is
+    not gold yet). Gold answers made from adjudications that saw their verdicts agree with
+    them by construction: their accuracy on this clip is trivial, not a measurement."""
+    qs = Decision.objects.filter(clip=clip)
+    if gold is not None and gold.source == GoldClip.Source.ADJUDICATED:
+        qs = qs.filter(created_at__lt=gold.created_at)
+    elif gold is not None:
+        return []  # imported answers were not made from this app's verdicts
+    names = qs.values_list("reviewer__username", flat=True).distinct()
+    return sorted(names)

@@ -32,7 +32,7 @@ from .adjudication_queue import (
 )
 from .dashboard import LazyCharts
 from .forms import AdjudicationForm, ExportForm, GoldSettingsForm
-from .gold import excluded_reviewer_names, reviewer_gold_accuracy
+from .gold import excluded_reviewer_names, gold_reviewed_before, reviewer_gold_accuracy
 from .models import ExportJob
 from .resolution import latest_run
 from .selectors import clip_label_states, dataset_runs, export_jobs_for, run_for
@@ -92,10 +92,14 @@ def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
     disputes = clip_disputes(f=f, clip_id=clip.pk)
     for s in states:
         s.dispute = disputes.pairs.get(s.label.pk)
+    gold = GoldClip.objects.filter(clip=clip).first()
     return render(request, "curation/clip.html", {
         "clip": clip, "run": run, "runs": dataset_runs(clip.dataset), "states": states,
         "audio_url": _audio_url(clip), "disputes": disputes, "threshold": f.threshold,
-        "gold": GoldClip.objects.filter(clip=clip).first(), **_queue_context(request),
+        "gold": gold, **_queue_context(request),
+        "gold_trivial_note": (_trivial_gold_note(seen) if gold is not None
+                              and (seen := gold_reviewed_before(clip=clip, gold=gold))
+                              else ""),
         "excluded_reviewers": excluded_reviewer_names(dataset=clip.dataset),
     })
 
@@ -172,10 +176,21 @@ def gold_make(request: HttpRequest, clip_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Gold clip: {n} adjudicated label{'s' if n != 1 else ''}"
                                       " are its gold answers.")
+            gold = GoldClip.objects.filter(clip=clip).first()
+            if gold is not None and (seen := gold_reviewed_before(clip=clip, gold=gold)):
+                messages.warning(request, _trivial_gold_note(seen))
     back = request.POST.get("next", "")
     if not back.startswith("/curation/"):
         back = reverse("curation:clip", kwargs={"clip_id": clip.pk})
-    return redirect(back)
+    # Back to the gold card, not the top of the page (the scroll position is kept).
+    return redirect(back.split("#", 1)[0] + "#gold")
+
+
+def _trivial_gold_note(reviewers: list[str]) -> str:
+    n = len(reviewers)
+    return (f"These gold answers were made from a clip already reviewed by {n} reviewer"
+            f"{'s' if n != 1 else ''} ({', '.join(reviewers)}): the adjudications saw "
+            f"their verdicts, so their accuracy on this clip is trivial, not a measure.")
 
 
 @curator_required

@@ -257,3 +257,35 @@ def test_reviewers_page_shows_rate_and_floor_in_one_unit(gset, client):
     r = client.post(f"/curation/dataset/{ds.name}/reviewers/",
                     {"gold_rate_percent": "5", "gold_floor_percent": "150"})
     assert r.status_code == 200 and "less than or equal to 100" in r.content.decode()
+
+
+def test_make_gold_keeps_the_place_and_says_when_the_clip_was_already_reviewed(client):
+    """Issue 21: "Make gold" came back at the top of the page, and said nothing when the
+    answers were made from a clip reviewers had already decided (their accuracy on it is
+    then trivial: the adjudications saw their verdicts)."""
+    from relabel_app.models import Dataset
+
+    cur = UserFactory(username="mg-cur", role="curator")
+    ann, ben = UserFactory(username="mg-ann"), UserFactory(username="mg-ben")
+    ds = Dataset.objects.create(name="mg")
+    seen = make_clip(ds, "mgmgmgmgmg1", 0.0, 0, ["dog"])
+    fresh = make_clip(ds, "mgmgmgmgmg2", 0.0, 1, ["dog"])
+    decide(seen, "dog", ann, "accept")
+    decide(seen, "dog", ben, "reject")
+    for clip in (seen, fresh):
+        adjudicate(clip, "dog", cur, "accept")
+    client.force_login(cur)
+    page = f"/curation/clip/{seen.pk}/?queue=all&rank=0"
+    r = client.post(f"/curation/clip/{seen.pk}/gold/", {"action": "make", "next": page})
+    assert r.status_code == 302 and r["Location"] == page + "#gold"
+    html = client.get(page).content.decode()
+    note = ("These gold answers were made from a clip already reviewed by 2 reviewers "
+            "(mg-ann, mg-ben): the adjudications saw their verdicts, so their accuracy on "
+            "this clip is trivial, not a measure.")
+    assert html.count(note) == 2  # the message after the press, and the gold card
+    assert 'id="gold-trivial"' in html and 'id="gold"' in html  # and on the gold card
+    # A clip nobody had reviewed: no such note.
+    r = client.post(f"/curation/clip/{fresh.pk}/gold/", {"action": "make"})
+    assert r["Location"] == f"/curation/clip/{fresh.pk}/#gold"
+    html = client.get(r["Location"]).content.decode()
+    assert "already reviewed" not in html
