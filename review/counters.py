@@ -4,7 +4,7 @@
 of the dataset with an open slot (QueueSlot.done_by empty) that this reviewer has not
 finished, which is exactly the set queue_pick_sql draws from (plus the clip they hold).
 Every finish closes a slot in the same statement that writes the ClipReview
-(services.clip_finish), so the count is right in the response after `n`.
+(review.finishing.clip_finish), so the count is right in the response after `n`.
 
 Counting open slots of millions of clips scans a partial index of millions of entries,
 so for a big dataset the dataset-wide part is reused for a few seconds; the reviewer's

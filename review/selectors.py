@@ -21,7 +21,7 @@ from relabel_app.label_info import LabelInfo, ontology
 from relabel_app.models import Clip, ClipLabel, Dataset
 from relabel_app.roles import user_is_curator
 
-from .models import ClipReview, Decision, ErrorCategory, QueueSlot, ReviewerSettings, Verdict
+from .models import ClipReview, Decision, ErrorCategory, ReviewerSettings, Verdict
 
 # --- model outputs ----------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ def test_clip_page_shows_the_reason_marks_rows_and_scores_originals(case, curato
 
 
 def test_clip_not_in_the_queue_says_so(case, curator):
-    from curation.services import adjudication_record
+    from curation.adjudication import adjudication_record
 
     from .conftest import label
 

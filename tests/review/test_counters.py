@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from review import counters as counters_module
+from review.decisions import decision_record
 from review.models import ClipReview, Decision, QueueSlot
-from review.services import decision_record
 from tests.factories import UserFactory
 
 from .conftest import label, make_dataset

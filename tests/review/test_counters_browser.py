@@ -26,8 +26,8 @@ def _fresh(dataset, user) -> int:
 
 def _decide_all(clip_id: int, user) -> None:
     from relabel_app.models import Clip, Label
+    from review.decisions import decision_record
     from review.selectors import clip_page_data
-    from review.services import decision_record
 
     clip = Clip.objects.get(pk=clip_id)
     for row in clip_page_data(clip=clip, reviewer=user, with_outputs=False).rows:
