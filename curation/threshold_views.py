@@ -6,10 +6,13 @@ read), and a page of its own without JavaScript. A fit runs as a Celery task
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -30,15 +33,24 @@ from .thresholds import (
 PANEL = "curation/_thresholds_panel.html"
 
 
-def _job_for(run, job_id: str | None) -> ThresholdFitJob | None:
-    """The fit the panel follows: ?job=ID (of this run), else the run's pending one."""
+# A fit that finished this recently is still reported on the panel (a page reloaded
+# meanwhile, e.g. when the audit snapshot became ready, still says how the fit went).
+RECENT_FIT = timedelta(minutes=2)
+
+
+def _job_for(run, job_id: str | None, user) -> ThresholdFitJob | None:
+    """The fit the panel follows: ?job=ID (of this run), else the run's pending one, else
+    one of the user's that finished in the last RECENT_FIT."""
     if run is None:
         return None
     if job_id and job_id.isascii() and job_id.isdigit() and len(job_id) < 12:
         job = ThresholdFitJob.objects.filter(pk=int(job_id), run=run).first()
         if job is not None:
             return job
-    return threshold_fit_active(run=run)
+    return threshold_fit_active(run=run) or (
+        ThresholdFitJob.objects.filter(run=run, requested_by=user,
+                                       finished_at__gte=timezone.now() - RECENT_FIT)
+        .order_by("-finished_at").first())
 
 
 def _context(dataset: Dataset, run, min_decisions: int = DEFAULT_MIN_DECISIONS,
@@ -69,7 +81,7 @@ def _panel(request: HttpRequest, ctx: dict) -> HttpResponse:
 def thresholds(request: HttpRequest, name: str) -> HttpResponse:
     dataset = get_object_or_404(Dataset, name=name)
     run = run_for(dataset, request.GET.get("run"))
-    job = _job_for(run, request.GET.get("job"))
+    job = _job_for(run, request.GET.get("job"), request.user)
     ctx = _context(dataset, run, job=job, runs=dataset_runs(dataset),
                    min_decisions=job.min_decisions if job else DEFAULT_MIN_DECISIONS)
     if request.htmx:

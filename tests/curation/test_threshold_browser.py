@@ -1,7 +1,8 @@
 """The threshold panel in a real browser (Debian's Chromium through Playwright): the audit
 page loads it by htmx, "Fit thresholds" queues a fit that a real Celery worker runs, the
 panel shows it pending and replaces itself with the table when it is done (polling that
-stops). Saves a screenshot to test-artifacts/thresholds_panel.png."""
+stops); then Refresh shows progress and the audit page updates itself when the snapshot is
+ready. Saves a screenshot to test-artifacts/thresholds_panel.png."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def test_fit_thresholds_from_the_audit_page(transactional_db, live_server, monke
         page.set_default_timeout(15_000)
         log_in(page, live_server.url, "tb-cora", "s3cret-pass")
         page.goto(f"{live_server.url}/curation/dataset/{ds.name}/audit/?run={run.pk}")
+        # The audit's first snapshot is computed by the worker; the page reloads itself
+        # when it is ready (issue 21). Wait for that before using the panel.
+        expect(page.locator("#snapshot-state")).to_contain_text("Computed at", timeout=90_000)
         panel = page.locator("#thresholds")
         expect(panel).to_contain_text("No threshold set for this run's CLAP model yet")
         panel.get_by_label("Decisions a class needs").fill("10")
@@ -54,6 +58,12 @@ def test_fit_thresholds_from_the_audit_page(transactional_db, live_server, monke
         expect(panel.get_by_role("row", name="Speech /m/09x0r 19 10 0.5000 1.000")).to_be_visible()
         panel.scroll_into_view_if_needed()
         panel.screenshot(path=str(ARTIFACTS / "thresholds_panel.png"))
+        # Refresh: the state line shows progress, then the page updates itself.
+        first = page.locator("#snapshot-state time").get_attribute("datetime")
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#snapshot-progress")).to_be_visible()
+        expect(page.locator("#snapshot-progress")).to_have_count(0, timeout=90_000)
+        assert page.locator("#snapshot-state time").get_attribute("datetime") != first
         browser.close()
     assert ThresholdSet.objects.get().min_decisions == 10
     assert not console_errors, console_errors
