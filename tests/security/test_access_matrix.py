@@ -82,6 +82,10 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 405, 405)),
         ("post", {"name": "dataset_name"}, {}, (LOGIN, 403, 403, 302, 302)),
     ],
+    "curation:audit_state": [
+        ("get", {"name": "dataset_name"}, None, CURATORS),
+        ("post", {"name": "dataset_name"}, {}, (LOGIN, 403, 403, 405, 405)),
+    ],
     "curation:adjudication_queue": [("get", {"name": "dataset_name"}, None, CURATORS)],
     "curation:adjudicate_next": [
         ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 302, 302)),
