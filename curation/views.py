@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import dateformat
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -305,7 +306,9 @@ def audit_state(request: HttpRequest, name: str) -> HttpResponse:
     if not progress["snapshot_busy"]:
         response.status_code = HttpResponseStopPolling.status_code
         shown = request.GET.get("shown", "")
-        now_shown = format(snapshot.computed_at, "U.u") if snapshot and snapshot.computed_at else ""
+        # The same text as the template's {{ computed_at|date:'U.u' }} (epoch, microseconds).
+        now_shown = (dateformat.format(snapshot.computed_at, "U.u")
+                     if snapshot and snapshot.computed_at else "")
         if snapshot is not None and now_shown != shown:
             response["HX-Refresh"] = "true"
     return response

@@ -92,6 +92,16 @@ def test_state_line_polls_until_ready_then_reloads_the_page(audit_ds, client, mo
     assert "Computed at" in html and 'hx-trigger="every 2s"' not in html
     # A page that already shows this snapshot is not reloaded again.
     snap.refresh_from_db()
-    r = client.get(state_url, {"run": run.pk, "shown": format(snap.computed_at, "U.u")},
-                   HTTP_HX_REQUEST="true")
+    shown = re.search(r"shown=([\d.]+)", client.get(audit_url, {"run": run.pk})
+                      .content.decode().replace("&amp;", "&"))
+    assert shown is None  # the ready page does not poll; its value, as a page would send it:
+    from django.template import Context, Template
+
+    shown = Template("{{ t|date:'U.u' }}").render(Context({"t": snap.computed_at}))
+    assert re.fullmatch(r"\d{10}\.\d{6}", shown)
+    r = client.get(state_url, {"run": run.pk, "shown": shown}, HTTP_HX_REQUEST="true")
     assert r.status_code == 286 and "HX-Refresh" not in r
+    # A page showing an older snapshot is reloaded.
+    r = client.get(state_url, {"run": run.pk, "shown": "1000000000.000000"},
+                   HTTP_HX_REQUEST="true")
+    assert r.status_code == 286 and r["HX-Refresh"] == "true"
