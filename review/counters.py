@@ -2,7 +2,8 @@
 
 "Still need review" is counted from the queue's own state, for the person looking: clips
 of the dataset with an open slot (QueueSlot.done_by empty) that this reviewer has not
-finished, which is exactly the set queue_pick_sql draws from (plus the clip they hold).
+finished: the clips review.queue.queue_pick_sql can still give them, the one they hold, and
+those another reviewer holds for now (a lease that may lapse back to the queue).
 Every finish closes a slot in the same statement that writes the ClipReview
 (review.finishing.clip_finish), so the count is right in the response after `n`.
 
