@@ -251,30 +251,28 @@ def _check_front_end(key: str, value, fe) -> None:
         raise ConversionError(f"{key}: unexpected front-end key")
 
 
-def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = False) -> Conversion:
-    """ClapModel with every tensor of laion state dict `state` in place; raises
-    ConversionError naming the first key left over, missing or of the wrong shape."""
-    import torch
-    from transformers import ClapModel, ClapProcessor
+_FRONT_END_REASON = "front-end constant, computed by the feature extractor (checked equal)"
 
-    if fusion or any(".fusion_model." in k or ".mel_conv2d." in k for k in state):
-        key = next((k for k in state if ".fusion_model." in k or ".mel_conv2d." in k), None)
-        raise ConversionError((f"{key}: " if key else "") + FUSION_REFUSAL)
-    cfg = laion_arch(arch)
-    fe = feature_extractor(cfg)
-    model = ClapModel(clap_config(cfg, fusion=False)).eval()
-    target = model.state_dict()
-    result = Conversion(model=model, processor=None, arch=arch)
-    new_state: dict[str, torch.Tensor] = {}
-    for key in sorted(state):
-        value = state[key]
+
+def plan_conversion(shapes: dict[str, tuple], target: dict[str, tuple], *, arch: str):
+    """Key-by-key plan from laion tensor shapes to ClapModel tensor shapes `target`:
+    ({laion key: [ClapModel keys]}, {laion key: why it has no counterpart}). Raises
+    ConversionError naming the first key left over, of the wrong shape, or missing.
+    Works on shapes alone, so released layouts can be checked without their weights."""
+    fused = next((k for k in sorted(shapes) if ".fusion_model." in k or ".mel_conv2d." in k),
+                 None)
+    if fused:
+        raise ConversionError(f"{fused}: {FUSION_REFUSAL}")
+    plan: dict[str, list[str]] = {}
+    dropped: dict[str, str] = {}
+    for key in sorted(shapes):
+        shape = tuple(shapes[key])
         if _FRONT_END.match(key):
-            _check_front_end(key, value, fe)
-            result.dropped[key] = "front-end constant, computed by the feature extractor"
+            dropped[key] = _FRONT_END_REASON
             continue
         reason = next((why for pattern, why in _DROPPED if pattern.search(key)), None)
         if reason:
-            result.dropped[key] = reason
+            dropped[key] = reason
             continue
         names = map_key(key)
         if names is None or any(n not in target for n in names):
@@ -282,28 +280,57 @@ def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = Fals
                 f"{key}: no counterpart in a ClapModel of {arch} (a checkpoint of another "
                 "architecture? pass --arch)"
             )
-        if len(names) == 3 and value.shape[0] % 3:
-            raise ConversionError(f"{key}: fused qkv of shape {tuple(value.shape)} "
-                                  "does not split in three")
+        if len(names) == 3 and shape[0] % 3:
+            raise ConversionError(f"{key}: fused qkv of shape {shape} does not split in three")
+        part = (shape[0] // 3, *shape[1:]) if len(names) == 3 else shape
+        for name in names:
+            if part != tuple(target[name]):
+                raise ConversionError(
+                    f"{key}: shape {shape} does not fit {name} {tuple(target[name])} of "
+                    f"{arch}; wrong --arch?"
+                )
+        plan[key] = names
+    done = {n for names in plan.values() for n in names}
+    missing = [n for n in target if n not in done and not _DERIVED_BUFFER.search(n)]
+    if missing:
+        raise ConversionError(f"{missing[0]}: missing from the checkpoint "
+                              f"({len(missing)} ClapModel tensors have no laion key)")
+    return plan, dropped
+
+
+def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = False) -> Conversion:
+    """ClapModel with every tensor of laion state dict `state` in place; raises
+    ConversionError naming the first key left over, missing or of the wrong shape."""
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    if fusion:
+        raise ConversionError(FUSION_REFUSAL)
+    cfg = laion_arch(arch)
+    fe = feature_extractor(cfg)
+    model = ClapModel(clap_config(cfg, fusion=False)).eval()
+    target = model.state_dict()
+    plan, dropped = plan_conversion(
+        {k: tuple(v.shape) for k, v in state.items()},
+        {k: tuple(v.shape) for k, v in target.items()},
+        arch=arch,
+    )
+    for key, reason in dropped.items():
+        if reason == _FRONT_END_REASON:
+            _check_front_end(key, state[key], fe)
+    new_state: dict[str, torch.Tensor] = {}
+    for key, names in plan.items():
+        value = state[key]
         parts = value.chunk(3, dim=0) if len(names) == 3 else (value,)
         for name, part in zip(names, parts, strict=True):
-            if tuple(part.shape) != tuple(target[name].shape):
-                raise ConversionError(
-                    f"{key}: shape {tuple(value.shape)} does not fit {name} "
-                    f"{tuple(target[name].shape)} of {arch}; wrong --arch?"
-                )
             if _DERIVED_BUFFER.search(name) and not torch.equal(part, target[name]):
                 # Index buffers are the layout itself: a different one is another model.
                 raise ConversionError(f"{key}: differs from the {arch} layout's {name}")
             new_state[name] = part.to(target[name].dtype).clone()
-        result.mapped += 1
-    missing = [n for n in target if n not in new_state and not _DERIVED_BUFFER.search(n)]
-    if missing:
-        raise ConversionError(f"{missing[0]}: missing from the checkpoint "
-                              f"({len(missing)} ClapModel tensors have no laion key)")
     model.load_state_dict(new_state, strict=False)
-    result.processor = ClapProcessor(feature_extractor=fe, tokenizer=tokenizer)
-    return result
+    processor = ClapProcessor(feature_extractor=fe, tokenizer=tokenizer)
+    return Conversion(model=model, processor=processor, arch=arch, mapped=len(plan),
+                      dropped=dropped)
 
 
 def load_tokenizer(name_or_path: str):
@@ -359,4 +386,10 @@ def convert_laion_clap(
     return result
 
 
-__all__ = ["ConversionError", "convert_checkpoint", "convert_laion_clap", "map_key"]
+__all__ = [
+    "ConversionError",
+    "convert_checkpoint",
+    "convert_laion_clap",
+    "map_key",
+    "plan_conversion",
+]

@@ -79,10 +79,12 @@ def main(site: str, work: str) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(work_dir / "tokenizer")
     text_cfg = arch["text"]
+    tower = {"config": text_cfg}  # the text tower laion gets; roberta-base's for layouts
 
     def tiny_text_tower(cls, *args, **kwargs):
         torch.manual_seed(SEED + 1)
-        return RobertaModel(RobertaConfig(**text_cfg))
+        with torch.device(tower.get("device", "cpu")):
+            return RobertaModel(RobertaConfig(**tower["config"]))
 
     def tiny_tokenizer(cls, *args, **kwargs):
         return tokenizer
@@ -156,6 +158,19 @@ def main(site: str, work: str) -> None:
     text = model.get_text_embedding(texts)
     np.savez(work_dir / "reference.npz", audio=np.stack(audio), text=text,
              transformers_version=transformers.__version__)
+    # The released layouts (laion's own create_htsat_model, a roberta-base-sized text
+    # tower), built without weights: their tensor shapes, for the key-by-key check.
+    # (The audio tower is built for real: torchlibrosa's constants refuse the meta device.)
+    tower.update(config=json.loads(inputs["roberta_base"].item()), device="meta")
+    layouts = {}
+    for name in [str(n) for n in inputs["released"]]:
+        released = laion_clap.CLAP_Module(enable_fusion=False, device="meta", amodel=name)
+        shapes = {k: list(v.shape) for k, v in released.model.state_dict().items()}
+        shapes.setdefault("text_branch.embeddings.position_ids",
+                          [1, tower["config"]["max_position_embeddings"]])
+        layouts[name] = shapes
+    (work_dir / "released_layouts.json").write_text(json.dumps(layouts))
+
     used = sorted({name.split(".")[0] for name, m in list(sys.modules.items())
                    if str(getattr(m, "__file__", "") or "").startswith(site)})
     print(f"laion-clap reference: {len(audio)} clips, {len(texts)} texts; "

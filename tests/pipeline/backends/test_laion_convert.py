@@ -50,6 +50,9 @@ LAION_TEST_PACKAGES = (
 )
 REFERENCE = Path(__file__).with_name("laion_reference.py")
 MIN_COSINE = 0.9999
+# laion's released non-fusion layouts: HTSAT-tiny (630k-*.pt), HTSAT-base (the paper's
+# music_speech_audioset_epoch_15_esc_89.98.pt and the other larger_clap checkpoints).
+RELEASED = ["HTSAT-tiny", "HTSAT-base"]
 SR = 48000
 TEXTS = ["a dog barking", "speech", "Male speech, man speaking", "music with a piano",
          "rain on a window, then thunder far away"]
@@ -130,13 +133,18 @@ def laion(tiny_models, tmp_path_factory):
     (work / "arch.json").write_text(json.dumps(arch))
     waves = _waveforms(work)
     arrays = {f"audio_{i}": w.astype(np.float32) for i, w in enumerate(waves.values())}
-    np.savez(work / "inputs.npz", n_audio=len(waves), texts=np.array(TEXTS), **arrays)
+    from pipeline.backends.laion_convert import ROBERTA_BASE
+
+    np.savez(work / "inputs.npz", n_audio=len(waves), texts=np.array(TEXTS),
+             released=np.array(RELEASED), roberta_base=np.array(json.dumps(ROBERTA_BASE)),
+             **arrays)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "NUMBA_CACHE_DIR": str(work / "numba"), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, str(REFERENCE), str(site), str(work)],
                        capture_output=True, text=True, timeout=900, env=env)
     if r.returncode != 0:
         pytest.fail(f"laion-clap reference failed:\n{r.stdout[-1000:]}\n{r.stderr[-4000:]}")
+    print(r.stdout.strip().splitlines()[-1])
     ref = np.load(work / "reference.npz")
     out = work / "converted"
     call_command("convert_laion_clap", str(work / "laion.pt"), "--out", str(out),
@@ -205,6 +213,30 @@ def test_conversion_accounts_for_every_key(laion):
     assert (fe.sampling_rate, fe.feature_size, fe.fft_window_size, fe.hop_length,
             fe.frequency_min, fe.frequency_max, fe.nb_max_samples, fe.truncation,
             fe.padding) == (48000, 64, 1024, 480, 50, 14000, 480000, "rand_trunc", "repeatpad")
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_released_layouts_map_key_for_key(laion, name):
+    """laion-clap's own HTSAT-tiny/-base CLAP (built without weights, with a roberta-base
+    text tower) maps onto our ClapModel of that --arch with every key accounted for."""
+    from transformers import ClapModel
+
+    from pipeline.backends.laion_convert import clap_config, laion_arch, plan_conversion
+
+    shapes = json.loads((laion["work"] / "released_layouts.json").read_text())[name]
+    with torch.device("meta"):
+        target = ClapModel(clap_config(laion_arch(name))).state_dict()
+    plan, dropped = plan_conversion(shapes, {k: tuple(v.shape) for k, v in target.items()},
+                                    arch=name)
+    assert len(plan) + len(dropped) == len(shapes)
+    assert plan["audio_branch.layers.2.blocks.5.attn.qkv.weight"] == [
+        f"audio_model.audio_encoder.layers.2.blocks.5.attention.self.{p}.weight"
+        for p in ("query", "key", "value")]
+    assert plan["text_projection.2.bias"] == ["text_projection.linear2.bias"]
+    reasons = set(dropped.values())
+    assert len(reasons) == 4  # front end, linear probe, AudioSet head, window masks
+    n = sum(p.numel() for p in target.values())
+    assert (150e6 if name == "HTSAT-tiny" else 190e6) < n
 
 
 def _refused(laion, tmp_path, edit) -> str:
