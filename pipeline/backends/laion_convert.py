@@ -126,20 +126,8 @@ def laion_arch(arch: str) -> dict:
     "HTSAT-tiny", ...) or a path to a JSON file in laion's model-config format, which may
     add "htsat" (create_htsat_model's layout) and "text" (the RoBERTa config) for a
     non-standard model."""
-    from pipeline.tiny_models import _htsat_layout, laion_clap_architecture
+    from pipeline.tiny_models import laion_clap_architecture
 
-    path = Path(arch)
-    if path.suffix == ".json":
-        try:
-            cfg = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ConversionError(f"--arch {arch}: cannot read model config ({e})") from None
-        audio = cfg.get("audio_cfg") or {}
-        if audio.get("model_type") != "HTSAT":
-            raise ConversionError(f"--arch {arch}: only HTSAT audio towers are supported")
-        if "htsat" not in cfg:
-            cfg["htsat"] = _htsat_layout(audio["model_name"])
-        return cfg
     try:
         return laion_clap_architecture(arch)
     except KeyError:
@@ -148,50 +136,24 @@ def laion_arch(arch: str) -> dict:
         raise ConversionError(f"--arch {arch}: {e}") from None
 
 
-def clap_config(cfg: dict, *, fusion: bool = False):
-    """ClapConfig of LAION model config `cfg` (laion_arch's result)."""
-    from transformers import ClapAudioConfig, ClapConfig, ClapTextConfig
+def clap_config(arch: str):
+    """ClapConfig of LAION model config `arch`: its HTSAT audio tower (the same
+    ClapAudioConfig the tiny and benchmark CLAPs are built from), its RoBERTa text tower
+    (roberta-base unless the config says otherwise) and joint dimension."""
+    from transformers import ClapConfig, ClapTextConfig
 
-    h, a = cfg["htsat"], cfg["audio_cfg"]
-    audio = ClapAudioConfig(
-        window_size=h["window_size"],
-        num_mel_bins=a["mel_bins"],
-        spec_size=h["spec_size"],
-        patch_size=h["patch_size"],
-        patch_stride=list(h["patch_stride"]),
-        num_classes=a["class_num"],
-        hidden_size=cfg["embed_dim"],
-        depths=list(h["depths"]),
-        num_attention_heads=list(h["num_heads"]),
-        patch_embeds_hidden_size=h["embed_dim"],
-        enable_fusion=fusion,
-    )
+    from pipeline.tiny_models import clap_audio_config
+
+    cfg = laion_arch(arch)
+    try:
+        audio = clap_audio_config(arch)
+    except ValueError as e:
+        raise ConversionError(f"--arch {arch}: {e}") from None
     text = ClapTextConfig(**{**ROBERTA_BASE, **cfg.get("text", {})})
     return ClapConfig(
         text_config=text.to_dict(),
         audio_config=audio.to_dict(),
         projection_dim=int(cfg.get("joint_embed_shape", LAION_JOINT_DIM)),
-    )
-
-
-def feature_extractor(cfg: dict):
-    """ClapFeatureExtractor with laion's audio front end: what get_audio_features and
-    HTSAT's torchlibrosa layers do (48 kHz, repeat-pad, random crop, slaney mel, dB)."""
-    from transformers import ClapFeatureExtractor
-
-    a = cfg["audio_cfg"]
-    return ClapFeatureExtractor(
-        feature_size=a["mel_bins"],
-        sampling_rate=a["sample_rate"],
-        hop_length=a["hop_size"],
-        max_length_s=int(a["clip_samples"] // a["sample_rate"]),
-        fft_window_size=a["window_size"],
-        padding_value=0.0,
-        return_attention_mask=False,
-        frequency_min=a["fmin"],
-        frequency_max=a["fmax"],
-        truncation="rand_trunc",
-        padding="repeatpad",
     )
 
 
@@ -306,9 +268,13 @@ def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = Fals
 
     if fusion:
         raise ConversionError(FUSION_REFUSAL)
-    cfg = laion_arch(arch)
-    fe = feature_extractor(cfg)
-    model = ClapModel(clap_config(cfg, fusion=False)).eval()
+    from pipeline.tiny_models import clap_feature_extractor
+
+    # laion's audio front end (48 kHz, repeat-pad, random crop, slaney mel, dB), as
+    # get_audio_features and HTSAT's torchlibrosa layers compute it.
+    laion_arch(arch)  # an unknown or unreadable --arch is a clear error before any work
+    fe = clap_feature_extractor(arch)
+    model = ClapModel(clap_config(arch)).eval()
     target = model.state_dict()
     plan, dropped = plan_conversion(
         {k: tuple(v.shape) for k, v in state.items()},

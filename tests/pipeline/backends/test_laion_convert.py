@@ -221,11 +221,11 @@ def test_released_layouts_map_key_for_key(laion, name):
     text tower) maps onto our ClapModel of that --arch with every key accounted for."""
     from transformers import ClapModel
 
-    from pipeline.backends.laion_convert import clap_config, laion_arch, plan_conversion
+    from pipeline.backends.laion_convert import clap_config, plan_conversion
 
     shapes = json.loads((laion["work"] / "released_layouts.json").read_text())[name]
     with torch.device("meta"):
-        target = ClapModel(clap_config(laion_arch(name))).state_dict()
+        target = ClapModel(clap_config(name)).state_dict()
     plan, dropped = plan_conversion(shapes, {k: tuple(v.shape) for k, v in target.items()},
                                     arch=name)
     assert len(plan) + len(dropped) == len(shapes)
@@ -308,6 +308,10 @@ def test_bad_file_and_existing_out_are_refused(laion, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CommandError, match="not a loadable weights-only checkpoint"):
         call_command("convert_laion_clap", str(junk), "--out", str(tmp_path / "o"))
+    with pytest.raises(CommandError, match="--arch HTSAT-nope: no such model config"):
+        call_command("convert_laion_clap", str(laion["ckpt"]), "--out", str(tmp_path / "o"),
+                     "--arch", "HTSAT-nope", "--tokenizer", str(laion["work"] / "tokenizer"))
+    assert not (tmp_path / "o").exists()
     with pytest.raises(CommandError, match="exists and is not empty"):
         call_command("convert_laion_clap", str(laion["ckpt"]), "--out", str(laion["work"]))
 
