@@ -266,10 +266,10 @@ def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = Fals
     import torch
     from transformers import ClapModel, ClapProcessor
 
-    if fusion:
-        raise ConversionError(FUSION_REFUSAL)
     from pipeline.tiny_models import clap_feature_extractor
 
+    if fusion:
+        raise ConversionError(FUSION_REFUSAL)
     # laion's audio front end (48 kHz, repeat-pad, random crop, slaney mel, dB), as
     # get_audio_features and HTSAT's torchlibrosa layers compute it.
     laion_arch(arch)  # an unknown or unreadable --arch is a clear error before any work
