@@ -288,11 +288,7 @@ def queue_filter_for(*, dataset: Dataset, run: PipelineRun | None, reason: str =
     """The filter with the run's CLAP threshold and the dataset's gold rule applied."""
     from .gold import flagged_reviewer_ids
 
-    threshold = None
-    if run is not None:
-        value = (run.config.get("filter") or {}).get("threshold")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            threshold = float(value)
+    threshold = run.threshold if run is not None else None
     return QueueFilter(dataset_id=dataset.pk, reason=reason,
                        run_id=run.pk if run else None, threshold=threshold, margin=margin,
                        excluded_reviewer_ids=flagged_reviewer_ids(dataset=dataset))

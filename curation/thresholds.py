@@ -94,13 +94,6 @@ def clap_model_of(run: PipelineRun) -> str:
     return _clap_model_of(run.config, run.profile_name)
 
 
-def run_global_threshold(run: PipelineRun) -> float | None:
-    value = ((run.config or {}).get("filter") or {}).get("threshold")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 # --- fitting (pure) -------------------------------------------------------------------------
 
 
@@ -246,7 +239,7 @@ def threshold_set_fit(*, dataset: Dataset, run: PipelineRun, name: str | None = 
     evaluation = kfold_evaluation(samples, min_decisions=min_decisions, folds=folds)
     evaluation.update({
         "samples": len(samples), "positives": sum(s.accepted for s in samples),
-        "global_f1": f.global_f1, "run_threshold": run_global_threshold(run),
+        "global_f1": f.global_f1, "run_threshold": run.threshold,
     })
     with transaction.atomic():
         # Versions per name: lock the name's rows so two fits cannot take one version.
@@ -364,7 +357,7 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
     config["derived"] = {
         "source_run": run.pk, "threshold_set": threshold_set.pk,
         "threshold_set_name": threshold_set.name, "threshold_set_version": threshold_set.version,
-        "source_threshold": run_global_threshold(run),
+        "source_threshold": run.threshold,
     }
     now = timezone.now()
     score_cols = _copy_columns(OriginalLabelScore, skip=["run_id"])

@@ -43,10 +43,12 @@ def _stage_defaults(section: str, given: dict) -> dict:
     """Fill a stage section from its config dataclass so the stored profile has every
     prompt and threshold, not only what the file overrode."""
     from pipeline.stages.caption import CaptionConfig
+    from pipeline.stages.filter import FilterConfig
     from pipeline.stages.match import MatchConfig
     from pipeline.stages.predict import PredictConfig
 
-    cls = {"caption": CaptionConfig, "predict": PredictConfig, "match": MatchConfig}[section]
+    cls = {"caption": CaptionConfig, "predict": PredictConfig, "match": MatchConfig,
+           "filter": FilterConfig}[section]
     names = {f.name for f in dataclasses.fields(cls)}
     extra = {k: v for k, v in given.items() if k not in names}
     cfg = cls(**{k: v for k, v in given.items() if k in names})
@@ -86,10 +88,8 @@ def resolve_profile(name_or_path: str, *, model_dir: Path) -> dict:
     if not use_llm:
         backends.pop("match_llm", None)
     resolved = _substitute({**raw, "backends": backends}, {"MODEL_DIR": str(model_dir)})
-    for section in ("caption", "predict", "match"):
+    for section in ("caption", "predict", "match", "filter"):
         resolved[section] = _stage_defaults(section, resolved.get(section, {}))
-    resolved.setdefault("filter", {})
-    resolved["filter"] = {"threshold": 0.25, "best_of_n": 1, **resolved["filter"]}
     resolved.setdefault("chunk_size", 16)
     # Fingerprints of local model folders, so a result can be traced to the exact files.
     resolved["model_fingerprints"] = {

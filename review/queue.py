@@ -109,7 +109,7 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
             {},
         )
     run = PipelineRun.objects.only("config", "profile_name", "threshold_set").get(pk=run_id)
-    threshold = float((run.config.get("filter") or {}).get("threshold", 0.25))
+    threshold = run.filter_config.threshold
     tset = active_threshold_set(run)
     cand_t, res_t = Candidate._meta.db_table, ClipResult._meta.db_table
     score_t, ct_t = OriginalLabelScore._meta.db_table, ClassThreshold._meta.db_table
