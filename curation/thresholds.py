@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from pipeline import chain
 from pipeline.models import (
     Candidate,
     ClassThreshold,
@@ -386,12 +387,13 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
         # at 2M clips); the review page reads those from the source run
         # (review.selectors._derived_text_from_source). Statuses, errors and the summary flag stay, so the
         # derived run covers exactly the clips its source covers.
+        statuses = ", ".join(chain.status_fields())
         cur.execute(f"""
-            INSERT INTO {_table(ClipResult)} (run_id, clip_id, caption_status, predict_status,
-                match_status, filter_status, caption, summary, summary_ok, predict,
-                free_labels, best_attempt, error_stage, error, timings, updated_at)
-            SELECT %(dst)s, clip_id, caption_status, predict_status, match_status,
-                   filter_status, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb, '[]'::jsonb,
+            INSERT INTO {_table(ClipResult)} (run_id, clip_id, {statuses}, caption, summary,
+                summary_ok, predict, free_labels, best_attempt, error_stage, error, timings,
+                updated_at)
+            SELECT %(dst)s, clip_id, {statuses}, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb,
+                   '[]'::jsonb,
                    best_attempt, error_stage, error, '{{}}'::jsonb, now()
             FROM {_table(ClipResult)} WHERE run_id = %(src)s
             ORDER BY clip_id""", params)

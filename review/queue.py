@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from pipeline import chain
 from pipeline.models import (
     Candidate,
     ClassThreshold,
@@ -113,6 +114,7 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
     tset = active_threshold_set(run)
     cand_t, res_t = Candidate._meta.db_table, ClipResult._meta.db_table
     score_t, ct_t = OriginalLabelScore._meta.db_table, ClassThreshold._meta.db_table
+    chain_done = chain.status_fields()[-1]  # a clip the chain's last stage finished
     # Plain joins and aggregates (no correlated subqueries): on millions of clips the
     # planner turns them into hash or merge joins, one pass over each table.
     sql = f"""
@@ -152,7 +154,7 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
                END AS rank
         FROM {clip_t} k
         LEFT JOIN {res_t} r ON r.run_id = %(run)s AND r.clip_id = k.id
-                           AND r.filter_status = '{StageStatus.DONE.value}'
+                           AND r.{chain_done} = '{StageStatus.DONE.value}'
         LEFT JOIN cand ON cand.clip_id = k.id
         LEFT JOIN orig ON orig.clip_id = k.id
         LEFT JOIN far ON far.clip_id = k.id

@@ -24,14 +24,14 @@ class FilterStage(Stage):
     backends = ("clap",)
 
     def setup(self) -> None:
-        from pipeline.execution import class_text_cache
+        from pipeline.stage_io import class_text_cache
 
         self.clap = self.backend("clap")
         self.threshold = float(self.config.threshold)
         self.cache = class_text_cache()
 
     def prepare(self, chunk):
-        from pipeline.execution import load_clip_audio
+        from pipeline.stage_io import load_clip_audio
 
         items = []
         for row in chunk:
