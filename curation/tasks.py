@@ -36,6 +36,15 @@ def audit_snapshot_task(snapshot_id: int) -> str:
 
     snap = audit_snapshot_compute(snapshot_id=snapshot_id)
     return snap.status if snap else "missing"
+@shared_task(name="curation.recover_exports", acks_late=True, reject_on_worker_lost=True)
+def recover_exports_task() -> dict:
+    """The periodic check (CELERY_BEAT_SCHEDULE, on the default queue): export jobs whose
+    worker is gone are re-queued once, then failed."""
+    from .export_jobs import export_jobs_recover
+
+    return export_jobs_recover()
+
+
 @worker_ready.connect
 def recover_exports_at_worker_start(**kwargs) -> None:
     """A worker that starts (after a crash, say) recovers the export jobs whose worker is

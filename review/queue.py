@@ -207,6 +207,62 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
     )
 
 
+def _slots_insert(cur, *, dataset: Dataset, after: int, k: int, rank_sql: str,
+                  rank_params: dict) -> int:
+    """The missing slots (k per clip) of the clips after position ``after``, ranked as
+    they are inserted; returns how many."""
+    cur.execute(
+        f"""
+        WITH ranked AS ({rank_sql}),
+        clips AS (
+            -- A hash, not random(): every slot of a clip, whenever made, shares it.
+            SELECT k.id, k.position, hashint8extended(k.id, %(ds)s)::float8 AS rnd
+            FROM {Clip._meta.db_table} k WHERE k.dataset_id = %(ds)s AND k.position > %(after)s)
+        INSERT INTO {QueueSlot._meta.db_table} (dataset_id, clip_id, slot, rank_uncertain,
+                                                rank_order, rank_random)
+        SELECT %(ds)s, clips.id, s.n, ranked.rank, clips.position, clips.rnd
+        FROM clips JOIN ranked ON ranked.clip_id = clips.id
+        CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
+        ON CONFLICT (clip_id, slot) DO NOTHING
+        """,
+        {"ds": dataset.pk, "after": after, "k": k, **rank_params},
+    )
+    return cur.rowcount
+
+
+def _slots_trim(cur, *, dataset: Dataset, k: int) -> int:
+    """Overlap lowered: drop the open slots beyond k (finished ones stay as history)."""
+    cur.execute(
+        f"DELETE FROM {QueueSlot._meta.db_table} WHERE dataset_id = %s AND slot >= %s "
+        "AND done_by_id IS NULL",
+        [dataset.pk, k],
+    )
+    return cur.rowcount
+
+
+def _slots_rerank(cur, *, dataset: Dataset, rank_sql: str, rank_params: dict) -> None:
+    """Every slot's rank_uncertain from the run that counts now. Ranks go into a temporary
+    table first, analyzed, so that the UPDATE is one hash join rather than a nested loop
+    over millions of rows."""
+    slot_t = QueueSlot._meta.db_table
+    cur.execute(
+        f"CREATE TEMP TABLE review_rank_tmp ON COMMIT DROP AS {rank_sql}",
+        {"ds": dataset.pk, "after": -1, **rank_params},
+    )
+    cur.execute("ANALYZE review_rank_tmp")
+    cur.execute(
+        f"""
+        UPDATE {slot_t} s SET rank_uncertain = t.rank
+        FROM review_rank_tmp t
+        WHERE s.clip_id = t.clip_id AND s.dataset_id = %s
+          AND s.rank_uncertain IS DISTINCT FROM t.rank
+        """,
+        [dataset.pk],
+    )
+    if cur.rowcount > 10_000:
+        cur.execute(f"ANALYZE {slot_t}")
+
+
 def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     """Bring the dataset's queue slots up to date with its clips, its overlap
     (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when nothing changed (one
@@ -217,7 +273,6 @@ def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     if freshness is None or (freshness.fresh and not force):
         return False
     max_position, k, run_id = freshness.wanted
-    slot_t, clip_t = QueueSlot._meta.db_table, Clip._meta.db_table
     with transaction.atomic(), connection.cursor() as cur:
         # One refresh per dataset at a time; the others wait, then find it done.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUEUE_LOCK_NS, dataset.pk])
@@ -236,54 +291,16 @@ def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
         rank_sql, rank_params = _uncertain_rank_sql(run_id)
         changed = 0
         if max_position > after:
-            cur.execute(
-                f"""
-                WITH ranked AS ({rank_sql}),
-                clips AS (
-                    -- A hash, not random(): every slot of a clip, whenever made, shares it.
-                    SELECT k.id, k.position, hashint8extended(k.id, %(ds)s)::float8 AS rnd
-                    FROM {clip_t} k WHERE k.dataset_id = %(ds)s AND k.position > %(after)s)
-                INSERT INTO {slot_t} (dataset_id, clip_id, slot, rank_uncertain, rank_order,
-                                      rank_random)
-                SELECT %(ds)s, clips.id, s.n, ranked.rank, clips.position, clips.rnd
-                FROM clips JOIN ranked ON ranked.clip_id = clips.id
-                CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
-                ON CONFLICT (clip_id, slot) DO NOTHING
-                """,
-                {"ds": dataset.pk, "after": after, "k": k, **rank_params},
-            )
-            changed += cur.rowcount
+            changed += _slots_insert(cur, dataset=dataset, after=after, k=k, rank_sql=rank_sql,
+                                     rank_params=rank_params)
         if k < state.required_reviews:
-            # Overlap lowered: drop the open slots beyond k (finished ones stay as history).
-            cur.execute(
-                f"DELETE FROM {slot_t} WHERE dataset_id = %s AND slot >= %s "
-                "AND done_by_id IS NULL",
-                [dataset.pk, k],
-            )
-            changed += cur.rowcount
+            changed += _slots_trim(cur, dataset=dataset, k=k)
         if changed > 10_000 or rerank:
             # Fresh statistics after bulk changes (and before the join below), so plans stay
             # hash joins here and an index walk in the pick.
-            cur.execute(f"ANALYZE {slot_t}")
+            cur.execute(f"ANALYZE {QueueSlot._meta.db_table}")
         if rerank:
-            # Ranks into a temporary table first, analyzed, so that the UPDATE is one hash
-            # join rather than a nested loop over millions of rows.
-            cur.execute(
-                f"CREATE TEMP TABLE review_rank_tmp ON COMMIT DROP AS {rank_sql}",
-                {"ds": dataset.pk, "after": -1, **rank_params},
-            )
-            cur.execute("ANALYZE review_rank_tmp")
-            cur.execute(
-                f"""
-                UPDATE {slot_t} s SET rank_uncertain = t.rank
-                FROM review_rank_tmp t
-                WHERE s.clip_id = t.clip_id AND s.dataset_id = %s
-                  AND s.rank_uncertain IS DISTINCT FROM t.rank
-                """,
-                [dataset.pk],
-            )
-            if cur.rowcount > 10_000:
-                cur.execute(f"ANALYZE {slot_t}")
+            _slots_rerank(cur, dataset=dataset, rank_sql=rank_sql, rank_params=rank_params)
         state.max_position, state.required_reviews, state.run_id = max_position, k, run_id
         state.refreshed_at = timezone.now()
         state.save()

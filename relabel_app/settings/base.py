@@ -199,6 +199,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_TASK_ROUTES = ("relabel_app.celery.route_to_declared_queue",)
 CELERY_TASK_DEFAULT_QUEUE = CeleryQueue.DEFAULT.value
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic checks, run by the beat embedded in worker-cpu (`worker -B`, docker/compose.yml):
+# export jobs whose worker is gone, as often as a job may stay silent.
+CELERY_BEAT_SCHEDULE = {
+    "recover-exports": {"task": "curation.recover_exports",
+                        "schedule": float(EXPORT_HEARTBEAT_STALE_S)},
+}
 
 # REST API (api/): token or session auth, same roles as the UI (api.permissions).
 REST_FRAMEWORK = {
