@@ -1,0 +1,66 @@
+"""One way to read an id or a whole number that comes from outside: a URL, a query string,
+a form, a JSON body, a command line.
+
+Python's own readers are too kind for that: ``str.isdigit()`` is true for ``"²"`` and
+``"٣"``, ``int("٣")`` is 3 (so a MID ``"٣"`` read as label id 3), ``int("²")`` raises, a
+5000-digit string passes Python's 4300-digit limit and a 20-digit one PostgreSQL's bigint.
+Here only ASCII digits count, the length is bounded by the column's largest value, and the
+value must lie within the column's range; anything else is a `BadNumber` whose message
+can be shown to the user (a 400 in views and the API, a one-line error in commands)."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import BadRequest
+
+BIGINT_MAX = 2**63 - 1  # ids (BigAutoField) and bigint columns
+INTEGER_MAX = 2**31 - 1  # integer columns (versions, counts, positions)
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+class BadNumber(BadRequest, ValueError):
+    """Not an id or number in range. A `BadRequest`, so a view that lets it through answers
+    400 (relabel_app.errors), and a `ValueError` for plain code."""
+
+
+def parse_int(value: object, *, name: str = "value", min_value: int = 0,
+              max_value: int = BIGINT_MAX) -> int:
+    """``value`` (an int or its decimal text in ASCII digits) as an int within
+    ``min_value..max_value``, else `BadNumber`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str):
+        text = value.strip()
+        # The length check comes first: int() of a huge string is slow or raises.
+        if len(text) > len(str(max_value)) or not _ASCII_DIGITS.fullmatch(text):
+            raise BadNumber(_message(name, min_value, max_value))
+        n = int(text)
+    else:
+        raise BadNumber(_message(name, min_value, max_value))
+    if not min_value <= n <= max_value:
+        raise BadNumber(_message(name, min_value, max_value))
+    return n
+
+
+def parse_id(value: object, *, name: str = "id", max_value: int = BIGINT_MAX) -> int:
+    """A row id (1 .. the column's largest value), else `BadNumber`."""
+    return parse_int(value, name=name, min_value=1, max_value=max_value)
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether ``text`` is written as an id (ASCII digits only), in or out of range: where a
+    reference may be an id or a name (a label id or a MID, a dataset id or a name)."""
+    return _ASCII_DIGITS.fullmatch(text.strip()) is not None
+
+
+def optional_id(value: str | None, *, name: str = "id") -> int | None:
+    """An optional id parameter: absent or blank is None, anything else must be an id."""
+    if value is None or value.strip() == "":
+        return None
+    return parse_id(value, name=name)
+
+
+def _message(name: str, min_value: int, max_value: int) -> str:
+    return f"{name} must be a whole number from {min_value} to {max_value} (ASCII digits)"
