@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 
+from django import forms
 from django.core.exceptions import BadRequest
+from django.core.management.base import CommandError
 
 BIGINT_MAX = 2**63 - 1  # ids (BigAutoField) and bigint columns
 INTEGER_MAX = 2**31 - 1  # integer columns (versions, counts, positions)
@@ -64,3 +66,58 @@ def optional_id(value: str | None, *, name: str = "id") -> int | None:
 
 def _message(name: str, min_value: int, max_value: int) -> str:
     return f"{name} must be a whole number from {min_value} to {max_value} (ASCII digits)"
+
+
+def page_number(value: str | None) -> int:
+    """The page a ``?page=`` asks for, read as Django's ``Paginator.get_page`` reads it:
+    not a number is the first page; a number that is no page (0, or too large to be one)
+    is `INTEGER_MAX`, which the caller clamps to the last page like any page past the end."""
+    if value is None or not looks_like_id(value):
+        return 1
+    try:
+        return parse_int(value, name="page", min_value=1, max_value=INTEGER_MAX)
+    except BadNumber:
+        return INTEGER_MAX
+
+
+class IntegerFormField(forms.IntegerField):
+    """Django's IntegerField reading through `parse_int` (its own ``int()`` takes "٣")."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, str):
+            try:
+                return parse_int(value, name=str(self.label or "value"),
+                                 max_value=self.max_value if self.max_value is not None
+                                 else BIGINT_MAX)
+            except BadNumber:
+                raise forms.ValidationError(self.error_messages["invalid"],
+                                            code="invalid") from None
+        return super().to_python(value)
+
+
+class IdModelChoiceField(forms.ModelChoiceField):
+    """A ModelChoiceField over a model's id whose choice must be written as an id (Django
+    reads "٣" as the row with id 3)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, str) and not self.to_field_name:
+            try:
+                value = parse_id(value)
+            except BadNumber:
+                raise forms.ValidationError(self.error_messages["invalid_choice"],
+                                            code="invalid_choice") from None
+        return super().to_python(value)
+
+
+def command_int(value: str, *, name: str, min_value: int = 1,
+                max_value: int = BIGINT_MAX) -> int:
+    """`parse_int` for a management command's argument: a bad one is a CommandError (exit
+    status 1 and one line, not argparse's usage text or a traceback)."""
+    try:
+        return parse_int(value, name=name, min_value=min_value, max_value=max_value)
+    except BadNumber as e:
+        raise CommandError(str(e)) from None
