@@ -14,7 +14,7 @@ from curation.models import Adjudication, AdjudicationVerdict, ExportJob, Policy
 from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from pipeline.profiles import profile_names
 from pipeline.selectors import run_that_counts, run_that_counts_for_clip
-from relabel_app.ids import BIGINT_MAX, BadNumber, looks_like_id, parse_int
+from relabel_app.ids import BIGINT_MAX, BadNumber, id_if_in_range, looks_like_id, parse_int
 from relabel_app.label_info import LabelInfo, ontology, ontology_clear
 from relabel_app.models import Clip, Dataset, Label
 from review.models import Decision, ErrorCategory, Verdict
@@ -118,10 +118,7 @@ def resolve_label(ref: str) -> int:
     ref = ref.strip()
     onto = ontology()
     if looks_like_id(ref):
-        try:
-            n = parse_int(ref, min_value=1)
-        except BadNumber:
-            n = None  # out of range: no such label
+        n = id_if_in_range(ref)
         info = onto.get(n) if n is not None else None
         if info is None and n is not None and Label.objects.filter(pk=n).exists():
             info = ontology(need_ids=(n,)).get(n)  # the cache predates this label
@@ -135,38 +132,41 @@ def resolve_label(ref: str) -> int:
     return info.id
 
 
-class LabelRefField(serializers.CharField):
-    """A label given by id or MID, validated to the label's id (400 when there is none)."""
+class RefField(serializers.CharField):
+    """A row given by id or by name (text, in a query string), validated to the row's id:
+    a 400 when there is none. Subclasses say how a reference resolves."""
+
+    max_length_default = 32
+    help_text_default = ""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 32)
-        kwargs.setdefault("help_text", "Label id or MID.")
+        kwargs.setdefault("max_length", self.max_length_default)
+        kwargs.setdefault("help_text", self.help_text_default)
         super().__init__(**kwargs)
 
     def run_validation(self, data=serializers.empty) -> int:
-        # After CharField's own checks (length, blank), which need the text.
-        return resolve_label(super().run_validation(data))
+        # After CharField's own checks (length, blank, NUL), which need the text.
+        return self.resolve(super().run_validation(data))
+
+    def resolve(self, ref: str) -> int:
+        raise NotImplementedError
 
 
-class DatasetRefField(serializers.CharField):
-    """A dataset given by id or name, validated to the dataset's id."""
+class LabelRefField(RefField):
+    help_text_default = "Label id or MID."
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 100)
-        kwargs.setdefault("help_text", "Dataset id or name.")
-        super().__init__(**kwargs)
+    def resolve(self, ref: str) -> int:
+        return resolve_label(ref)
 
-    def run_validation(self, data=serializers.empty) -> int:
-        ref = super().run_validation(data)
-        if looks_like_id(ref):
-            try:
-                lookup = {"pk": parse_int(ref, min_value=1)}
-            except BadNumber:
-                lookup = None  # out of range: no such dataset
-        else:
-            lookup = {"name": ref}
-        ds = Dataset.objects.filter(**lookup).values_list("pk", flat=True).first() \
-            if lookup else None
+
+class DatasetRefField(RefField):
+    max_length_default = 100
+    help_text_default = "Dataset id or name."
+
+    def resolve(self, ref: str) -> int:
+        qs = Dataset.objects.filter(pk=id_if_in_range(ref)) if looks_like_id(ref) \
+            else Dataset.objects.filter(name=ref)
+        ds = qs.values_list("pk", flat=True).first()
         if ds is None:
             raise serializers.ValidationError(f"no dataset {ref[:40]!r}")
         return ds

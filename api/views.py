@@ -77,12 +77,14 @@ def path_id(value: str) -> int:
         raise NotFound() from None
 
 
+# One get_queryset for the viewsets over a selector: the list reads its query parameters
+# through `filter_serializer` (a 400 on a bad one; the schema documents them from it), other
+# actions see the selector's whole queryset (their permission and lookup narrow it). A
+# comment, not a docstring: drf-spectacular would print a docstring in every operation.
 class FilteredListMixin:
-    """One get_queryset for the viewsets over a selector: the list reads its query
-    parameters through `filter_serializer` (a 400 on a bad one); other actions see the
-    selector's whole queryset (their permission and lookup narrow it)."""
 
     filter_serializer: type[FilterSerializer] | None = None
+    lookup_value_regex = ID
 
     def get_queryset(self):
         filters = self.filter_serializer.from_query(self.request) \
@@ -100,14 +102,12 @@ class FilteredListMixin:
 class DatasetViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = DatasetSerializer
     pagination_class = SmallTablePagination
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.dataset_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Clips", parameters=[ClipFilterSerializer],
+        summary="Clips",
         description="Cursor-paginated by id. Filters: dataset, review state (yours), label "
         "(original, candidate or either).",
     ),
@@ -117,7 +117,6 @@ class ClipViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ClipSerializer
     pagination_class = BigTableCursorPagination
     filter_serializer = ClipFilterSerializer
-    lookup_value_regex = ID
 
     def get_serializer_class(self):
         return ClipDetailSerializer if self.action == "retrieve" else ClipSerializer
@@ -128,7 +127,7 @@ class ClipViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Ontology labels", parameters=[LabelFilterSerializer],
+        summary="Ontology labels",
         description="All 632 classes in class_labels_indices order (the 105 untrainable "
         "after), or with `q` the best search matches first.",
     ),
@@ -137,6 +136,7 @@ class ClipViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
 class LabelViewSet(viewsets.GenericViewSet):
     serializer_class = LabelSerializer
     pagination_class = SmallTablePagination
+    filter_serializer = LabelFilterSerializer  # its list reads them itself
     lookup_value_regex = ID
 
     def get_queryset(self):
@@ -144,7 +144,7 @@ class LabelViewSet(viewsets.GenericViewSet):
         return Label.objects.none()
 
     def list(self, request: Request, **kwargs) -> Response:
-        f = LabelFilterSerializer.from_query(request)
+        f = self.filter_serializer.from_query(request)
         onto = ontology()
         if f.get("q"):
             infos = [hit.info for hit in label_search(query=f["q"], limit=50)]
@@ -169,8 +169,7 @@ class LabelViewSet(viewsets.GenericViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Pipeline runs and external label sets",
-                       parameters=[RunFilterSerializer]),
+    list=extend_schema(summary="Pipeline runs and external label sets"),
     retrieve=extend_schema(summary="One run with its configuration and progress",
                            responses=RunDetailSerializer),
 )
@@ -179,8 +178,6 @@ class RunViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelM
     permission_classes = [ReadReviewerWriteCurator]
     pagination_class = SmallTablePagination
     filter_serializer = RunFilterSerializer
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.run_list)
 
     def get_serializer_class(self):
@@ -223,22 +220,19 @@ class RunViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Candidate labels", parameters=[CandidateFilterSerializer],
-                       description="Cursor-paginated by id."),
+    list=extend_schema(summary="Candidate labels", description="Cursor-paginated by id."),
     retrieve=extend_schema(summary="One candidate"),
 )
 class CandidateViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = CandidateSerializer
     pagination_class = BigTableCursorPagination
     filter_serializer = CandidateFilterSerializer
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.candidate_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="CLAP scores of original labels", parameters=[OriginalLabelScoreFilterSerializer],
+        summary="CLAP scores of original labels",
         description="Per run, clip and original label: the cosine between the clip's audio and "
         "the label's class text, from the run's filter stage (evidence, not candidates). "
         "Cursor-paginated by id.",
@@ -249,14 +243,12 @@ class OriginalLabelScoreViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet
     serializer_class = OriginalLabelScoreSerializer
     pagination_class = BigTableCursorPagination
     filter_serializer = OriginalLabelScoreFilterSerializer
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.original_score_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Decisions", parameters=[DecisionFilterSerializer],
+        summary="Decisions",
         description="Reviewers get their own decisions only; curators everyone's. "
         "Cursor-paginated by id.",
     ),
@@ -267,7 +259,6 @@ class DecisionViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveM
     serializer_class = DecisionSerializer
     pagination_class = BigTableCursorPagination
     filter_serializer = DecisionFilterSerializer
-    lookup_value_regex = ID
 
     def select(self, **filters):
         return selectors.decision_list(
@@ -314,7 +305,6 @@ class ErrorCategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 @extend_schema_view(
     list=extend_schema(summary="Adjudications (curators)",
-                       parameters=[AdjudicationFilterSerializer],
                        description="Cursor-paginated by id."),
     retrieve=extend_schema(summary="One adjudication (curators)"),
     destroy=extend_schema(summary="Clear an adjudication (curators)",
@@ -326,8 +316,6 @@ class AdjudicationViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.Retri
     permission_classes = [IsCurator]
     pagination_class = BigTableCursorPagination
     filter_serializer = AdjudicationFilterSerializer
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.adjudication_list)
 
     @extend_schema(
@@ -354,7 +342,7 @@ class AdjudicationViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.Retri
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Export jobs (curators)", parameters=[ExportFilterSerializer]),
+    list=extend_schema(summary="Export jobs (curators)"),
     retrieve=extend_schema(summary="One export job with its progress (curators)"),
 )
 class ExportViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -363,8 +351,6 @@ class ExportViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveMod
     permission_classes = [IsCurator]
     pagination_class = SmallTablePagination
     filter_serializer = ExportFilterSerializer
-    lookup_value_regex = ID
-
     select = staticmethod(selectors.export_list)
 
     @extend_schema(

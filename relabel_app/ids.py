@@ -57,6 +57,15 @@ def looks_like_id(text: str) -> bool:
     return _ASCII_DIGITS.fullmatch(text.strip()) is not None
 
 
+def id_if_in_range(text: str) -> int | None:
+    """For a reference written as an id (`looks_like_id`): the id, or None when no row can
+    have it (out of the column's range: "no such row", not an error of its own)."""
+    try:
+        return parse_id(text)
+    except BadNumber:
+        return None
+
+
 def optional_id(value: str | None, *, name: str = "id") -> int | None:
     """An optional id parameter: absent or blank is None, anything else must be an id."""
     if value is None or value.strip() == "":

@@ -220,7 +220,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "api.pagination.SmallTablePagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema_extensions.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AudioSet relabeling studio API",

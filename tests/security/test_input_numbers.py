@@ -214,9 +214,12 @@ def test_label_add_by_id_still_works(world):
                                    reviewer=world.users["reviewer"]).exists()
 
 
-def test_nul_in_a_path_is_a_400_page(world):
+def test_nul_in_a_path_is_a_400(world):
+    # <str:token_id> takes anything: the NUL must not reach PostgreSQL as text.
+    assert_json_400(api_client(world, "reviewer").delete("/api/auth/tokens/ab%00cd/"))
     resp = session_client(world, "curator").get("/curation/dataset/secds%00/adjudicate/")
-    assert resp.status_code in (400, 404)  # never reaches PostgreSQL as text
+    assert resp.status_code == 400
+    assert b"control characters" in resp.content
 
 
 @pytest.mark.parametrize("page", ["999999999999999999999999999999", NINES, "0", ARABIC_THREE,
