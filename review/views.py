@@ -352,7 +352,9 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
     reviewer_settings.reviewer_settings_update(user=request.user, autoplay=on)
     messages.success(request, f"Autoplay {'on' if on else 'off'}.")
     nxt = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+    # A path of this site only (redirect() would read a bare word as a view name).
+    if not (nxt.startswith("/")
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()})):
         nxt = reverse("review:home")
     return redirect(nxt)
 

@@ -272,6 +272,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # per account, and per add
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "relabel_app.logins.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "relabel_app.logins.client_ip"
+AXES_USERNAME_CALLABLE = "relabel_app.logins.axes_username"
 AXES_VERBOSE = False
 
 # A TLS-terminating proxy in front (RELABEL_TRUSTED_PROXY=1): only then is its

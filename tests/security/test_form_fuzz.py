@@ -6,7 +6,8 @@ The values are what schemathesis' generators did not try: digits of other script
 ("²", "٣", "１"), NUL and other control characters, 10,000-character strings, integers far
 past bigint, path-like and markup-like text, mixed with the world's real ids so requests
 also get past "no such row". Field names are every name a view or form of the app reads,
-plus arbitrary ones. Bounded: a fixed number of derandomized examples per endpoint."""
+plus arbitrary ones. Bounded: per endpoint, a sweep of explicit examples and a fixed number
+of derandomized generated ones."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import pytest
 from django.core import signals
 from django.test import Client
 from django.urls import reverse
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.security.url_patterns import all_patterns
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-EXAMPLES_PER_ENDPOINT = 6
+GENERATED_PER_ENDPOINT = 4
+# Explicit examples, every endpoint and method: each field the app reads set to one of these
+# (a view reading any of them meets it), then generated mixes.
+SWEEP = ["²", "٣", "9" * 5000, "9" * 25, "a\x00b"]
 # Kept out: logging out would end the session the other endpoints are fuzzed with.
 SKIPPED = {"logout"}
 # URL keyword -> the World.ids() name that fills it.
@@ -83,6 +87,22 @@ def server_errors():
     signals.got_request_exception.disconnect(record)
 
 
+def _fuzz_endpoint(client: Client, url: str, forms, role: str, failures: list[str]) -> None:
+    @settings(max_examples=GENERATED_PER_ENDPOINT, deadline=None, database=None,
+              derandomize=True, phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(method=st.sampled_from(["get", "post"]), data=forms)
+    def fuzz(method, data):
+        resp = getattr(client, method)(url, data)
+        if resp.status_code >= 500:
+            failures.append(f"{role} {method.upper()} {url} {data!r:.300}: {resp.status_code}")
+
+    for value in SWEEP:
+        for method in ("get", "post"):
+            fuzz = example(method=method, data=dict.fromkeys(FIELD_NAMES, value))(fuzz)
+    fuzz()
+
+
 @pytest.mark.parametrize("role", ["reviewer", "curator"])
 def test_no_html_endpoint_answers_random_unicode_with_a_500(world, role, server_errors):
     ids = world.ids()
@@ -96,17 +116,5 @@ def test_no_html_endpoint_answers_random_unicode_with_a_500(world, role, server_
     assert len(patterns) >= 40, [p.key for p in patterns]
 
     for pattern in patterns:
-        url = _url(pattern, ids)
-
-        @settings(max_examples=EXAMPLES_PER_ENDPOINT, deadline=None, database=None,
-                  derandomize=True, phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
-        @given(method=st.sampled_from(["get", "post"]), data=forms)
-        def fuzz(method, data):
-            resp = getattr(client, method)(url, data)
-            if resp.status_code >= 500:
-                failures.append(f"{role} {method.upper()} {url} {data!r:.300}: "
-                                f"{resp.status_code}")
-
-        fuzz()
+        _fuzz_endpoint(client, _url(pattern, ids), forms, role, failures)
     assert not failures and not server_errors, "\n".join(failures[:20] + server_errors[:5])

@@ -278,3 +278,21 @@ def test_threshold_commands_refuse_other_script_run_ids(world, run):
         call_command("apply_thresholds", "--run", run, "--set", "x")
     with pytest.raises(CommandError, match="--run must be a whole number"):
         call_command("fit_thresholds", "--dataset", world.dataset.name, "--run", run)
+
+
+# --- found by the HTML fuzzer (tests/security/test_form_fuzz.py) ------------------------------
+
+
+@pytest.mark.parametrize("nxt", [SUPERSCRIPT_TWO, "review:home", "https://evil.example/"])
+def test_autoplay_next_that_is_not_a_path_goes_home(world, nxt):
+    resp = session_client(world, "reviewer").post("/settings/autoplay/",
+                                                  {"autoplay": "1", "next": nxt})
+    assert resp.status_code == 302
+    assert resp["Location"] == "/"
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_a_5000_character_username_is_a_failed_login_not_a_500(world, path):
+    resp = Client(raise_request_exception=False).post(
+        path, {"username": NINES, "password": "wrong"})
+    assert resp.status_code == 200  # the form again, with its error
