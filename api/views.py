@@ -371,7 +371,10 @@ class ExportViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     @extend_schema(
         summary="Download a finished export (curators)",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+        # FileResponse names the type from the file: the CSV formats, or the JSON one
+        # ({"data": [{"wav", "labels"}]}).
+        responses={(200, "text/csv"): OpenApiTypes.BINARY,
+                   (200, "application/json"): OpenApiTypes.OBJECT,
                    404: OpenApiResponse(description="No such job, not finished, or its "
                                                     "file is gone.")},
     )
