@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 from review.models import ErrorCategory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.fuzz]
 
 EXAMPLES = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 4}
 FIXED_EXAMPLES = 3  # path ids of real objects

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.security.url_patterns import all_patterns
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.fuzz]
 
 GENERATED_PER_ENDPOINT = 4
 # Explicit examples, every endpoint and method: each field the app reads set to one of these
