@@ -22,7 +22,6 @@ import re
 import pytest
 import requests
 import schemathesis
-from django.core import signals
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from knox.models import AuthToken
@@ -60,21 +59,6 @@ def errors_are_json(ctx, response, case) -> bool | None:
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance,
           errors_are_json]
-
-
-@pytest.fixture
-def server_errors():
-    """Exceptions the handler turned into 500 responses (in the live server's thread)."""
-    import traceback
-
-    seen: list[str] = []
-
-    def record(sender, request=None, **kwargs):
-        seen.append(f"{request.method} {request.get_full_path()}\n{traceback.format_exc()}")
-
-    signals.got_request_exception.connect(record)
-    yield seen
-    signals.got_request_exception.disconnect(record)
 
 
 def _with_real_references(case, ids: dict) -> None:

@@ -12,7 +12,6 @@ of derandomized generated ones."""
 from __future__ import annotations
 
 import pytest
-from django.core import signals
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -71,20 +70,6 @@ def html_patterns():
     return [p for p in all_patterns()
             if p.name and not p.route.startswith(("/admin/", "/api/", "/static/"))
             and p.name not in SKIPPED]
-
-
-@pytest.fixture
-def server_errors():
-    import traceback
-
-    seen: list[str] = []
-
-    def record(sender, request=None, **kwargs):
-        seen.append(f"{request.method} {request.path}\n{traceback.format_exc()[-1500:]}")
-
-    signals.got_request_exception.connect(record)
-    yield seen
-    signals.got_request_exception.disconnect(record)
 
 
 def _fuzz_endpoint(client: Client, url: str, forms, role: str, failures: list[str]) -> None:
