@@ -110,3 +110,15 @@ def test_a_database_outage_is_a_json_503_with_retry_after():
     body = assert_json_error(resp, 503)
     assert int(resp["Retry-After"]) > 0
     assert "database" in body["detail"]
+
+
+def test_the_schema_says_which_fields_can_be_null(world):
+    """Issue 16 "the schema tells the truth": schemathesis found these null in responses
+    but documented as strings."""
+    schema = api_client(world).get("/api/schema/?format=json").json()["components"]["schemas"]
+    for component, field in [("Decision", "error_category"), ("Run", "created_by"),
+                             ("RunDetail", "created_by"), ("ExportJob", "created_by")]:
+        assert schema[component]["properties"][field].get("nullable") is True, component
+    # And a real null answer: rita's decision has no error category.
+    d = api_client(world).get(f"/api/decisions/{world.d_rita.pk}/").json()
+    assert d["error_category"] is None
