@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup debs demo demo-data serve test lint bench stop-db clean-data
+.PHONY: setup debs demo demo-data serve test fuzz lint bench stop-db clean-data
 
 setup: $(STAMP) debs
 
@@ -41,6 +41,10 @@ serve:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fuzz stage alone (also part of `make test`): schemathesis and Hypothesis, bounded.
+fuzz: setup
+	$(PY) -m pytest -m fuzz $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

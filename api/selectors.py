@@ -14,6 +14,13 @@ from relabel_app.models import Clip, ClipLabel, Dataset
 from review.models import ClipReview, Decision
 
 
+def where(qs: QuerySet, **lookups) -> QuerySet:
+    """``qs`` filtered by each lookup that is given: None (and "") mean "no filter", so the
+    optional query parameters of a list map straight onto lookups."""
+    given = {k: v for k, v in lookups.items() if v is not None and v != ""}
+    return qs.filter(**given) if given else qs
+
+
 def dataset_list() -> QuerySet[Dataset]:
     last_position = (
         Clip.objects.filter(dataset=OuterRef("pk")).order_by("-position").values("position")[:1]
@@ -34,11 +41,7 @@ def clip_list(
     label_source: str = "any",
     run: int | None = None,
 ) -> QuerySet[Clip]:
-    qs = Clip.objects.all()
-    if dataset is not None:
-        qs = qs.filter(dataset_id=dataset)
-    if ytid:
-        qs = qs.filter(ytid=ytid)
+    qs = where(Clip.objects.all(), dataset_id=dataset, ytid=ytid)
     if decided is not None:
         mine = Exists(Decision.objects.filter(clip=OuterRef("pk"), reviewer=user))
         qs = qs.filter(mine if decided else ~mine)
@@ -67,11 +70,7 @@ def original_score_list(
     *, run: int | None = None, clip: int | None = None, label: int | None = None
 ) -> QuerySet[OriginalLabelScore]:
     """CLAP scores of clips' original labels, as the runs' filter stages stored them."""
-    qs = OriginalLabelScore.objects.all()
-    for field, value in (("run_id", run), ("clip_id", clip), ("label_id", label)):
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    return qs
+    return where(OriginalLabelScore.objects.all(), run_id=run, clip_id=clip, label_id=label)
 
 
 def candidate_list(
@@ -83,12 +82,8 @@ def candidate_list(
     selected: bool | None = None,
     tier: str | None = None,
 ) -> QuerySet[Candidate]:
-    qs = Candidate.objects.all()
-    for field, value in (("run_id", run), ("clip_id", clip), ("label_id", label),
-                         ("kept", kept), ("selected", selected), ("tier", tier)):
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    return qs
+    return where(Candidate.objects.all(), run_id=run, clip_id=clip, label_id=label, kept=kept,
+                 selected=selected, tier=tier)
 
 
 def decision_list(
@@ -108,15 +103,7 @@ def decision_list(
         qs = qs.filter(reviewer=user)
     elif reviewer:
         qs = qs.filter(reviewer__username=reviewer)
-    if clip is not None:
-        qs = qs.filter(clip_id=clip)
-    if dataset is not None:
-        qs = qs.filter(clip__dataset_id=dataset)
-    if label is not None:
-        qs = qs.filter(label_id=label)
-    if verdict:
-        qs = qs.filter(verdict=verdict)
-    return qs
+    return where(qs, clip_id=clip, clip__dataset_id=dataset, label_id=label, verdict=verdict)
 
 
 def run_list(
@@ -125,13 +112,7 @@ def run_list(
     qs = PipelineRun.objects.select_related("created_by").order_by(
         F("created_at").desc(), F("id").desc()
     )
-    if dataset is not None:
-        qs = qs.filter(dataset_id=dataset)
-    if kind:
-        qs = qs.filter(kind=kind)
-    if status:
-        qs = qs.filter(status=status)
-    return qs
+    return where(qs, dataset_id=dataset, kind=kind, status=status)
 
 
 def adjudication_list(
@@ -141,24 +122,12 @@ def adjudication_list(
     label: int | None = None,
     verdict: str | None = None,
 ) -> QuerySet[Adjudication]:
-    qs = Adjudication.objects.select_related("curator")
-    if clip is not None:
-        qs = qs.filter(clip_id=clip)
-    if dataset is not None:
-        qs = qs.filter(clip__dataset_id=dataset)
-    if label is not None:
-        qs = qs.filter(label_id=label)
-    if verdict:
-        qs = qs.filter(verdict=verdict)
-    return qs
+    return where(Adjudication.objects.select_related("curator"), clip_id=clip,
+                 clip__dataset_id=dataset, label_id=label, verdict=verdict)
 
 
 def export_list(*, dataset: int | None = None, status: str | None = None) -> QuerySet[ExportJob]:
     qs = ExportJob.objects.select_related("created_by", "dataset").order_by(
         F("created_at").desc(), F("id").desc()
     )
-    if dataset is not None:
-        qs = qs.filter(dataset_id=dataset)
-    if status:
-        qs = qs.filter(status=status)
-    return qs
+    return where(qs, dataset_id=dataset, status=status)

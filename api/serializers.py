@@ -14,15 +14,40 @@ from curation.models import Adjudication, AdjudicationVerdict, ExportJob, Policy
 from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from pipeline.profiles import profile_names
 from pipeline.selectors import run_that_counts, run_that_counts_for_clip
+from relabel_app.ids import BIGINT_MAX, BadNumber, id_if_in_range, looks_like_id, parse_int
 from relabel_app.label_info import LabelInfo, ontology, ontology_clear
 from relabel_app.models import Clip, Dataset, Label
 from review.models import Decision, ErrorCategory, Verdict
 
-MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger number is "no such row", not a 500
+
+class IdField(serializers.IntegerField):
+    """An id in a query string or a body: a JSON integer or ASCII digits, within the id
+    column's range (relabel_app.ids; DRF's IntegerField reads "٣" as 3)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        try:
+            return parse_int(data, name=self.field_name or "id", min_value=self.min_value,
+                             max_value=self.max_value)
+        except BadNumber as e:
+            raise serializers.ValidationError(str(e)) from None
 
 
-def IdField(**kwargs) -> serializers.IntegerField:  # noqa: N802 (a field factory)
-    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+class FilterSerializer(serializers.Serializer):
+    """The query parameters of a list, validated like any input (a bad filter is a 400).
+    Subclasses declare the parameters; views read them with `from_query`."""
+
+    @classmethod
+    def from_query(cls, request) -> dict:
+        """Validated parameters. A plain dict, not the QueryDict, so an absent boolean stays
+        absent instead of reading as false."""
+        s = cls(data=request.query_params.dict())
+        s.is_valid(raise_exception=True)
+        return dict(s.validated_data)
 
 
 # --- labels -------------------------------------------------------------------------------
@@ -39,6 +64,18 @@ def label_ref(label_id: int) -> dict:
     if info is None:
         return {"id": label_id, "mid": "", "name": ""}
     return {"id": info.id, "mid": info.mid, "name": info.name}
+
+
+@extend_schema_field(LabelRefSerializer)
+class LabelOutField(serializers.Field):
+    """The ``label`` of a row (its ``label_id``) as ``{id, mid, name}``, from the ontology
+    cache: one field for every resource that points at a label."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="label_id", read_only=True, **kwargs)
+
+    def to_representation(self, label_id: int) -> dict:
+        return label_ref(label_id)
 
 
 class LabelSerializer(serializers.Serializer):
@@ -67,7 +104,7 @@ class LabelSerializer(serializers.Serializer):
         }
 
 
-class LabelFilterSerializer(serializers.Serializer):
+class LabelFilterSerializer(FilterSerializer):
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=100,
         help_text="Search names (exact, prefix, word, fuzzy) and descriptions; best first.",
@@ -80,10 +117,10 @@ def resolve_label(ref: str) -> int:
     """The id of a label given as an id or a MID (query string or body), or ValidationError."""
     ref = ref.strip()
     onto = ontology()
-    if ref.isdigit():
-        n = int(ref)
-        info = onto.get(n)
-        if info is None and n <= MAX_ID and Label.objects.filter(pk=n).exists():
+    if looks_like_id(ref):
+        n = id_if_in_range(ref)
+        info = onto.get(n) if n is not None else None
+        if info is None and n is not None and Label.objects.filter(pk=n).exists():
             info = ontology(need_ids=(n,)).get(n)  # the cache predates this label
     else:
         info = onto.by_mid.get(ref)
@@ -95,15 +132,57 @@ def resolve_label(ref: str) -> int:
     return info.id
 
 
+class RefField(serializers.CharField):
+    """A row given by id or by name (text, in a query string), validated to the row's id:
+    a 400 when there is none. Subclasses say how a reference resolves."""
+
+    max_length_default = 32
+    help_text_default = ""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", self.max_length_default)
+        kwargs.setdefault("help_text", self.help_text_default)
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty) -> int:
+        # After CharField's own checks (length, blank, NUL), which need the text.
+        return self.resolve(super().run_validation(data))
+
+    def resolve(self, ref: str) -> int:
+        raise NotImplementedError
+
+
+class LabelRefField(RefField):
+    help_text_default = "Label id or MID."
+
+    def resolve(self, ref: str) -> int:
+        return resolve_label(ref)
+
+
+class DatasetRefField(RefField):
+    max_length_default = 100
+    help_text_default = "Dataset id or name."
+
+    def resolve(self, ref: str) -> int:
+        qs = Dataset.objects.filter(pk=id_if_in_range(ref)) if looks_like_id(ref) \
+            else Dataset.objects.filter(name=ref)
+        ds = qs.values_list("pk", flat=True).first()
+        if ds is None:
+            raise serializers.ValidationError(f"no dataset {ref[:40]!r}")
+        return ds
+
+
 # --- datasets and clips -------------------------------------------------------------------
 
 
-def dataset_or_invalid(dataset_id: int) -> Dataset:
-    ds = Dataset.objects.filter(pk=dataset_id).first()
-    if ds is None:
-        raise serializers.ValidationError(f"no dataset {dataset_id}")
-    return ds
+class DatasetIdField(IdField):
+    """A dataset's id in a body, validated to the Dataset (400 when there is none)."""
 
+    def run_validation(self, data=serializers.empty) -> Dataset:
+        ds = Dataset.objects.filter(pk=super().run_validation(data)).first()
+        if ds is None:
+            raise serializers.ValidationError(f"no dataset {data}")
+        return ds
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -177,9 +256,8 @@ class ClipDetailSerializer(ClipSerializer):
         return run.pk if run else None
 
 
-class ClipFilterSerializer(serializers.Serializer):
-    dataset = serializers.CharField(required=False, max_length=100,
-                                    help_text="Dataset id or name.")
+class ClipFilterSerializer(FilterSerializer):
+    dataset = DatasetRefField(required=False)
     ytid = serializers.CharField(required=False, max_length=64)
     decided = serializers.BooleanField(
         required=False, help_text="true: clips you decided on at least one label of; "
@@ -188,31 +266,22 @@ class ClipFilterSerializer(serializers.Serializer):
     finished = serializers.BooleanField(
         required=False, help_text="true: clips you finished (pressed next on); false: not.",
     )
-    label = serializers.CharField(required=False, max_length=32,
-                                  help_text="Label id or MID.")
+    label = LabelRefField(required=False)
     label_source = serializers.ChoiceField(
         choices=["original", "candidate", "any"], default="any", required=False,
         help_text="Where `label` must be: an original label, a selected candidate, or either.",
     )
     run = IdField(required=False, help_text="With label_source=candidate: this run only.")
 
-    def validate_dataset(self, value: str) -> int:
-        ds = Dataset.objects.filter(
-            **({"pk": int(value)} if value.isdigit() and int(value) <= MAX_ID else {"name": value})
-        ).values_list("pk", flat=True).first()
-        if ds is None:
-            raise serializers.ValidationError(f"no dataset {value[:40]!r}")
-        return ds
 
-    def validate_label(self, value: str) -> int:
-        return resolve_label(value)
 
 
 # --- runs and candidates ------------------------------------------------------------------
 
 
 class RunSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     random_weights = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -251,14 +320,14 @@ class RunDetailSerializer(RunSerializer):
         return RunProgressSerializer(progress).data if progress is not None else None
 
 
-class RunFilterSerializer(serializers.Serializer):
+class RunFilterSerializer(FilterSerializer):
     dataset = IdField(required=False)
     kind = serializers.ChoiceField(choices=PipelineRun.Kind.choices, required=False)
     status = serializers.ChoiceField(choices=PipelineRun.Status.choices, required=False)
 
 
 class RunStartSerializer(serializers.Serializer):
-    dataset = IdField()
+    dataset = DatasetIdField()
     profile = serializers.ChoiceField(choices=())
     new = serializers.BooleanField(
         default=False, help_text="Start a fresh run instead of continuing the latest one."
@@ -272,54 +341,37 @@ class RunStartSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         self.fields["profile"].choices = profile_names()
 
-    def validate_dataset(self, value: int) -> Dataset:
-        return dataset_or_invalid(value)
-
 
 class CandidateSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField()
+    label = LabelOutField()
 
     class Meta:
         model = Candidate
         fields = ["id", "run", "clip", "label", "attempt", "tier", "phrase", "match_score",
                   "clap_score", "kept", "selected"]
 
-    @extend_schema_field(LabelRefSerializer)
-    def get_label(self, c: Candidate) -> dict:
-        return label_ref(c.label_id)
-
 
 class OriginalLabelScoreSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField()
+    label = LabelOutField()
 
     class Meta:
         model = OriginalLabelScore
         fields = ["id", "run", "clip", "label", "clap_score"]
 
-    @extend_schema_field(LabelRefSerializer)
-    def get_label(self, s: OriginalLabelScore) -> dict:
-        return label_ref(s.label_id)
 
-
-class OriginalLabelScoreFilterSerializer(serializers.Serializer):
+class OriginalLabelScoreFilterSerializer(FilterSerializer):
     run = IdField(required=False)
     clip = IdField(required=False)
-    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
-
-    def validate_label(self, value: str) -> int:
-        return resolve_label(value)
+    label = LabelRefField(required=False)
 
 
-class CandidateFilterSerializer(serializers.Serializer):
+class CandidateFilterSerializer(FilterSerializer):
     run = IdField(required=False)
     clip = IdField(required=False)
-    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    label = LabelRefField(required=False)
     kept = serializers.BooleanField(required=False)
     selected = serializers.BooleanField(required=False)
     tier = serializers.ChoiceField(choices=Candidate.Tier.choices, required=False)
-
-    def validate_label(self, value: str) -> int:
-        return resolve_label(value)
 
 
 # --- decisions ----------------------------------------------------------------------------
@@ -332,37 +384,35 @@ class ErrorCategorySerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField()
+    label = LabelOutField()
     reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    error_category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    error_category = serializers.SlugRelatedField(slug_field="slug", read_only=True,
+                                                  allow_null=True)
 
     class Meta:
         model = Decision
         fields = ["id", "clip", "label", "reviewer", "verdict", "error_category", "note",
                   "created_at", "updated_at"]
 
-    @extend_schema_field(LabelRefSerializer)
-    def get_label(self, d: Decision) -> dict:
-        return label_ref(d.label_id)
 
-
-class DecisionFilterSerializer(serializers.Serializer):
+class DecisionFilterSerializer(FilterSerializer):
     clip = IdField(required=False)
     dataset = IdField(required=False)
-    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    label = LabelRefField(required=False)
     verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
     reviewer = serializers.CharField(
         required=False, max_length=150,
         help_text="Curators only: a reviewer's username. Reviewers always see only their own.",
     )
 
-    def validate_label(self, value: str) -> int:
-        return resolve_label(value)
 
-
-class ClipLabelInput:
+class ClipLabelInput(serializers.Serializer):
     """A clip id and a label, given as `label` (id) or `mid`, resolved to rows (400 when
-    either does not exist)."""
+    either does not exist). A MID is only ever a MID: "3" or "٣" is not label 3."""
+
+    clip = IdField()
+    label = IdField(required=False)
+    mid = serializers.CharField(required=False, max_length=32)
 
     def validate_clip(self, value: int) -> Clip:
         clip = Clip.objects.select_related("dataset").filter(pk=value).first()
@@ -373,24 +423,22 @@ class ClipLabelInput:
     def validate(self, attrs: dict) -> dict:
         if ("label" in attrs) == ("mid" in attrs):
             raise serializers.ValidationError({"label": "give exactly one of label (id) or mid"})
-        ref = str(attrs.pop("label")) if "label" in attrs else attrs.pop("mid")
-        try:
-            label = Label.objects.filter(pk=resolve_label(ref)).first()
-        except serializers.ValidationError:
-            label = None
+        if "label" in attrs:
+            ref = attrs.pop("label")
+            label = Label.objects.filter(pk=ref).first()
+        else:
+            ref = attrs.pop("mid").strip()
+            label = Label.objects.filter(mid=ref).first()
         if label is None:
-            raise serializers.ValidationError({"label": f"no label {ref[:40]!r}"})
+            raise serializers.ValidationError({"label": f"no label {str(ref)[:40]!r}"})
         attrs["label"] = label
         return attrs
 
 
-class DecisionInputSerializer(ClipLabelInput, serializers.Serializer):
+class DecisionInputSerializer(ClipLabelInput):
     """Set your verdict on a label of a clip. Idempotent: the same body twice leaves one
     decision. Give the label by `label` (id) or `mid`."""
 
-    clip = IdField()
-    label = IdField(required=False)
-    mid = serializers.CharField(required=False, max_length=32)
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     error_category = serializers.CharField(
         required=False, allow_null=True, max_length=64,
@@ -415,7 +463,7 @@ class DecisionInputSerializer(ClipLabelInput, serializers.Serializer):
 
 
 class AdjudicationSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField()
+    label = LabelOutField()
     curator = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -423,34 +471,25 @@ class AdjudicationSerializer(serializers.ModelSerializer):
         fields = ["id", "clip", "label", "curator", "verdict", "note", "created_at",
                   "updated_at"]
 
-    @extend_schema_field(LabelRefSerializer)
-    def get_label(self, a: Adjudication) -> dict:
-        return label_ref(a.label_id)
 
-
-class AdjudicationFilterSerializer(serializers.Serializer):
+class AdjudicationFilterSerializer(FilterSerializer):
     clip = IdField(required=False)
     dataset = IdField(required=False)
-    label = serializers.CharField(required=False, max_length=32, help_text="Label id or MID.")
+    label = LabelRefField(required=False)
     verdict = serializers.ChoiceField(choices=AdjudicationVerdict.choices, required=False)
 
-    def validate_label(self, value: str) -> int:
-        return resolve_label(value)
 
-
-class AdjudicationInputSerializer(ClipLabelInput, serializers.Serializer):
+class AdjudicationInputSerializer(ClipLabelInput):
     """A curator's final verdict on a label of a clip (overrides the reviewers' majority).
     Idempotent. Give the label by `label` (id) or `mid`."""
 
-    clip = IdField()
-    label = IdField(required=False)
-    mid = serializers.CharField(required=False, max_length=32)
     verdict = serializers.ChoiceField(choices=AdjudicationVerdict.choices)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     percent = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
 
@@ -467,24 +506,21 @@ class ExportJobSerializer(serializers.ModelSerializer):
         return reverse("api:export-download", kwargs={"pk": job.pk})
 
 
-class ExportFilterSerializer(serializers.Serializer):
+class ExportFilterSerializer(FilterSerializer):
     dataset = IdField(required=False)
     status = serializers.ChoiceField(choices=ExportJob.Status.choices, required=False)
 
 
 class ExportStartSerializer(serializers.Serializer):
-    dataset = IdField()
+    dataset = DatasetIdField()
     format = serializers.ChoiceField(choices=ExportJob.Format.choices)
     policy = serializers.ChoiceField(
         choices=Policy.choices, default=Policy.KEEP_ORIGINAL.value,
         help_text="What unresolved labels become (not used by the decisions CSV).",
     )
 
-    def validate_dataset(self, value: int) -> Dataset:
-        return dataset_or_invalid(value)
 
-
-class AuditFilterSerializer(serializers.Serializer):
+class AuditFilterSerializer(FilterSerializer):
     run = IdField(
         required=False,
         help_text="A run or external label set of this dataset (default: the latest run of "

@@ -8,7 +8,6 @@ figures (curation.adjudication, curation.export_jobs / curation.audits)."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -19,13 +18,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from curation.adjudication import adjudication_clear, adjudication_record
+from curation.adjudication import adjudication_clear, adjudication_upsert
 from curation.audits import dataset_audit
 from curation.export_jobs import export_job_create
-from curation.models import Adjudication
 from pipeline.models import PipelineRun
 from pipeline.profiles import ProfileError
 from pipeline.services import run_dispatch, run_get_or_create, run_progress
+from relabel_app.ids import BadNumber, parse_id
 from relabel_app.label_info import ontology
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
@@ -38,7 +37,6 @@ from .exports import export_file_path
 from .pagination import BigTableCursorPagination, SmallTablePagination
 from .permissions import IsCurator, ReadReviewerWriteCurator
 from .serializers import (
-    MAX_ID,
     AdjudicationFilterSerializer,
     AdjudicationInputSerializer,
     AdjudicationSerializer,
@@ -56,6 +54,7 @@ from .serializers import (
     ExportFilterSerializer,
     ExportJobSerializer,
     ExportStartSerializer,
+    FilterSerializer,
     LabelFilterSerializer,
     LabelSerializer,
     OriginalLabelScoreFilterSerializer,
@@ -70,59 +69,66 @@ from .serializers import (
 ID = r"[0-9]{1,19}"  # a path id: anything else is a 404 from the URL resolver
 
 
-def query_filters(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    """Validated query parameters (400 on a bad one). A plain dict, not the QueryDict, so
-    an absent boolean stays absent instead of reading as false."""
-    s = serializer_class(data=request.query_params.dict())
-    s.is_valid(raise_exception=True)
-    return dict(s.validated_data)
-
-
 def path_id(value: str) -> int:
-    n = int(value)
-    if n > MAX_ID:
-        raise NotFound()
-    return n
+    """A path id the URL pattern let through (ASCII digits) but beyond the id column's
+    range: no such row."""
+    try:
+        return parse_id(value)
+    except BadNumber:
+        raise NotFound() from None
+
+
+# One get_queryset for the viewsets over a selector: the list reads its query parameters
+# through `filter_serializer` (a 400 on a bad one; the schema documents them from it), other
+# actions see the selector's whole queryset (their permission and lookup narrow it). A
+# comment, not a docstring: drf-spectacular would print a docstring in every operation.
+class FilteredListMixin:
+
+    filter_serializer: type[FilterSerializer] | None = None
+    lookup_value_regex = ID
+
+    def get_queryset(self):
+        filters = self.filter_serializer.from_query(self.request) \
+            if self.action == "list" and self.filter_serializer is not None else {}
+        return self.select(**filters)
+
+    def select(self, **filters):
+        raise NotImplementedError
 
 
 @extend_schema_view(
     list=extend_schema(summary="Datasets", description="Every dataset, by name."),
     retrieve=extend_schema(summary="One dataset"),
 )
-class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
+class DatasetViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = DatasetSerializer
     pagination_class = SmallTablePagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        return selectors.dataset_list()
+    select = staticmethod(selectors.dataset_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Clips", parameters=[ClipFilterSerializer],
+        summary="Clips",
         description="Cursor-paginated by id. Filters: dataset, review state (yours), label "
         "(original, candidate or either).",
     ),
     retrieve=extend_schema(summary="One clip"),
 )
-class ClipViewSet(viewsets.ReadOnlyModelViewSet):
+class ClipViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ClipSerializer
     pagination_class = BigTableCursorPagination
-    lookup_value_regex = ID
+    filter_serializer = ClipFilterSerializer
 
     def get_serializer_class(self):
         return ClipDetailSerializer if self.action == "retrieve" else ClipSerializer
 
-    def get_queryset(self):
-        filters = query_filters(ClipFilterSerializer, self.request) if self.action == "list" \
-            else {}
+    def select(self, **filters):
         return selectors.clip_list(user=self.request.user, **filters)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Ontology labels", parameters=[LabelFilterSerializer],
+        summary="Ontology labels",
         description="All 632 classes in class_labels_indices order (the 105 untrainable "
         "after), or with `q` the best search matches first.",
     ),
@@ -131,6 +137,7 @@ class ClipViewSet(viewsets.ReadOnlyModelViewSet):
 class LabelViewSet(viewsets.GenericViewSet):
     serializer_class = LabelSerializer
     pagination_class = SmallTablePagination
+    filter_serializer = LabelFilterSerializer  # its list reads them itself
     lookup_value_regex = ID
 
     def get_queryset(self):
@@ -138,7 +145,7 @@ class LabelViewSet(viewsets.GenericViewSet):
         return Label.objects.none()
 
     def list(self, request: Request, **kwargs) -> Response:
-        f = query_filters(LabelFilterSerializer, request)
+        f = self.filter_serializer.from_query(request)
         onto = ontology()
         if f.get("q"):
             infos = [hit.info for hit in label_search(query=f["q"], limit=50)]
@@ -163,20 +170,16 @@ class LabelViewSet(viewsets.GenericViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Pipeline runs and external label sets",
-                       parameters=[RunFilterSerializer]),
+    list=extend_schema(summary="Pipeline runs and external label sets"),
     retrieve=extend_schema(summary="One run with its configuration and progress",
                            responses=RunDetailSerializer),
 )
-class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class RunViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                 viewsets.GenericViewSet):
     permission_classes = [ReadReviewerWriteCurator]
     pagination_class = SmallTablePagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        filters = query_filters(RunFilterSerializer, self.request) if self.action == "list" \
-            else {}
-        return selectors.run_list(**filters)
+    filter_serializer = RunFilterSerializer
+    select = staticmethod(selectors.run_list)
 
     def get_serializer_class(self):
         return RunSerializer if self.action == "list" else RunDetailSerializer
@@ -218,57 +221,47 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Candidate labels", parameters=[CandidateFilterSerializer],
-                       description="Cursor-paginated by id."),
+    list=extend_schema(summary="Candidate labels", description="Cursor-paginated by id."),
     retrieve=extend_schema(summary="One candidate"),
 )
-class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
+class CandidateViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = CandidateSerializer
     pagination_class = BigTableCursorPagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        filters = query_filters(CandidateFilterSerializer, self.request) \
-            if self.action == "list" else {}
-        return selectors.candidate_list(**filters)
+    filter_serializer = CandidateFilterSerializer
+    select = staticmethod(selectors.candidate_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="CLAP scores of original labels", parameters=[OriginalLabelScoreFilterSerializer],
+        summary="CLAP scores of original labels",
         description="Per run, clip and original label: the cosine between the clip's audio and "
         "the label's class text, from the run's filter stage (evidence, not candidates). "
         "Cursor-paginated by id.",
     ),
     retrieve=extend_schema(summary="One original-label score"),
 )
-class OriginalLabelScoreViewSet(viewsets.ReadOnlyModelViewSet):
+class OriginalLabelScoreViewSet(FilteredListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = OriginalLabelScoreSerializer
     pagination_class = BigTableCursorPagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        filters = query_filters(OriginalLabelScoreFilterSerializer, self.request) \
-            if self.action == "list" else {}
-        return selectors.original_score_list(**filters)
+    filter_serializer = OriginalLabelScoreFilterSerializer
+    select = staticmethod(selectors.original_score_list)
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="Decisions", parameters=[DecisionFilterSerializer],
+        summary="Decisions",
         description="Reviewers get their own decisions only; curators everyone's. "
         "Cursor-paginated by id.",
     ),
     retrieve=extend_schema(summary="One decision (yours, or any for curators)"),
 )
-class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DecisionViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                      viewsets.GenericViewSet):
     serializer_class = DecisionSerializer
     pagination_class = BigTableCursorPagination
-    lookup_value_regex = ID
+    filter_serializer = DecisionFilterSerializer
 
-    def get_queryset(self):
-        filters = query_filters(DecisionFilterSerializer, self.request) \
-            if self.action == "list" else {}
+    def select(self, **filters):
         return selectors.decision_list(
             user=self.request.user, all_reviewers=user_is_curator(self.request.user), **filters
         )
@@ -313,23 +306,18 @@ class ErrorCategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 @extend_schema_view(
     list=extend_schema(summary="Adjudications (curators)",
-                       parameters=[AdjudicationFilterSerializer],
                        description="Cursor-paginated by id."),
     retrieve=extend_schema(summary="One adjudication (curators)"),
     destroy=extend_schema(summary="Clear an adjudication (curators)",
                           description="The reviewers' majority applies again."),
 )
-class AdjudicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class AdjudicationViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           viewsets.GenericViewSet):
     serializer_class = AdjudicationSerializer
     permission_classes = [IsCurator]
     pagination_class = BigTableCursorPagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        filters = query_filters(AdjudicationFilterSerializer, self.request) \
-            if self.action == "list" else {}
-        return selectors.adjudication_list(**filters)
+    filter_serializer = AdjudicationFilterSerializer
+    select = staticmethod(selectors.adjudication_list)
 
     @extend_schema(
         summary="Record the final verdict on a label of a clip (curators)",
@@ -342,12 +330,11 @@ class AdjudicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         s = AdjudicationInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
-        with transaction.atomic():
-            existed = Adjudication.objects.filter(clip=d["clip"], label=d["label"]).exists()
-            adj = adjudication_record(clip=d["clip"], label=d["label"], curator=request.user,
-                                      verdict=d["verdict"], note=d["note"])
+        adj, created = adjudication_upsert(clip=d["clip"], label=d["label"],
+                                           curator=request.user, verdict=d["verdict"],
+                                           note=d["note"])
         return Response(AdjudicationSerializer(adj).data,
-                        status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def destroy(self, request: Request, pk: str, **kwargs) -> Response:
         adj = get_object_or_404(self.get_queryset(), pk=path_id(pk))
@@ -356,19 +343,16 @@ class AdjudicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Export jobs (curators)", parameters=[ExportFilterSerializer]),
+    list=extend_schema(summary="Export jobs (curators)"),
     retrieve=extend_schema(summary="One export job with its progress (curators)"),
 )
-class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ExportViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                    viewsets.GenericViewSet):
     serializer_class = ExportJobSerializer
     permission_classes = [IsCurator]
     pagination_class = SmallTablePagination
-    lookup_value_regex = ID
-
-    def get_queryset(self):
-        filters = query_filters(ExportFilterSerializer, self.request) \
-            if self.action == "list" else {}
-        return selectors.export_list(**filters)
+    filter_serializer = ExportFilterSerializer
+    select = staticmethod(selectors.export_list)
 
     @extend_schema(
         summary="Start an export (curators)",
@@ -387,7 +371,10 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(
         summary="Download a finished export (curators)",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+        # FileResponse names the type from the file: the CSV formats, or the JSON one
+        # ({"data": [{"wav", "labels"}]}).
+        responses={(200, "text/csv"): OpenApiTypes.BINARY,
+                   (200, "application/json"): OpenApiTypes.OBJECT,
                    404: OpenApiResponse(description="No such job, not finished, or its "
                                                     "file is gone.")},
     )
@@ -414,7 +401,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 @permission_classes([IsCurator])
 def dataset_audit_view(request: Request, pk: str) -> Response:
     dataset = get_object_or_404(Dataset, pk=path_id(pk))
-    f = query_filters(AuditFilterSerializer, request)
+    f = AuditFilterSerializer.from_query(request)
     run = None
     if "run" in f:
         run = PipelineRun.objects.filter(pk=f["run"], dataset=dataset).first()

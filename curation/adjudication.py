@@ -45,12 +45,20 @@ def _log(*, clip: Clip, label: Label, curator, action: str, before: Adjudication
     )
 
 
-@transaction.atomic
 def adjudication_record(*, clip: Clip, label: Label, curator, verdict: str,
                         note: str = "") -> Adjudication:
     """Set the curator's final verdict on a label of a clip (overrides the reviewers'
     majority). Idempotent: the same call twice leaves one row and one log entry. Another
     curator's later call replaces the verdict and becomes its author."""
+    return adjudication_upsert(clip=clip, label=label, curator=curator, verdict=verdict,
+                               note=note)[0]
+
+
+@transaction.atomic
+def adjudication_upsert(*, clip: Clip, label: Label, curator, verdict: str,
+                        note: str = "") -> tuple[Adjudication, bool]:
+    """adjudication_record, also saying whether this call created the row (the INSERT
+    that won, so of identical concurrent calls one gets True: an API's 201)."""
     _require_curator(curator)
     verdict = AdjudicationVerdict(verdict).value
     adj = Adjudication.objects.select_for_update().filter(clip=clip, label=label).first()
@@ -68,16 +76,16 @@ def adjudication_record(*, clip: Clip, label: Label, curator, verdict: str,
             _log(clip=clip, label=label, curator=curator,
                  action=AdjudicationLog.Action.RECORD, before=None, after=adj)
             _audit_refresh_later(clip.dataset_id)
-            return adj
+            return adj, True
     if (adj.verdict, adj.note, adj.curator_id) == (verdict, note, curator.pk):
-        return adj
+        return adj, False
     before = Adjudication(verdict=adj.verdict, note=adj.note)
     adj.verdict, adj.note, adj.curator = verdict, note, curator
     adj.save(update_fields=["verdict", "note", "curator", "updated_at"])
     _log(clip=clip, label=label, curator=curator, action=AdjudicationLog.Action.RECORD,
          before=before, after=adj)
     _audit_refresh_later(clip.dataset_id)
-    return adj
+    return adj, False
 
 
 @transaction.atomic

@@ -1,5 +1,7 @@
 from django import forms
 
+from relabel_app.ids import IntegerFormField
+
 from .models import AdjudicationVerdict, ExportJob, Policy
 
 
@@ -35,6 +37,6 @@ class GoldSettingsForm(forms.Form):
 
 
 class ThresholdFitForm(forms.Form):
-    run = forms.IntegerField(min_value=1)
-    min_decisions = forms.IntegerField(min_value=1, max_value=1_000_000, initial=20,
-                                       label="Decisions a class needs")
+    run = IntegerFormField(min_value=1)
+    min_decisions = IntegerFormField(min_value=1, max_value=1_000_000, initial=20,
+                                     label="Decisions a class needs")

@@ -9,6 +9,7 @@ from django.db import connection
 
 from pipeline.models import OriginalLabelScore, PipelineRun
 from pipeline.selectors import run_that_counts_for_clip
+from relabel_app.ids import parse_id
 from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from review.models import Decision, GoldClip, GoldLabel
@@ -148,12 +149,10 @@ def dataset_runs(dataset: Dataset) -> list[PipelineRun]:
 def run_for(dataset: Dataset, run_id: str | int | None, *,
             clip: Clip | None = None) -> PipelineRun | None:
     """The run named by a request (?run=ID), else the run that counts: for the clip when
-    one is given (as the review page picks it), else for the dataset."""
+    one is given (as the review page picks it), else for the dataset. A ?run= that is not
+    an id is a `BadNumber` (a 400)."""
     if run_id not in (None, ""):
-        try:
-            return PipelineRun.objects.filter(dataset=dataset, pk=int(run_id)).first()
-        except (TypeError, ValueError):
-            return None
+        return PipelineRun.objects.filter(dataset=dataset, pk=parse_id(run_id, name="run")).first()
     return run_that_counts_for_clip(clip=clip) if clip is not None else default_run(dataset)
 
 

@@ -54,6 +54,7 @@ from pipeline.models import (
 )
 from pipeline.threshold_sets import active_threshold_set
 from pipeline.threshold_sets import clap_model_of as _clap_model_of
+from relabel_app.ids import INTEGER_MAX, looks_like_id, parse_int
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
 
@@ -334,13 +335,15 @@ def _fit_warnings(samples: Sequence[Sample], f: Fit, *, min_decisions: int) -> l
 
 
 def threshold_set_by_name(name: str) -> ThresholdSet | None:
-    """``NAME`` (the latest version) or ``NAME@VERSION`` / ``NAME v3``."""
+    """``NAME`` (the latest version) or ``NAME@VERSION`` / ``NAME v3``. A version that is
+    not a whole number in the column's range is a `BadNumber`."""
     version = None
     for sep in ("@", " v"):
         if sep in name:
             base, _, v = name.rpartition(sep)
-            if v.isdigit():
-                name, version = base, int(v)
+            if looks_like_id(v):
+                name, version = base, parse_int(v, name="version", min_value=1,
+                                                max_value=INTEGER_MAX)
                 break
     qs = ThresholdSet.objects.filter(name=name)
     if version is not None:

@@ -17,6 +17,7 @@ from django.utils import dateformat
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from relabel_app.ids import INTEGER_MAX, BadNumber, optional_id, page_number, parse_int
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required
 from review.models import GoldClip
@@ -75,9 +76,9 @@ def _queue_context(request: HttpRequest) -> dict:
     if reason not in ("all", *REASONS):
         return {}
     try:
-        rank = max(0, int(request.GET.get("rank", "0")))
-    except ValueError:
-        rank = 0
+        rank = parse_int(request.GET.get("rank", "0"), name="rank", max_value=INTEGER_MAX)
+    except BadNumber:
+        rank = 0  # a stale or edited link: start the queue from its top
     return {"queue": reason, "queue_rank": rank,
             "queue_reason_label": REASONS.get(reason, "All reasons")}
 
@@ -122,13 +123,14 @@ def _margin(request: HttpRequest) -> float:
 def adjudication_queue_page(request: HttpRequest, name: str) -> HttpResponse:
     dataset = get_object_or_404(Dataset, name=name)
     run = run_for(dataset, request.GET.get("run"))
-    try:
-        page_no = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        page_no = 1
+    page_no = page_number(request.GET.get("page"))
     f = queue_filter_for(dataset=dataset, run=run, reason=_reason(request),
                          margin=_margin(request))
     queue = adjudication_queue(f=f, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    if not queue.rows and queue.matching:
+        # Past the end: the last page, as Django's Paginator.get_page answers.
+        page_no = -(-queue.matching // PAGE_SIZE)
+        queue = adjudication_queue(f=f, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     return render(request, "curation/adjudication_queue.html", {
         "dataset": dataset, "run": run, "runs": dataset_runs(dataset), "q": queue,
         "page_no": page_no, "queue_key": f.reason or "all",
@@ -146,11 +148,8 @@ def adjudicate_next(request: HttpRequest, name: str) -> HttpResponse:
     run = run_for(dataset, request.GET.get("run"))
     f = queue_filter_for(dataset=dataset, run=run, reason=_reason(request),
                          margin=_margin(request))
-    try:
-        after = int(request.GET["after"]) if request.GET.get("after") else None
-        rank = max(0, int(request.GET.get("rank", "0")))
-    except ValueError:
-        return HttpResponse("after and rank must be numbers", status=400)
+    after = optional_id(request.GET.get("after"), name="after")  # BadNumber: a 400
+    rank = parse_int(request.GET.get("rank", "0"), name="rank", max_value=INTEGER_MAX)
     nxt = adjudication_queue_next(f=f, current_clip_id=after, rank=rank)
     queue_url = reverse("curation:adjudication_queue", kwargs={"name": dataset.name})
     if nxt is None:

@@ -68,3 +68,13 @@ def client_ip(request: HttpRequest) -> str | None:
         if hops:
             return hops[-1]
     return request.META.get("REMOTE_ADDR")
+
+
+def axes_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The username django-axes records, read as axes does, cut to its column (varchar 255):
+    Django's login form does not enforce the username's length on the server, and a longer
+    name failed the failure's INSERT (a 500). No account's name is longer than 150."""
+    field = settings.AXES_USERNAME_FORM_FIELD
+    name = credentials.get(field) if credentials else \
+        getattr(request, "data", request.POST).get(field)
+    return name[:150] if isinstance(name, str) else name

@@ -14,3 +14,9 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("", include("review.urls")),
 ]
+
+# The site's error pages, and JSON for the API (relabel_app.errors).
+handler400 = "relabel_app.errors.bad_request"
+handler403 = "relabel_app.errors.permission_denied"
+handler404 = "relabel_app.errors.page_not_found"
+handler500 = "relabel_app.errors.server_error"

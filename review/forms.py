@@ -1,5 +1,6 @@
 from django import forms
 
+from relabel_app.ids import IdModelChoiceField, IntegerFormField
 from relabel_app.models import Dataset
 
 from .models import ErrorCategory, Verdict
@@ -10,7 +11,7 @@ class DecisionForm(forms.Form):
 
 
 class CategoryForm(forms.Form):
-    error_category = forms.ModelChoiceField(
+    error_category = IdModelChoiceField(
         queryset=ErrorCategory.objects.filter(active=True), required=False
     )
     note = forms.CharField(required=False, max_length=2000, strip=True)
@@ -20,6 +21,7 @@ class DatasetReviewSettingsForm(forms.ModelForm):
     class Meta:
         model = Dataset
         fields = ["review_priority", "required_reviews"]
+        field_classes = {"required_reviews": IntegerFormField}
 
     def clean_required_reviews(self):
         k = self.cleaned_data["required_reviews"]

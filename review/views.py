@@ -26,6 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, trigger_client_event
 
+from relabel_app.ids import BadNumber, looks_like_id, optional_id, parse_id
 from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required, reviewer_required, user_is_curator
@@ -238,10 +239,12 @@ def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Add a label the clip lacks: it is accepted by this reviewer."""
     clip = _clip_or_404(clip_id)
     ref = request.POST.get("label", "").strip()
-    if ref.isdigit():
-        label = get_object_or_404(Label, pk=int(ref))
+    if looks_like_id(ref):
+        label = get_object_or_404(Label, pk=parse_id(ref, name="label"))
+    elif ref.startswith("/"):  # a MID: /m/..., /t/..., /g/...
+        label = get_object_or_404(Label, mid=ref[:64])
     else:
-        label = get_object_or_404(Label, mid=ref)
+        raise BadNumber("label must be a label id or a MID such as /m/09x0r")
     try:
         decisions.decision_add_label(clip=clip, label=label, reviewer=request.user)
     except decisions.LabelRefused as e:
@@ -265,9 +268,8 @@ def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
 def label_search_view(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
     hits = label_search(query=query)
-    clip_ref = request.GET.get("clip", "")
     return render(request, "review/_search_results.html", {
-        "hits": hits, "query": query, "clip_id": int(clip_ref) if clip_ref.isdigit() else None,
+        "hits": hits, "query": query, "clip_id": optional_id(request.GET.get("clip"), name="clip"),
     })
 
 
@@ -351,7 +353,9 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
     reviewer_settings.reviewer_settings_update(user=request.user, autoplay=on)
     messages.success(request, f"Autoplay {'on' if on else 'off'}.")
     nxt = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+    # A path of this site only (redirect() would read a bare word as a view name).
+    if not (nxt.startswith("/")
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()})):
         nxt = reverse("review:home")
     return redirect(nxt)
 

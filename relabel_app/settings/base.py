@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Before any view: control characters in the path, query or form are a 400.
+    "relabel_app.text_input.ControlCharacterMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last: turns a lockout flagged during authentication into the lockout answer.
@@ -218,9 +220,16 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.TextCheckedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Every error of the API is JSON without internals (api.exceptions).
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "api.pagination.SmallTablePagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema_extensions.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AudioSet relabeling studio API",
@@ -272,6 +281,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # per account, and per add
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "relabel_app.logins.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "relabel_app.logins.client_ip"
+AXES_USERNAME_CALLABLE = "relabel_app.logins.axes_username"
 AXES_VERBOSE = False
 
 # A TLS-terminating proxy in front (RELABEL_TRUSTED_PROXY=1): only then is its

@@ -106,3 +106,17 @@ def test_htmx_adjudication_returns_the_row(client, policy_set, curator):
     assert r.status_code == 302 and r["Location"].endswith(f"#label-{dog.pk}")
     assert not Adjudication.objects.filter(clip=c1, label=dog).exists()
     assert client.post(url, {"verdict": "maybe"}).status_code == 400
+
+
+def test_simultaneous_identical_adjudications_create_once(transactional_db, policy_set, curator):
+    """The API's 201 comes from the service (adjudication_upsert), like decisions': of
+    identical concurrent calls exactly one created the row (real connections, committed)."""
+    from curation.adjudication import adjudication_upsert
+    from tests.threads import run_in_threads
+
+    clip, dog = policy_set.clips[1], label("dog")
+    got = run_in_threads(6, lambda i: adjudication_upsert(
+        clip=clip, label=dog, curator=curator, verdict="accept", note="same")[1])
+    assert sorted(got) == [False] * 5 + [True]
+    assert Adjudication.objects.filter(clip=clip, label=dog).count() == 1
+    assert AdjudicationLog.objects.filter(clip=clip, label=dog).count() == 1

@@ -133,3 +133,21 @@ def world(db, tmp_path, settings) -> World:
     return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
                  d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,
                  audio_root=audio_root, extra={"original_score": original_score})
+
+
+@pytest.fixture
+def server_errors():
+    """Exceptions Django's handler turned into 500 responses, with their tracebacks (from
+    any thread: the live server's too)."""
+    import traceback
+
+    from django.core import signals
+
+    seen: list[str] = []
+
+    def record(sender, request=None, **kwargs):
+        seen.append(f"{request.method} {request.get_full_path()}\n{traceback.format_exc()}")
+
+    signals.got_request_exception.connect(record)
+    yield seen
+    signals.got_request_exception.disconnect(record)

@@ -114,7 +114,8 @@ def test_nul_byte_in_a_stored_path(world, secret):
 def test_encoded_tricks_in_the_url_do_not_route(world, reviewer_client, tail):
     base = reverse("review:clip_audio", kwargs={"clip_id": world.clips[0].pk})
     resp = reviewer_client.get(base + tail)
-    assert resp.status_code == 404
+    # A NUL in the path is refused before routing (400, relabel_app.text_input).
+    assert resp.status_code == (400 if "%00" in tail else 404)
     assert not _body(resp).startswith(b"RIFF")
 
 

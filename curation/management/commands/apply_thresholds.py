@@ -9,6 +9,7 @@ from curation.thresholds import (
     threshold_set_by_name,
 )
 from pipeline.models import PipelineRun
+from relabel_app.ids import BadNumber, command_int
 
 
 class Command(BaseCommand):
@@ -19,15 +20,19 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--run", type=int, required=True, help="Source run id.")
+        parser.add_argument("--run", required=True, help="Source run id.")
         parser.add_argument("--set", required=True, dest="set_name",
                             help="Threshold set name (its latest version), or NAME@VERSION.")
 
     def handle(self, *args, run, set_name, **options):
+        run = command_int(run, name="--run")
         source = PipelineRun.objects.filter(pk=run).first()
         if source is None:
             raise CommandError(f"no run {run}")
-        ts = threshold_set_by_name(set_name)
+        try:
+            ts = threshold_set_by_name(set_name)
+        except BadNumber as e:
+            raise CommandError(f"--set {set_name!r}: {e}") from None
         if ts is None:
             raise CommandError(f"no threshold set named {set_name!r}")
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ from curation.thresholds import (
     threshold_set_rows,
 )
 from pipeline.models import PipelineRun
+from relabel_app.ids import INTEGER_MAX, command_int
 from relabel_app.models import Dataset
 
 
@@ -26,17 +27,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="Dataset name.")
-        parser.add_argument("--run", type=int, required=True,
+        parser.add_argument("--run", required=True,
                             help="Run whose CLAP scores and decided candidates to fit on.")
-        parser.add_argument("--min-decisions", type=int, default=DEFAULT_MIN_DECISIONS,
+        parser.add_argument("--min-decisions", default=str(DEFAULT_MIN_DECISIONS),
                             help=f"Decided candidates a class needs for a threshold of its own "
                                  f"(default {DEFAULT_MIN_DECISIONS}).")
         parser.add_argument("--name", help="Threshold set name (default: the dataset's name); "
                                            "each fit under a name is a new version.")
-        parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+        parser.add_argument("--folds", default=str(DEFAULT_FOLDS),
                             help=f"Folds of the held-out evaluation (default {DEFAULT_FOLDS}).")
 
     def handle(self, *args, dataset, run, min_decisions, name, folds, **options):
+        # Read here, not by argparse's int (which takes "٣" and answers bad ones with usage).
+        run = command_int(run, name="--run")
+        min_decisions = command_int(min_decisions, name="--min-decisions",
+                                    max_value=INTEGER_MAX)
+        folds = command_int(folds, name="--folds", min_value=0, max_value=1000)
         ds = Dataset.objects.filter(name=dataset).first()
         if ds is None:
             raise CommandError(f"no dataset named {dataset!r}")
