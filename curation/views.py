@@ -204,10 +204,17 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
     if form.cleaned_data["verdict"] == AdjudicationForm.CLEAR:
         services.adjudication_clear(clip=clip, label=label, curator=request.user)
     else:
-        services.adjudication_record(
-            clip=clip, label=label, curator=request.user,
-            verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
-        )
+        try:
+            services.adjudication_record(
+                clip=clip, label=label, curator=request.user,
+                verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
+            )
+        except services.LabelRefused as e:  # the trainable rule (review.label_rules)
+            if request.htmx:
+                return HttpResponse(str(e), status=400, content_type="text/plain")
+            messages.error(request, str(e))
+            return redirect(reverse("curation:clip", kwargs={"clip_id": clip.pk})
+                            + f"#label-{label.pk}")
     run = run_for(clip.dataset, request.POST.get("run"), clip=clip)
     if not request.htmx:
         url = reverse("curation:clip", kwargs={"clip_id": clip.pk})

@@ -196,9 +196,12 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("verdict must be accept, reject or unsure")
-    services.decision_record(
-        clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
-    )
+    try:
+        services.decision_record(
+            clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
+        )
+    except services.LabelRefused as e:  # the trainable rule (review.label_rules)
+        return HttpResponseBadRequest(str(e))
     return _row_response(request, clip, label.pk)
 
 
