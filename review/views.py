@@ -33,6 +33,7 @@ from . import services
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
+    audio_download_name,
     audio_file_type,
     clip_audio_file,
     file_etag,
@@ -333,6 +334,10 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
         response["Content-Length"] = str(length)
     for k, v in headers.items():
         response[k] = v
+    # The download name comes from the clip id: the stored file name is a server detail
+    # (FileResponse would send its base name).
+    response["Content-Disposition"] = (
+        f'inline; filename="{audio_download_name(clip.pk, content_type)}"')
     return response
 
 
