@@ -89,7 +89,7 @@ def test_decide_reject_or_unsure_of_an_abstract_class_needs_it_on_the_clip(setup
 
 
 def test_api_decision_accept_of_an_abstract_class_is_400(setup):
-    clip, human = setup["clip"], setup["human"]
+    clip = setup["clip"]
     api = APIClient()
     api.force_authenticate(UserFactory(username="rita"))
     resp = api.post("/api/decisions/", {"clip": clip.pk, "mid": HUMAN_SOUNDS,
