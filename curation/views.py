@@ -157,8 +157,9 @@ def gold_make(request: HttpRequest, clip_id: int) -> HttpResponse:
         except services.GoldError as e:
             messages.error(request, str(e))
         else:
-            messages.success(request, f"Gold clip: {n} adjudicated label{'s' if n != 1 else ''}"
-                                      " are its gold answers.")
+            messages.success(request, f"Gold clip: {n} adjudicated label is its gold answer."
+                             if n == 1 else
+                             f"Gold clip: {n} adjudicated labels are its gold answers.")
     back = request.POST.get("next", "")
     if not back.startswith("/curation/"):
         back = reverse("curation:clip", kwargs={"clip_id": clip.pk})

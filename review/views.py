@@ -128,14 +128,19 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return redirect("review:clip", clip_id=clip.pk)
 
 
+# A finished clip that did not count (its open slots are held by others): the full screen
+# and rapid mode say the same.
+NOT_COUNTED = ("Your decisions on that clip are saved. It did not count as finished by you: "
+               "another reviewer holds it now.")
+
+
 @reviewer_required
 @require_POST
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
     if services.clip_finish(clip=clip, reviewer=request.user) is None:
-        messages.info(request, "Your decisions on that clip are saved. It did not count as "
-                               "finished by you: another reviewer holds it now.")
+        messages.info(request, NOT_COUNTED)
     nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
@@ -359,7 +364,10 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
     services.reviewer_settings_update(user=request.user, autoplay=on)
     messages.success(request, f"Autoplay {'on' if on else 'off'}.")
     nxt = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+    # A path on this site only: no scheme, no host (not even ours: the Host header is the
+    # client's), no "//" or "/\\" that a browser reads as another host.
+    if not (nxt.startswith("/") and not nxt.startswith(("//", "/\\"))
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts=set())):
         nxt = reverse("review:home")
     return redirect(nxt)
 
@@ -420,22 +428,27 @@ def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
 @no_store
 def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish a clip whose every label is decided and lease the next one (JSON for
-    rapid.js). A clip with undecided labels is not finished: 409 with how many."""
+    rapid.js). A clip with undecided labels is not finished: 409 with how many. ``counted``
+    false (with ``notice`` to show) when the finish did not count for this reviewer."""
     clip = _clip_or_404(clip_id)
     page = clip_page_data(clip=clip, reviewer=request.user, with_outputs=False)
     undecided = sum(1 for r in page.rows if not r.verdict)
     if undecided:
         return JsonResponse({"undecided": undecided}, status=409)
-    services.clip_finish(clip=clip, reviewer=request.user)
+    counted = services.clip_finish(clip=clip, reviewer=request.user) is not None
+    told = {"counted": counted, "notice": "" if counted else NOT_COUNTED}
     nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
+        if not counted:  # shown by the page rapid.js goes to
+            messages.info(request, NOT_COUNTED)
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
-        return JsonResponse({"clip": None, "url": reverse("review:home")})
+        return JsonResponse({"clip": None, "url": reverse("review:home"), **told})
     after = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
                                     exclude_clip_id=nxt.pk)
     return JsonResponse({
         "clip": nxt.pk, "url": reverse("review:rapid", kwargs={"clip_id": nxt.pk}),
         "next_questions_url": (reverse("review:rapid_questions", kwargs={"clip_id": after})
                                if after else ""),
+        **told,
     })
