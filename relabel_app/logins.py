@@ -49,7 +49,8 @@ def cooloff_minutes() -> int:
 def lockout_message() -> str:
     minutes = cooloff_minutes()
     return (
-        f"Too many failed logins for this account from this address, or from this address. "
+        f"Too many failed logins for this account from this address, or for many accounts "
+        f"from this address. "
         f"Logging in from here is blocked for {minutes} minute{'s' if minutes != 1 else ''} "
         f"after the last counted failure; then it works again by itself. Tries while blocked "
         f"are not counted and do not make it longer."

@@ -43,8 +43,8 @@ def test_lockout_page_lockouts_page_and_password_change(live_server, settings, m
                 page.goto(f"{base}/accounts/login/")
                 page.fill("#id_username", "rita")
                 page.fill("#id_password", f"guess-{i}")
-                page.keyboard.press("Enter")
-                page.wait_for_load_state()
+                with page.expect_navigation():
+                    page.keyboard.press("Enter")
             expect(page.locator("h1")).to_have_text("Logging in is blocked for now")
             expect(page.locator("main")).to_contain_text("log in from another network")
             _shot(page, "lockout")
