@@ -7,7 +7,7 @@ set), and saying it is wrong or unclear there is useful; so it may be rejected o
 unsure where it is already on the clip, and never accepted or added.
 
 Callers are the services, not the views: a reviewer's decision (clip page, rapid mode, API:
-``review.services.decision_upsert``, which adding a label goes through too), a curator's
+``review.decisions.decision_upsert``, which adding a label goes through too), a curator's
 adjudication, gold answers (made from adjudications or imported), and any bulk write or
 import of decisions."""
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from curation.models import Adjudication
 from review.models import ClipReview, Decision
-from review.services import queue_next_clip
+from review.queue import queue_next_clip
 from tests.factories import UserFactory
 
 from .conftest import label

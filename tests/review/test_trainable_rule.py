@@ -14,12 +14,12 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from curation.gold_clips import GoldError, gold_import_segments, gold_make_from_adjudications
 from curation.models import Adjudication
-from curation.services import GoldError, gold_import_segments, gold_make_from_adjudications
 from relabel_app.models import ClipLabel, Label
+from review.decisions import decision_record
 from review.label_rules import LabelRefused, label_verdict_check
 from review.models import Decision, DecisionLog, GoldClip
-from review.services import decision_record
 from tests.factories import UserFactory
 
 from .conftest import label
