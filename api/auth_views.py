@@ -5,13 +5,15 @@ api.tokens; failed passwords count towards the django-axes lockout like the logi
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -59,8 +61,27 @@ class TokenInfoSerializer(serializers.Serializer):
         return isinstance(auth, AuthToken) and auth.digest == token.digest
 
 
+def _origin_allowed(request) -> bool:
+    """No Origin (a script), or one of the site's own: the host itself or one of
+    DJANGO_CSRF_TRUSTED_ORIGINS. A page elsewhere must not spend a visitor's address's login
+    failures (django-axes counts them per address)."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin in {own, *settings.CSRF_TRUSTED_ORIGINS}
+
+
 class TokenView(APIView):
     authentication_classes = [ExpiringTokenAuthentication, SessionAuthentication]
+    # JSON only: a cross-site HTML form cannot send application/json without a CORS
+    # preflight (which this site never grants), so a foreign page cannot post here.
+    parser_classes = [JSONParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST" and not _origin_allowed(request._request):
+            raise PermissionDenied("Requests from another site's pages cannot ask for a token.")
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -79,6 +100,8 @@ class TokenView(APIView):
         summary="Get an API token", request=TokenRequestSerializer,
         responses={200: TokenIssuedSerializer,
                    400: OpenApiResponse(description="Wrong username or password."),
+                   403: OpenApiResponse(description="Sent from another site's page (Origin)."),
+                   415: OpenApiResponse(description="The body is not application/json."),
                    429: OpenApiResponse(description="Too many failed logins: locked out.")},
         auth=[],
     )

@@ -9,6 +9,7 @@ password answers JSON with a ``token`` field, and requests carry
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
@@ -30,9 +31,15 @@ class ExpiringTokenAuthentication(TokenAuthentication):
 
 
 def token_issue(user) -> tuple[AuthToken, str]:
-    """A new token for ``user``: the row (digest only) and the key, shown once."""
+    """A new token for ``user``: the row (digest only) and the key, shown once. A user keeps
+    at most ``RELABEL_API_TOKENS_PER_USER`` tokens: the oldest go, so a leaked password
+    cannot mint tokens without bound."""
     tokens_purge_expired(user)
-    return AuthToken.objects.create(user=user)
+    instance, key = AuthToken.objects.create(user=user)
+    keep = max(1, settings.RELABEL_API_TOKENS_PER_USER)
+    surplus = AuthToken.objects.filter(user=user).order_by("-created", "-pk")[keep:]
+    AuthToken.objects.filter(pk__in=list(surplus.values_list("pk", flat=True))).delete()
+    return instance, key
 
 
 def tokens_purge_expired(user) -> int:

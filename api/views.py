@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -29,6 +29,7 @@ from relabel_app.label_info import ontology
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
 from review.decisions import decision_upsert
+from review.label_rules import LabelRefused
 from review.label_search import label_search
 from review.models import ErrorCategory
 
@@ -284,10 +285,13 @@ class DecisionViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.RetrieveM
         optional = {k: d[k] for k in ("error_category", "note") if k in d}
         # 201 only to the call whose INSERT made the row (decided in the database, so
         # identical concurrent posts get one 201 and 200s).
-        decision, created = decision_upsert(
-            clip=d["clip"], label=d["label"], reviewer=request.user, verdict=d["verdict"],
-            **optional,
-        )
+        try:
+            decision, created = decision_upsert(
+                clip=d["clip"], label=d["label"], reviewer=request.user, verdict=d["verdict"],
+                **optional,
+            )
+        except LabelRefused as e:  # the trainable rule (review.label_rules)
+            raise ValidationError({"label": [str(e)]}) from None
         return Response(
             DecisionSerializer(decision).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -330,9 +334,12 @@ class AdjudicationViewSet(FilteredListMixin, mixins.ListModelMixin, mixins.Retri
         s = AdjudicationInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
-        adj, created = adjudication_upsert(clip=d["clip"], label=d["label"],
-                                           curator=request.user, verdict=d["verdict"],
-                                           note=d["note"])
+        try:
+            adj, created = adjudication_upsert(clip=d["clip"], label=d["label"],
+                                               curator=request.user, verdict=d["verdict"],
+                                               note=d["note"])
+        except LabelRefused as e:  # the trainable rule (review.label_rules)
+            raise ValidationError({"label": [str(e)]}) from None
         return Response(AdjudicationSerializer(adj).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

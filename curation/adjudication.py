@@ -12,6 +12,8 @@ from django.db import IntegrityError, transaction
 
 from relabel_app.models import Clip, Label
 from relabel_app.roles import require_curator
+from review.label_rules import LabelRefused as LabelRefused
+from review.label_rules import label_verdict_check
 
 from .models import Adjudication, AdjudicationLog, AdjudicationVerdict
 
@@ -61,6 +63,8 @@ def adjudication_upsert(*, clip: Clip, label: Label, curator, verdict: str,
     that won, so of identical concurrent calls one gets True: an API's 201)."""
     _require_curator(curator)
     verdict = AdjudicationVerdict(verdict).value
+    # The trainable rule (review.label_rules): raises LabelRefused, nothing written.
+    label_verdict_check(clip_id=clip.pk, label=label, verdict=verdict)
     adj = Adjudication.objects.select_for_update().filter(clip=clip, label=label).first()
     if adj is None:
         try:

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import require_curator
+from review.label_rules import ACCEPTING, LabelRefused, label_verdict_check, label_verdicts_check
 
 from .models import Adjudication, AdjudicationVerdict
 
@@ -33,6 +34,13 @@ def gold_make_from_adjudications(*, clip: Clip, curator) -> int:
                                                                               "verdict"))
     if not adjudications:
         raise GoldError("This clip has no adjudicated labels: adjudicate its labels first.")
+    # Present = accepted: adjudications older than the trainable rule may break it.
+    labels = Label.objects.in_bulk([label_id for label_id, _ in adjudications])
+    try:
+        label_verdicts_check((clip.pk, labels[label_id], verdict)
+                             for label_id, verdict in adjudications)
+    except LabelRefused as e:
+        raise GoldError(f"{e} Change that adjudication first.") from None
     gold, _ = GoldClip.objects.update_or_create(
         clip=clip, defaults={"dataset_id": clip.dataset_id, "created_by": curator,
                              "source": GoldClip.Source.ADJUDICATED, "complete": False},
@@ -64,7 +72,7 @@ def gold_import_segments(*, path: str | Path, dataset: Dataset, user=None) -> di
     from relabel_app.segment_import import iter_lines, parse_segment_line
     from review.models import GoldClip, GoldLabel
 
-    label_ids = dict(Label.objects.values_list("mid", "id"))
+    labels = {lb.mid: lb for lb in Label.objects.only("id", "mid", "name", "index", "abstract")}
     clips = {}
     rows: list[tuple[int, int, list[int]]] = []
     path = Path(path)
@@ -85,11 +93,15 @@ def gold_import_segments(*, path: str | Path, dataset: Dataset, user=None) -> di
                 raise GoldError(f"{path}: line {lineno}: {e}") from None
             ids = []
             for mid in mids:
-                lid = label_ids.get(mid.decode(errors="replace"))
-                if lid is None:
+                label = labels.get(mid.decode(errors="replace"))
+                if label is None:
                     raise GoldError(f"{path}: line {lineno}: unknown label "
                                     f"{mid[:80].decode(errors='replace')!r}")
-                ids.append(lid)
+                try:  # listed = present = accepted (the trainable rule, review.label_rules)
+                    label_verdict_check(clip_id=0, label=label, verdict=ACCEPTING)
+                except LabelRefused as e:
+                    raise GoldError(f"{path}: line {lineno}: {e}") from None
+                ids.append(label.pk)
             rows.append((lineno, ytid.decode(), start, ids))
     if not rows:
         raise GoldError(f"{path}: no segment rows")

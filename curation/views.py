@@ -174,8 +174,9 @@ def gold_make(request: HttpRequest, clip_id: int) -> HttpResponse:
         except gold_clips.GoldError as e:
             messages.error(request, str(e))
         else:
-            messages.success(request, f"Gold clip: {n} adjudicated label{'s' if n != 1 else ''}"
-                                      " are its gold answers.")
+            messages.success(request, f"Gold clip: {n} adjudicated label is its gold answer."
+                             if n == 1 else
+                             f"Gold clip: {n} adjudicated labels are its gold answers.")
             gold = GoldClip.objects.filter(clip=clip).first()
             if gold is not None and (seen := gold_reviewed_before(clip=clip, gold=gold)):
                 messages.warning(request, _trivial_gold_note(seen))
@@ -234,10 +235,17 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
     if form.cleaned_data["verdict"] == AdjudicationForm.CLEAR:
         adjudication.adjudication_clear(clip=clip, label=label, curator=request.user)
     else:
-        adjudication.adjudication_record(
-            clip=clip, label=label, curator=request.user,
-            verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
-        )
+        try:
+            adjudication.adjudication_record(
+                clip=clip, label=label, curator=request.user,
+                verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
+            )
+        except adjudication.LabelRefused as e:  # the trainable rule (review.label_rules)
+            if request.htmx:
+                return HttpResponse(str(e), status=400, content_type="text/plain")
+            messages.error(request, str(e))
+            return redirect(reverse("curation:clip", kwargs={"clip_id": clip.pk})
+                            + f"#label-{label.pk}")
     run = run_for(clip.dataset, request.POST.get("run"), clip=clip)
     if not request.htmx:
         url = reverse("curation:clip", kwargs={"clip_id": clip.pk})

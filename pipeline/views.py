@@ -12,6 +12,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
+from .config_view import config_for_reviewer, text_for_reviewer
 from .forms import StartRunForm
 from .models import PipelineRun
 from .profiles import ProfileError
@@ -71,15 +72,23 @@ def run_start(request):
 @reviewer_required
 def run_detail(request, pk: int):
     run = get_object_or_404(PipelineRun.objects.select_related("dataset"), pk=pk)
-    ctx = {"run": run, "progress": run_progress(run=run), "is_curator": user_is_curator(request.user)}
+    is_curator = user_is_curator(request.user)
+    if not is_curator:  # server paths and base URLs are for the curators who run models
+        run.stop_reason = text_for_reviewer(run.stop_reason)
+    ctx = {"run": run, "progress": run_progress(run=run), "is_curator": is_curator}
     if request.htmx:
         resp = render(request, "pipeline/_run_progress.html", ctx)
         if ctx["progress"].status in (PipelineRun.Status.DONE, PipelineRun.Status.CANCELLED):
             resp.status_code = HttpResponseStopPolling.status_code
         return resp
     failed, failed_total = run_failed_results(run=run)
+    config = run.config
+    if not is_curator:
+        config = config_for_reviewer(config)
+        for r in failed:
+            r.error = text_for_reviewer(r.error)
     ctx.update(failed=failed, failed_total=failed_total,
-               config_json=json.dumps(run.config, indent=2, sort_keys=True, ensure_ascii=False))
+               config_json=json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False))
     return render(request, "pipeline/run_detail.html", ctx)
 
 

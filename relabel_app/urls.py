@@ -4,11 +4,17 @@ from django.urls import include, path
 
 from api.pages import tokens_page
 
+from .account_views import PasswordChangeDoneView, PasswordChangeView, lockouts_page
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", tokens_page, name="tokens"),
+    path("accounts/password/", PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
+    path("accounts/lockouts/", lockouts_page, name="lockouts"),
     path("runs/", include("pipeline.urls")),
     path("api/", include("api.urls")),
     path("curation/", include("curation.urls")),

@@ -46,6 +46,17 @@ def sniff_audio_type(head: bytes) -> str | None:
     return None
 
 
+_EXTENSIONS = {"audio/wav": ".wav", "audio/flac": ".flac", "audio/ogg": ".ogg",
+               "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aiff": ".aiff",
+               "audio/webm": ".webm"}
+
+
+def audio_download_name(clip_id: int, content_type: str) -> str:
+    """The file name a served clip is saved under: from the clip id and the sniffed type,
+    never the stored path (a server detail)."""
+    return f"clip-{clip_id}{_EXTENSIONS.get(content_type, '')}"
+
+
 def audio_file_type(path: Path) -> str | None:
     """The audio MIME type of the file by its content, or None when it is not audio."""
     try:

@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from relabel_app.models import Clip, Label
 
+# LabelRefused: raised by the writes here; views catch it as decisions.LabelRefused.
+from .label_rules import LabelRefused as LabelRefused
+from .label_rules import label_verdict_check
 from .models import Decision, DecisionLog, ErrorCategory, Verdict
 
 
@@ -118,8 +121,10 @@ def decision_upsert(
 ) -> tuple[Decision, bool]:
     """decision_record, also saying whether this call created the row: of any number of
     identical concurrent calls exactly one gets True (the INSERT ... ON CONFLICT that won),
-    so an API answers 201 once and 200 to all the others."""
+    so an API answers 201 once and 200 to all the others. Raises LabelRefused when the
+    trainable rule (review.label_rules) forbids the verdict; nothing is written then."""
     verdict = Verdict(verdict).value
+    label_verdict_check(clip_id=clip.pk, label=label, verdict=verdict)
     for _attempt in range(3):
         d = _decision_insert(
             clip=clip, label=label, reviewer=reviewer, verdict=verdict,
@@ -209,20 +214,10 @@ def decision_undo(*, clip: Clip, label: Label, reviewer) -> Decision | None:
     return result
 
 
-class LabelRefused(ValueError):
-    """A label a reviewer may not add to a clip (see decision_add_label)."""
-
-
 def decision_add_label(*, clip: Clip, label: Label, reviewer) -> Decision:
     """"Add a label": the reviewer adds a class the clip lacks, accepted. Only the 527
     trainable classes: an abstract (or otherwise non-trainable) class has no index, so no
     AudioSet loader can read it; the error names its trainable children to add instead."""
-    if label.index is None:
-        from relabel_app.label_info import trainable_descendants
-
-        kids = [i.name for i in trainable_descendants(label.pk)]
-        kind = "an abstract class" if label.abstract else "not one of the 527 trainable classes"
-        hint = f" Add one of its trainable children instead: {', '.join(kids)}." if kids else ""
-        raise LabelRefused(f"{label.name} is {kind}, so it cannot be a label.{hint}")
+    label_verdict_check(clip_id=clip.pk, label=label, verdict=Verdict.ACCEPT, adding=True)
     return decision_record(clip=clip, label=label, reviewer=reviewer, verdict=Verdict.ACCEPT)
 

@@ -35,6 +35,7 @@ from . import decisions, finishing, queue, reviewer_settings
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
+    audio_download_name,
     audio_file_type,
     clip_audio_file,
     file_etag,
@@ -128,14 +129,19 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return redirect("review:clip", clip_id=clip.pk)
 
 
+# A finished clip that did not count (its open slots are held by others): the full screen
+# and rapid mode say the same.
+NOT_COUNTED = ("Your decisions on that clip are saved. It did not count as finished by you: "
+               "another reviewer holds it now.")
+
+
 @reviewer_required
 @require_POST
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
     if finishing.clip_finish(clip=clip, reviewer=request.user) is None:
-        messages.info(request, "Your decisions on that clip are saved. It did not count as "
-                               "finished by you: another reviewer holds it now.")
+        messages.info(request, NOT_COUNTED)
     nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
@@ -197,9 +203,12 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("verdict must be accept, reject or unsure")
-    decisions.decision_record(
-        clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
-    )
+    try:
+        decisions.decision_record(
+            clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
+        )
+    except decisions.LabelRefused as e:  # the trainable rule (review.label_rules)
+        return HttpResponseBadRequest(str(e))
     return _row_response(request, clip, label.pk)
 
 
@@ -332,6 +341,10 @@ def clip_audio(request: HttpRequest, clip_id: int) -> HttpResponse:
         response["Content-Length"] = str(length)
     for k, v in headers.items():
         response[k] = v
+    # The download name comes from the clip id: the stored file name is a server detail
+    # (FileResponse would send its base name).
+    response["Content-Disposition"] = (
+        f'inline; filename="{audio_download_name(clip.pk, content_type)}"')
     return response
 
 
@@ -353,9 +366,10 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
     reviewer_settings.reviewer_settings_update(user=request.user, autoplay=on)
     messages.success(request, f"Autoplay {'on' if on else 'off'}.")
     nxt = request.POST.get("next", "")
-    # A path of this site only (redirect() would read a bare word as a view name).
-    if not (nxt.startswith("/")
-            and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()})):
+    # A path on this site only: no scheme, no host (not even ours: the Host header is the
+    # client's), no "//" or "/\\" that a browser reads as another host.
+    if not (nxt.startswith("/") and not nxt.startswith(("//", "/\\"))
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts=set())):
         nxt = reverse("review:home")
     return redirect(nxt)
 
@@ -416,18 +430,22 @@ def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
 @no_store
 def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish a clip whose every label is decided and lease the next one (JSON for
-    rapid.js). A clip with undecided labels is not finished: 409 with how many."""
+    rapid.js). A clip with undecided labels is not finished: 409 with how many. ``counted``
+    false (with ``notice`` to show) when the finish did not count for this reviewer."""
     clip = _clip_or_404(clip_id)
     page = clip_page_data(clip=clip, reviewer=request.user, with_outputs=False)
     undecided = sum(1 for r in page.rows if not r.verdict)
     if undecided:
         return JsonResponse({"undecided": undecided}, status=409)
-    finishing.clip_finish(clip=clip, reviewer=request.user)
+    counted = finishing.clip_finish(clip=clip, reviewer=request.user) is not None
+    told = {"counted": counted, "notice": "" if counted else NOT_COUNTED}
     nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
+        if not counted:  # shown by the page rapid.js goes to
+            messages.info(request, NOT_COUNTED)
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
-        return JsonResponse({"clip": None, "url": reverse("review:home")})
+        return JsonResponse({"clip": None, "url": reverse("review:home"), **told})
     after = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
                                     exclude_clip_id=nxt.pk)
     # The counters as they are after this finish, in the answer that changed them.
@@ -438,4 +456,5 @@ def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
         "next_questions_url": (reverse("review:rapid_questions", kwargs={"clip_id": after})
                                if after else ""),
         "counters_html": render_to_string("review/_counters.html", {"c": counters}, request),
+        **told,
     })

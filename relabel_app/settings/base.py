@@ -22,6 +22,9 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-insecure-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Pages carry the token (the body's hx-headers, forms' hidden field; rapid.js reads it from
+# hx-headers), so no script needs the cookie: an injected one cannot read it either.
+CSRF_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -111,6 +114,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     # Not a check: Django's password_changed hook, used to revoke the user's API tokens.
     {"NAME": "api.tokens.RevokeTokensOnPasswordChange"},
+    {"NAME": "relabel_app.logins.ClearLockoutsOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -269,13 +273,22 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
     "AUTO_REFRESH": False,
 }
+# At most this many live tokens per user; issuing one more revokes the oldest.
+RELABEL_API_TOKENS_PER_USER = env.int("RELABEL_API_TOKENS_PER_USER", default=10)
 
-# Failed logins (django-axes): on the login page, the admin's and the token endpoint.
-# After AXES_FAILURE_LIMIT failures for one account, or from one address, further attempts
-# are refused (even with the right password) until AXES_COOLOFF_TIME has passed.
+# Failed logins (django-axes, relabel_app.logins): on the login page, the admin's and the
+# token endpoint. A (username, address) pair is locked after RELABEL_LOGIN_FAILURE_LIMIT
+# failures, an address for every username after RELABEL_LOGIN_ADDRESS_LIMIT (spraying); a
+# username alone never is, so failures from one address cannot lock an account for everyone.
+# A lockout refuses even the right password until AXES_COOLOFF_TIME after the last counted
+# failure; refused tries during it are not counted and do not extend it. A new password,
+# or an admin (curator, for reviewers) on /accounts/lockouts/, lifts it.
 AXES_FAILURE_LIMIT = env.int("RELABEL_LOGIN_FAILURE_LIMIT", default=10)
+RELABEL_LOGIN_ADDRESS_LIMIT = env.int("RELABEL_LOGIN_ADDRESS_LIMIT", default=50)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("RELABEL_LOGIN_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # per account, and per address
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "relabel_app.logins.PairAndAddressHandler"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # No reset on success: a reset clears every attempt of the address too, so an insider could
 # clear their failures by logging in to their own account. Failures expire after the cool-off.
 AXES_RESET_ON_SUCCESS = False
@@ -288,6 +301,9 @@ AXES_VERBOSE = False
 # X-Forwarded-Proto believed (and the client address taken from its X-Forwarded-For);
 # without one, any client could claim HTTPS.
 TRUSTED_PROXY = env.bool("RELABEL_TRUSTED_PROXY", default=False)
+# Proxies in front that each append to X-Forwarded-For: the client address is the entry this
+# many from the right (relabel_app.logins.client_ip).
+TRUSTED_PROXY_HOPS = env.int("RELABEL_TRUSTED_PROXY_HOPS", default=1)
 if TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -127,6 +127,7 @@
       });
     }).then(function (j) {
       if (!j || stopped) return j;
+      if (j.notice) toast(j.notice);  // the finish did not count for this reviewer
       if (j.next_questions_url) preload(j.next_questions_url);
       return j;
     }).catch(function (e) { toast("Not saved: " + e.message); stopped = true; return null; });

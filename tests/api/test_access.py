@@ -115,7 +115,8 @@ def test_reviewer_post_decision_writes_only_own_row(world):
 
 
 def test_token_auth(world, client):
-    resp = client.post("/api/auth/token/", {"username": "rita", "password": "pw-secret-1"})
+    resp = client.post("/api/auth/token/", {"username": "rita", "password": "pw-secret-1"},
+                       content_type="application/json")
     assert resp.status_code == 200
     key = resp.json()["token"]
     # Stored hashed: the row holds the key's SHA-512, never the key.

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 def get_token(username: str, password: str = "pw") -> dict:
-    resp = APIClient().post("/api/auth/token/", {"username": username, "password": password})
+    resp = APIClient().post("/api/auth/token/", {"username": username, "password": password},
+                           format="json")
     assert resp.status_code == 200, resp.content
     return resp.json()
 
@@ -204,5 +205,5 @@ def test_asking_for_a_token_with_a_stale_token_in_the_header_works():
     UserFactory(username="uma")
     c = APIClient()
     c.credentials(HTTP_AUTHORIZATION="Token expired-or-revoked-key")
-    resp = c.post("/api/auth/token/", {"username": "uma", "password": "pw"})
+    resp = c.post("/api/auth/token/", {"username": "uma", "password": "pw"}, format="json")
     assert resp.status_code == 200 and works(resp.json()["token"])

@@ -236,3 +236,41 @@ def test_a_run_whose_workers_are_gone_is_requeued_once_then_stopped(
     assert len(sent) == 6
     fresh.refresh_from_db()
     assert fresh.recoveries == 0 and fresh.status == PipelineRun.Status.RUNNING
+
+
+SERVER_DETAILS = ("/srv/models/qwen2-audio", "http://10.0.0.5:8000/v1", "/var/cache/relabel",
+                  "/srv/audio/balanced/clip0000000.wav", "gpu-node-7.internal:6379")
+
+
+def test_run_page_hides_server_paths_and_base_urls_from_reviewers(client, dataset):
+    """Issue 16: a reviewer read the model folders, cache paths and model servers' base URLs
+    of a run (its resolved profile, its error texts, its stop reason)."""
+    config = {
+        "backends": {
+            "audio_chat": {"adapter": "openai-compatible", "model": "Qwen/Qwen2-Audio-7B",
+                           "base_url": "http://10.0.0.5:8000/v1"},
+            "clap": {"adapter": "transformers-clap", "model": "/srv/models/qwen2-audio"},
+            "cache_dir": "/var/cache/relabel",
+        },
+        "filter": {"threshold": 0.25, "labels": ["/m/09x0r"]},
+        "caption": {"round1_prompt": "Describe the sounds in this audio clip."},
+    }
+    run = PipelineRun.objects.create(
+        dataset=dataset, profile_name="api", status=PipelineRun.Status.CANCELLED, config=config,
+        clip_count=5, stop_reason="worker on redis://gpu-node-7.internal:6379/0 is gone")
+    clip = dataset.clips.first()
+    ClipResult.objects.create(
+        run=run, clip=clip, error_stage="caption",
+        error="FileNotFoundError: /srv/audio/balanced/clip0000000.wav (see http://10.0.0.5:8000/v1)")
+    url = reverse("pipeline:run_detail", args=[run.pk])
+    client.force_login(user_in("reviewer"))
+    page = client.get(url).content.decode()
+    for detail in SERVER_DETAILS:
+        assert detail not in page, detail
+    for kept in ("Qwen/Qwen2-Audio-7B", "transformers-clap", "/m/09x0r", "0.25",
+                 "Describe the sounds in this audio clip.", "FileNotFoundError", "(hidden)"):
+        assert kept in page, kept
+    client.force_login(user_in("curator"))
+    page = client.get(url).content.decode()
+    for detail in SERVER_DETAILS:
+        assert detail in page, detail

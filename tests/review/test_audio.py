@@ -139,3 +139,17 @@ def test_symlink_inside_the_root_is_served(served, audio_root):
 def test_missing_file_is_404(served, audio_root):
     (audio_root / served["clip"].audio_path).unlink()
     assert served["client"].get(served["url"]).status_code == 404
+
+
+def test_download_name_comes_from_the_clip_id_not_the_stored_path(served):
+    """Issue 16: the served file's name was the stored file's (a server detail)."""
+    clip = served["clip"]
+    _set_path(clip, "secret-folder/internal-name-2026.wav")
+    src = served["dataset"].resolved_audio_root() / "secret-folder" / "internal-name-2026.wav"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(served["data"])
+    for extra in ({}, {"HTTP_RANGE": "bytes=0-99"}):
+        r = served["client"].get(served["url"], **extra)
+        assert r.status_code in (200, 206)
+        assert r["Content-Disposition"] == f'inline; filename="clip-{clip.pk}.wav"'
+        assert "internal-name" not in str(r.headers)

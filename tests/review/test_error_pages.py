@@ -65,3 +65,18 @@ def test_500s_keep_their_traceback():
                                 ("/x",), sys.exc_info())
     rec.status_code = 500
     assert ClientErrorsOnOneLine().filter(rec) and rec.exc_info is not None
+
+
+def test_404_names_no_model():
+    """Issue 16: the 404 page said "No Clip matches the given query." (a model name)."""
+    c = _client(UserFactory())
+    decide = reverse("review:decide", kwargs={"clip_id": ClipFactory().pk, "label_id": 987654321})
+    for method, url in (("get", reverse("review:clip", kwargs={"clip_id": 987654321})),
+                        ("get", reverse("review:clip_audio", kwargs={"clip_id": 987654321})),
+                        ("post", decide)):
+        r = getattr(c, method)(url, {"verdict": "accept"} if method == "post" else None)
+        assert r.status_code == 404
+        page = r.content.decode()
+        assert "not found" in page.lower()
+        for model in ("Clip", "Label", "Dataset", "matches the given query"):
+            assert f"No {model} " not in page and "matches the given query" not in page

@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.models import Candidate
 from relabel_app.label_info import ontology, ontology_clear
-from relabel_app.models import Label
+from relabel_app.models import ClipLabel, Label
 from review.decisions import decision_record
 from review.label_search import label_search
 from review.selectors import clip_page_data
@@ -161,6 +161,8 @@ def test_blacklisted_and_abstract_flags(review_setup, reviewer):
     black = Label.objects.filter(blacklisted=True).first()
     abstract = Label.objects.filter(abstract=True).first()
     for lab in (black, abstract):
+        # On the clip (old data): the trainable rule lets a reviewer mark only those unsure.
+        ClipLabel.objects.create(clip=clip, label=lab)
         decision_record(clip=clip, label=lab, reviewer=reviewer, verdict="unsure")
     rows = rows_by_mid(clip_page_data(clip=clip, reviewer=reviewer))
     assert "blacklisted" in flags(rows[black.mid])

@@ -49,6 +49,16 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {}, None, (LOGIN, 200, 200, 200, 200)),
         ("post", {}, {"revoke_all": "1"}, (LOGIN, 302, 302, 302, 302)),
     ],
+    "password_change": [  # one's own password: any account
+        ("get", {}, None, (LOGIN, 200, 200, 200, 200)),
+        ("post", {}, {"old_password": "wrong"}, (LOGIN, 200, 200, 200, 200)),  # form errors
+    ],
+    "password_change_done": [("get", {}, None, (LOGIN, 200, 200, 200, 200))],
+    "lockouts": [  # admins, and curators for reviewers; a lift of nothing says so
+        ("get", {}, None, CURATORS),
+        ("post", {}, {"ip_address": "10.9.9.9", "username": "nobody"},
+         (LOGIN, 403, 403, 302, 302)),
+    ],
     "logout": [
         ("get", {}, None, (405,) * 5),  # Django 5: log out by POST only
         ("post", {}, {}, (302,) * 5),  # to the login page

@@ -1,14 +1,15 @@
 """Brute force on the login page and the token endpoint (issue 12, break 4): 60 wrong
-passwords, then the right one. django-axes locks the account and the address; the lockout
-is explained, and ends by itself after the cool-off."""
+passwords, then the right one. django-axes locks the (account, address) pair, and an address
+that sprays many usernames (issue 16: never an account for everyone); the lockout is
+explained, and ends by itself after the cool-off."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -27,7 +28,7 @@ def login_page(username: str, password: str, *, ip: str = "10.0.0.1", client=Non
 
 def token(username: str, password: str, *, ip: str = "10.0.0.1", **extra):
     return APIClient().post("/api/auth/token/", {"username": username, "password": password},
-                            REMOTE_ADDR=ip, **extra)
+                            format="json", REMOTE_ADDR=ip, **extra)
 
 
 def logged_in(c: Client) -> bool:
@@ -51,25 +52,36 @@ def test_login_page_60_wrong_passwords_then_the_right_one_is_refused(settings):
     assert resp.status_code == 429 and not logged_in(c)
     page = resp.content.decode()
     assert "Logging in is blocked for now" in page
-    assert "Too many failed logins for this account or from this address" in page
+    assert "Too many failed logins for this account from this address" in page
     assert f"wait {int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)} minutes" in page
+    assert "log in from another network" in page and "a new password lifts" in page
     assert int(resp["Retry-After"]) == int(settings.AXES_COOLOFF_TIME.total_seconds())
 
 
-def test_lockout_is_per_account_from_any_address():
-    """Rotating addresses does not help: the account itself is locked."""
+def test_pair_lockout_does_not_lock_the_same_user_from_another_address():
+    """Issue 16: failures from one address lock that address's tries at the account, not
+    the account for everyone (else anyone could lock a colleague out)."""
     UserFactory(username="wes")
     for i in range(WRONG):
-        login_page("wes", "nope", ip=f"10.1.{i // 250}.{i % 250 + 1}")
-    c, resp = login_page("wes", "pw", ip="10.9.9.9")
+        login_page("wes", f"nope-{i}", ip="10.1.0.1")
+    c, resp = login_page("wes", "pw", ip="10.1.0.1")
     assert resp.status_code == 429 and not logged_in(c)
+    c, resp = login_page("wes", "pw", ip="10.9.9.9")
+    assert resp.status_code == 302 and logged_in(c)
 
 
-def test_lockout_is_per_address_across_accounts():
-    """Spraying one password over many usernames from one address locks the address, even
-    for a real account with its right password; other addresses still log in."""
+def test_lockout_is_per_address_across_accounts(settings):
+    """Spraying one password over many usernames from one address locks the address after
+    RELABEL_LOGIN_ADDRESS_LIMIT failures, even for a real account with its right password;
+    other addresses still log in."""
     UserFactory(username="xia")
-    for i in range(WRONG):
+    limit = settings.RELABEL_LOGIN_ADDRESS_LIMIT
+    assert limit == 50 and limit > settings.AXES_FAILURE_LIMIT
+    for i in range(limit - 1):
+        login_page(f"nobody{i}", "Password1", ip="10.2.0.1")
+    c, resp = login_page("xia", "pw", ip="10.2.0.1")  # under the address limit: still works
+    assert resp.status_code == 302 and logged_in(c)
+    for i in range(limit - 1, WRONG):
         login_page(f"nobody{i}", "Password1", ip="10.2.0.1")
     c, resp = login_page("xia", "pw", ip="10.2.0.1")
     assert resp.status_code == 429 and not logged_in(c)
@@ -111,24 +123,28 @@ def test_token_endpoint_60_wrong_passwords_then_the_right_one_is_refused(setting
     assert int(resp["Retry-After"]) > 0
 
 
-def test_login_page_and_token_endpoint_share_the_count():
+def test_login_page_and_token_endpoint_share_the_count(settings):
     UserFactory(username="bea")
-    for i in range(WRONG // 2):
-        login_page("bea", f"g{i}", ip=f"10.5.0.{i + 1}")
-        token("bea", f"h{i}", ip=f"10.6.0.{i + 1}")
-    assert token("bea", "pw", ip="10.7.0.1").status_code == 429
-    assert login_page("bea", "pw", ip="10.7.0.2")[1].status_code == 429
+    for i in range(settings.AXES_FAILURE_LIMIT // 2):
+        login_page("bea", f"g{i}", ip="10.5.0.1")
+        token("bea", f"h{i}", ip="10.5.0.1")
+    assert token("bea", "pw", ip="10.5.0.1").status_code == 429
+    assert login_page("bea", "pw", ip="10.5.0.1")[1].status_code == 429
 
 
 def test_lockout_ends_by_itself_after_the_cooloff(settings):
-    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
     UserFactory(username="cid")
     for i in range(WRONG):
         login_page("cid", f"guess-{i}")
         token("cid", f"guess-{i}")
     assert login_page("cid", "pw")[1].status_code == 429
     assert token("cid", "pw").status_code == 429
-    time.sleep(1.5)
+    # The cool-off passes (refused tries did not extend it: the last counted failure is
+    # what it runs from). Moving the clock back on the rows keeps this exact under load.
+    from axes.models import AccessAttempt
+
+    AccessAttempt.objects.update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
     c, resp = login_page("cid", "pw")
     assert resp.status_code == 302 and logged_in(c)
     resp = token("cid", "pw")
@@ -147,16 +163,16 @@ def test_logging_in_to_ones_own_account_does_not_reset_the_count():
         login_page("eli", "pw", ip="10.8.0.1")
     c, resp = login_page("dee", "pw", ip="10.8.0.1")
     assert resp.status_code == 429 and not logged_in(c)
-    c, resp = login_page("dee", "pw", ip="10.8.0.2")  # the account itself is locked too
-    assert resp.status_code == 429 and not logged_in(c)
+    c, resp = login_page("dee", "pw", ip="10.8.0.2")  # dee's own desk: not locked
+    assert resp.status_code == 302 and logged_in(c)
 
 
 def test_admin_login_page_is_locked_out_too():
     UserFactory(username="fay", role="admin", is_staff=True, is_superuser=True)
     for i in range(WRONG):
         Client().post("/admin/login/", {"username": "fay", "password": f"g{i}"},
-                      REMOTE_ADDR=f"10.10.0.{i + 1}")
+                      REMOTE_ADDR="10.10.0.1")
     c = Client()
-    resp = c.post("/admin/login/", {"username": "fay", "password": "pw"}, REMOTE_ADDR="10.10.1.1")
+    resp = c.post("/admin/login/", {"username": "fay", "password": "pw"}, REMOTE_ADDR="10.10.0.1")
     assert resp.status_code == 429 and not logged_in(c)
     assert "Logging in is blocked for now" in resp.content.decode()
