@@ -12,7 +12,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    NotFound,
+    PermissionDenied,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -82,6 +87,11 @@ class TokenView(APIView):
         super().initial(request, *args, **kwargs)
         if request.method == "POST" and not _origin_allowed(request._request):
             raise PermissionDenied("Requests from another site's pages cannot ask for a token.")
+        # Said here, not left to the parser: a middleware may already have read a form body
+        # (relabel_app.text_input), after which DRF hands the view the parsed form.
+        if request.method == "POST" and \
+                request.content_type.split(";")[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType(request.content_type)
 
     def get_permissions(self):
         if self.request.method == "POST":
