@@ -79,6 +79,12 @@ def test_tiny_profile_runs_every_stage_for_every_clip(demo_dataset, tiny_models,
     assert all(c.label_id in trainable for c in cands)
     assert all(c.clap_score is not None and -1.0 <= c.clap_score <= 1.0 for c in cands)
     assert all(c.kept == (c.clap_score >= run.config["filter"]["threshold"]) for c in cands)
+    # The demo shows the product (issue 20, item 9): the tiny profile's threshold sits among
+    # its own scores on the demo, so the run keeps some candidates and filters others,
+    # while the run still says its models are random.
+    selected = [c for c in cands if c.selected]
+    assert 0 < sum(c.kept for c in selected) < len(selected)
+    assert run.random_weights
 
     # The same command again: continues the same run and changes nothing.
     before = snapshot(run)
