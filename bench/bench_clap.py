@@ -115,7 +115,7 @@ def ensure_bench_clap(out: Path, ontology) -> Path:
     import torch
     from transformers import ClapModel, ClapProcessor
 
-    from pipeline.tiny_models import clap_feature_extractor, full_size_clap_config
+    from pipeline.testing.tiny_models import clap_feature_extractor, full_size_clap_config
 
     t0 = time.perf_counter()
     tok = bench_tokenizer(ontology)

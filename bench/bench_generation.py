@@ -84,7 +84,7 @@ def ensure_models(out: Path) -> dict[str, Path]:
         Qwen2Config,
     )
 
-    from pipeline.tiny_models import ensure_tiny_models
+    from pipeline.testing.tiny_models import ensure_tiny_models
 
     tiny = ensure_tiny_models(model_root() / "tiny")
     t0 = time.perf_counter()

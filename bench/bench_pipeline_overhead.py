@@ -270,7 +270,7 @@ def main() -> int:
     from django.conf import settings
 
     from pipeline.models import PipelineRun
-    from pipeline.tiny_models import ensure_tiny_models
+    from pipeline.testing.tiny_models import ensure_tiny_models
     from pipeline.worker import start_worker
 
     broker, db, suffix = setup_label()

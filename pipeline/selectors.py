@@ -17,7 +17,8 @@ threshold (run_threshold_sql, as PipelineRun.threshold)."""
 
 from __future__ import annotations
 
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
 
 from relabel_app.models import Clip, Dataset
 
@@ -61,7 +62,17 @@ def run_that_counts(*, dataset: Dataset | int, finished: bool = False) -> Pipeli
     return qs.first()
 
 
+def covers_clip_sql(clip_param: str = "%(clip)s") -> str:
+    """Rule 3 in SQL: the run (alias r) has a result or a candidate for the clip given by
+    the placeholder ``clip_param``. The only place the rule is written."""
+    return (f"(EXISTS (SELECT 1 FROM {ClipResult._meta.db_table} cr "
+            f"WHERE cr.run_id = r.id AND cr.clip_id = {clip_param}) "
+            f"OR EXISTS (SELECT 1 FROM {Candidate._meta.db_table} k "
+            f"WHERE k.run_id = r.id AND k.clip_id = {clip_param}))")
+
+
 def run_that_counts_for_clip(*, clip: Clip) -> PipelineRun | None:
-    covers = Q(Exists(ClipResult.objects.filter(run=OuterRef("pk"), clip=clip))) | Q(
-        Exists(Candidate.objects.filter(run=OuterRef("pk"), clip=clip)))
-    return counting_runs(clip.dataset_id).filter(covers).first()
+    covering = RawSQL(f"SELECT r.id FROM {PipelineRun._meta.db_table} r "
+                      f"WHERE r.dataset_id = %s AND {covers_clip_sql('%s')}",
+                      [clip.dataset_id, clip.pk, clip.pk])
+    return counting_runs(clip.dataset_id).filter(pk__in=covering).first()

@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Count
 
 from pipeline.models import Candidate, ClipResult, OriginalLabelScore, PipelineRun
-from pipeline.selectors import COUNTS_SQL, ORDER_SQL, run_threshold_sql
+from pipeline.selectors import COUNTS_SQL, ORDER_SQL, covers_clip_sql, run_threshold_sql
 from relabel_app.label_info import LabelInfo, ontology
 from relabel_app.models import Clip, ClipLabel, Dataset
 from relabel_app.roles import user_is_curator
@@ -244,10 +244,7 @@ _PAGE_ROWS_SQL = """
 WITH res AS (
     SELECT r.id AS run_id, {threshold} AS threshold
     FROM {run} r
-    WHERE r.dataset_id = %(dataset)s AND {counts}
-      AND (EXISTS (SELECT 1 FROM {result} cr WHERE cr.run_id = r.id AND cr.clip_id = %(clip)s)
-           OR EXISTS (SELECT 1 FROM {candidate} k
-                      WHERE k.run_id = r.id AND k.clip_id = %(clip)s))
+    WHERE r.dataset_id = %(dataset)s AND {counts} AND {covers}
     ORDER BY {order}
     LIMIT 1
 )
@@ -305,11 +302,12 @@ class _RowsData:
 
 def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
     sql = _PAGE_ROWS_SQL.format(
-        result=ClipResult._meta.db_table, run=PipelineRun._meta.db_table,
+        run=PipelineRun._meta.db_table,
         cliplabel=ClipLabel._meta.db_table, candidate=Candidate._meta.db_table,
         decision=Decision._meta.db_table, category=ErrorCategory._meta.db_table,
         origscore=OriginalLabelScore._meta.db_table, settings=ReviewerSettings._meta.db_table,
         counts=COUNTS_SQL, order=ORDER_SQL, threshold=run_threshold_sql("r"),
+        covers=covers_clip_sql("%(clip)s"),
     )
     with connection.cursor() as cur:
         cur.execute(sql, {"clip": clip.pk, "dataset": clip.dataset_id, "reviewer": reviewer.pk,

@@ -4,7 +4,7 @@ A laion-clap checkpoint is a state dict (`{"state_dict": {"module.…": tensor}}
 training code saves it, or a bare state dict). Its HTSAT audio tower, RoBERTa text tower
 and MLP projections are the architecture of transformers' `ClapModel`; this module maps
 every key onto a `ClapModel` built from LAION's own model config (read from the laion-clap
-wheel by `pipeline.tiny_models`), splits the audio blocks' fused `qkv` weights, and refuses
+wheel by `pipeline.testing.tiny_models`), splits the audio blocks' fused `qkv` weights, and refuses
 a checkpoint with any key left over, missing, or of the wrong shape, naming the key,
 before anything is written. Keys that have no counterpart in `ClapModel` are accounted
 for one by one in `_DROPPED` (with the reason), never skipped by accident.
@@ -126,7 +126,7 @@ def laion_arch(arch: str) -> dict:
     "HTSAT-tiny", ...) or a path to a JSON file in laion's model-config format, which may
     add "htsat" (create_htsat_model's layout) and "text" (the RoBERTa config) for a
     non-standard model."""
-    from pipeline.tiny_models import laion_clap_architecture
+    from pipeline.testing.tiny_models import laion_clap_architecture
 
     try:
         return laion_clap_architecture(arch)
@@ -142,7 +142,7 @@ def clap_config(arch: str):
     (roberta-base unless the config says otherwise) and joint dimension."""
     from transformers import ClapConfig, ClapTextConfig
 
-    from pipeline.tiny_models import clap_audio_config
+    from pipeline.testing.tiny_models import clap_audio_config
 
     cfg = laion_arch(arch)
     try:
@@ -266,7 +266,7 @@ def convert_checkpoint(state: dict, *, arch: str, tokenizer, fusion: bool = Fals
     import torch
     from transformers import ClapModel, ClapProcessor
 
-    from pipeline.tiny_models import clap_feature_extractor
+    from pipeline.testing.tiny_models import clap_feature_extractor
 
     if fusion:
         raise ConversionError(FUSION_REFUSAL)

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, log_in
-from tests.factories import UserFactory
-from tests.review.conftest import label, make_dataset
+from tests.factories import UserFactory, label, make_dataset
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,7 @@ from django.urls import reverse
 
 from relabel_app.models import Clip
 from review.audio_serving import RangeNotSatisfiable, parse_range
-
-from .conftest import make_dataset, write_sine_wav
+from tests.factories import make_dataset, write_sine_wav
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import ConsoleWatch, launch, log_in
-from tests.factories import UserFactory
-
-from .conftest import MIDS, add_result, make_dataset, make_run
+from tests.factories import MIDS, UserFactory, add_result, make_dataset, make_run
 
 pytestmark = pytest.mark.browser
 CURRENT = re.compile(r"\bis-current\b")  # the row the keys act on
@@ -22,8 +20,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 @pytest.fixture
 def browser_setup(transactional_db, audio_root):
     from relabel_app.models import ClipLabel
-
-    from .conftest import label
+    from tests.factories import label
 
     ds, clips = make_dataset("demo", audio_root, n_clips=2, review_priority="order",
                              description="Two sine clips for the browser test.")

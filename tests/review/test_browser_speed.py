@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, log_in
-from tests.factories import UserFactory
+from tests.factories import MIDS, UserFactory, add_result, label, make_dataset, make_run
 
-from .conftest import MIDS, add_result, label, make_dataset, make_run
 from .test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser

@@ -7,10 +7,8 @@ from relabel_app.models import Clip
 from review.decisions import decision_record
 from review.models import Decision, DecisionLog, QueueSlot
 from review.queue import queue_next_clip, queue_sync
-from tests.factories import UserFactory
+from tests.factories import UserFactory, label, make_dataset
 from tests.threads import run_in_threads
-
-from .conftest import label, make_dataset
 
 
 def test_simultaneous_picks_never_share_a_clip(transactional_db):

@@ -7,9 +7,7 @@ from relabel_app.models import Clip, ClipLabel
 from review.finishing import clip_finish
 from review.models import ClipReview, QueueSlot, QueueState
 from review.queue import queue_next_clip, queue_release, queue_sync
-from tests.factories import UserFactory
-
-from .conftest import add_result, label, make_dataset, make_run
+from tests.factories import UserFactory, add_result, label, make_dataset, make_run
 
 pytestmark = pytest.mark.django_db
 

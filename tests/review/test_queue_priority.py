@@ -9,9 +9,7 @@ import pytest
 from relabel_app.models import ClipLabel
 from review.models import QueueSlot
 from review.queue import queue_next_clip, queue_sync
-from tests.factories import UserFactory
-
-from .conftest import add_result, label, make_dataset, make_run
+from tests.factories import UserFactory, add_result, label, make_dataset, make_run
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,7 @@ from relabel_app.models import ClipLabel, Label
 from review.decisions import decision_record
 from review.label_search import label_search
 from review.selectors import clip_page_data
-
-from .conftest import add_result, label, make_run
+from tests.factories import add_result, label, make_run
 
 pytestmark = pytest.mark.django_db
 

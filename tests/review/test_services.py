@@ -2,8 +2,7 @@ import pytest
 
 from review.decisions import decision_categorize, decision_record, decision_undo
 from review.models import Decision, DecisionLog, ErrorCategory
-
-from .conftest import label
+from tests.factories import label
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,7 @@ from review.decisions import decision_record
 from review.models import ClipReview, Decision, ReviewerSettings
 from review.queue import queue_next_clip
 from review.selectors import clip_page_data, rapid_questions
-from tests.factories import UserFactory
-
-from .conftest import MIDS, label, make_dataset, make_run
+from tests.factories import MIDS, UserFactory, label, make_dataset, make_run
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,7 @@ from relabel_app.models import Label
 from review.decisions import decision_record
 from review.models import ClipReview, Decision, DecisionLog, ErrorCategory
 from review.queue import queue_next_clip
-from tests.factories import UserFactory
-
-from .conftest import add_result, label, make_dataset, make_run
+from tests.factories import UserFactory, add_result, label, make_dataset, make_run
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.factories import UserFactory
-from tests.review.conftest import (
+from tests.factories import (
+    UserFactory,
     add_result,
     label,
     make_dataset,

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from relabel_app.models import Clip
 from review.audio_serving import AudioPathRefused, clip_audio_file
-from tests.review.conftest import write_sine_wav
+from tests.factories import write_sine_wav
 
 pytestmark = pytest.mark.django_db
 

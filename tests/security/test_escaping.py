@@ -14,7 +14,7 @@ from django.utils.html import escape
 
 from pipeline.models import ClipResult, PipelineRun
 from relabel_app.models import Label
-from tests.review.conftest import add_result, make_run
+from tests.factories import add_result, make_run
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Rebuild even if present.")
 
     def handle(self, *args, force=False, **options):
-        from pipeline.tiny_models import build_tiny_models, ensure_tiny_models
+        from pipeline.testing.tiny_models import build_tiny_models, ensure_tiny_models
 
         out = settings.MODEL_DIR / "tiny"
         t0 = time.perf_counter()

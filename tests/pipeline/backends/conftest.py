@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """The three random-weight miniatures, built once per test session."""
-    from pipeline.tiny_models import build_tiny_models
+    from pipeline.testing.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 

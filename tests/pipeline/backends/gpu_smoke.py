@@ -25,7 +25,7 @@ def main() -> None:
     from pipeline.backends.transformers_audio import Qwen2AudioChat
     from pipeline.backends.transformers_clap import ClapTransformers
     from pipeline.backends.transformers_text import CausalLMChat
-    from pipeline.tiny_models import build_tiny_models, full_size_clap_config
+    from pipeline.testing.tiny_models import build_tiny_models, full_size_clap_config
 
     print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
     if device == "cuda":

@@ -3,7 +3,7 @@ import time
 
 import torch
 
-from pipeline import tiny_models as tm
+from pipeline.testing import tiny_models as tm
 
 
 def _digest(path):
