@@ -178,6 +178,7 @@ export class Player {
   /* A new spectrogram (scale, height or frequency range changed) over the same audio. */
   rebuildSpectrogram() {
     const old = this.spectrogram;
+    this.specReady = false;  // until the new one has drawn
     this.spectrogram = this.makeSpectrogram();
     this.watchSpectrogram();
     this.ws.unregisterPlugin(old);
