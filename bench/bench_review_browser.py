@@ -188,6 +188,10 @@ def rapid(page, base: str, n_questions: int, rng: random.Random, pace: float,
     for _ in range(n_questions):
         if "/rapid/" not in page.url:
             break  # the queue is empty
+        if page.locator("#rapid-missing").is_visible():
+            # "Anything missing?" after a clip's last question: nothing (Enter).
+            page.keyboard.press("Enter")
+            page.wait_for_selector("[data-question]:not([hidden])", timeout=20_000)
         q = page.locator("[data-question]:not([hidden])")
         key = (q.get_attribute("data-clip"), q.get_attribute("data-mid"))
         page.wait_for_timeout(pace * 1000)  # listening and deciding

@@ -41,7 +41,7 @@ from .audio_serving import (
 )
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
-from .models import Decision, Verdict
+from .models import Decision, ErrorCategory, Verdict
 from .selectors import (
     ClipPage,
     clip_decisions_all,
@@ -379,6 +379,8 @@ def _rapid_context(request: HttpRequest, clip: Clip) -> dict:
         has_audio = False
     return {
         "clip": clip, "page": page, "questions": rapid_questions(page=page),
+        # Rapid mode's e (error category and note on the last answer) offers them.
+        "categories": ErrorCategory.objects.filter(active=True),
         "audio_url": reverse("review:clip_audio", kwargs={"clip_id": clip.pk}) if has_audio else "",
     }
 

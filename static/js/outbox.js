@@ -113,3 +113,11 @@ export class Outbox {
     }
   }
 }
+
+/* The message of a refused "add a label" (the view answers 200 with an HX-Trigger event
+ * review:label-refused and swaps nothing); null when it was not refused. */
+export function refusal(response) {
+  const trigger = response.headers.get("HX-Trigger");
+  if (!trigger || !trigger.includes("review:label-refused")) return null;
+  try { return JSON.parse(trigger)["review:label-refused"].message; } catch (e) { return "This class cannot be added."; }
+}

@@ -11,13 +11,15 @@
  * waiting for the server; the POSTs go out in order behind it. */
 import { KeyMap, isTyping, onControl } from "./keys.js";
 import { toast } from "./toast.js";
-import { Outbox } from "./outbox.js";
+import { Outbox, refusal } from "./outbox.js";
+import { LabelSearch } from "./search.js";
 import { keyLeaving, rapidTime, sinceCarried } from "./probe.js";
 import { getPlayer } from "./player.js";
 
 const outbox = new Outbox();
 const keymap = new KeyMap();
 const $ = (id) => document.getElementById(id);
+document.addEventListener("review:toast", (ev) => toast(ev.detail));
 
 var root, list = [], idx = 0, stopped = false;
 var answers = new WeakMap();      // question element -> verdict given in this session
@@ -26,6 +28,9 @@ var finishing = {};               // clip id -> promise of its rapid_next answer
 var keyAt = null, lastKeyAt = null;
 var audioClip = null;             // the clip whose audio the player holds
 var preloading = Promise.resolve();  // the next clip's questions on their way
+var missing = null;               // {clipId, at}: "Anything missing?" is asked
+var lastAnswered = null;          // the question answered last (e gives it a category)
+var search = null;                // LabelSearch of "Anything missing?"
 
 function go(url) {
   stopped = true;
@@ -122,6 +127,7 @@ function answer(verdict) {
   var q = list[idx];
   if (!q || stopped) return;
   answers.set(q, verdict);
+  lastAnswered = q;
   var url = q.dataset.decideUrl, clipId = q.dataset.clip;
   // Saved in order behind the questions; retried while the server is away. (The plain
   // form answer is a redirect to the clip page: saved.)
@@ -136,11 +142,68 @@ function answer(verdict) {
     show(list.findIndex(function (x) { return x.dataset.clip === clipId && !answers.get(x); }));
     return;
   }
-  // The clip's last question: finish it; the next clip's questions are (almost always)
-  // here already.
+  // The clip's last question: one more, "Anything missing?", before it is finished.
+  askMissing(clipId, idx);
+}
+
+/* "Anything missing?": Enter nothing missing (finish the clip), / search a class to add
+ * (the full screen's search, search.js), z back to the last question. */
+function askMissing(clipId, at) {
+  missing = { clipId: clipId, at: at };
+  list[at].hidden = true;
+  var card = $("rapid-missing"), block = clipBlocks[clipId];
+  card.querySelector("[data-slot=ytid]").textContent = block ? block.dataset.ytid : "";
+  $("missing-added").replaceChildren();
+  $("label-search").setAttribute("hx-vals", JSON.stringify({ clip: clipId }));
+  search.clear();
+  $("add-refused").hidden = true;
+  card.hidden = false;
+}
+
+function leaveMissing() {
+  $("rapid-missing").hidden = true;
+  search.clear();
+  if (document.activeElement === $("label-search")) $("label-search").blur();
+  var m = missing;
+  missing = null;
+  return m;
+}
+
+function nothingMissing() {
+  var m = leaveMissing();
+  if (!m) return;
+  if (m.early) { show(m.at); return; }  // opened with / before the last question
+  finishAndGoOn(m.clipId, m.at);
+}
+
+function addMissing(hit) {
+  var m = missing;
+  if (!m) return;
+  $("add-refused").hidden = true;
+  outbox.send({ url: hit.url, body: { label: hit.label }, onState: function (state, info) {
+    if (state === "retrying") { toast("Adding " + hit.name + ": not saved — retrying"); return; }
+    if (state !== "saved") return;
+    var refused = refusal(info.response);
+    if (refused) {
+      var g = $("add-refused");
+      g.textContent = refused;
+      g.hidden = false;
+      toast(refused);
+      return;
+    }
+    var li = document.createElement("li");
+    li.textContent = "Added and accepted: " + hit.name;
+    $("missing-added").appendChild(li);
+    toast("Added and accepted: " + hit.name + ". Enter: nothing else missing.");
+  } }).catch(function (e) { toast("Not added: " + e.message); });
+  $("label-search").blur();
+}
+
+/* Finish the clip (every label answered) and go on to the next clip's questions. */
+function finishAndGoOn(clipId, at) {
   var done = finish(clipId);
-  if (next) { enterClip(idx + 1, done); return; }
-  var at = idx;
+  var next = list[at + 1];
+  if (next) { enterClip(at + 1, done); return; }
   list[at].hidden = true;
   $("rapid-done").hidden = false;
   // Wait for the questions on their way, else for the next clip's own page.
@@ -170,18 +233,90 @@ function enterClip(i, done) {
 }
 
 function back() {
+  if (missing) { var m = leaveMissing(); show(m.at); return; }
   if (idx <= 0) { toast("This is the first question of the session."); return; }
   show(idx - 1);
+}
+
+/* --- e: error category and note on the answer just given -------------------------- */
+
+function openNote() {
+  var q = lastAnswered;
+  if (!q) { toast("Answer a question first: e gives the last answer a category and a note."); return; }
+  var dlg = $("category-dialog");
+  dlg.querySelector("[data-slot=label]").textContent = q.dataset.name + " (" + answers.get(q) + ")";
+  $("category-note").value = q.dataset.note || "";
+  var chosen = q.dataset.category || "";
+  dlg.querySelectorAll("button[data-category]").forEach(function (b) {
+    var on = chosen !== "" && b.dataset.category === chosen;
+    b.classList.toggle("is-active", on);
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+  });
+  dlg.hidden = false;
+  (dlg.querySelector("button.is-active") || dlg.querySelector("button[data-category]")).focus();
+}
+
+function closeNote() {
+  $("category-dialog").hidden = true;
+  if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+}
+
+function saveNote(categoryId) {
+  var q = lastAnswered, note = $("category-note").value;
+  closeNote();
+  if (!q) return;
+  q.dataset.category = categoryId;
+  q.dataset.note = note;
+  outbox.send({ url: q.dataset.categoryUrl, body: { error_category: categoryId, note: note }, htmx: false,
+                onState: function (state) { if (state === "saved") toast("Saved with the answer on " + q.dataset.name + "."); } })
+    .catch(function (e) { toast("Not saved: " + e.message); });
+}
+
+function dialogKey(ev) {
+  if (ev.key === "Escape") { ev.preventDefault(); closeNote(); return; }
+  if (isTyping(ev.target)) {
+    if (ev.key === "Enter") {
+      // Enter in the note saves the note with the chosen (or stored) category.
+      ev.preventDefault();
+      var active = $("category-dialog").querySelector("button.is-active");
+      saveNote(active ? active.dataset.category : (lastAnswered && lastAnswered.dataset.category) || "");
+    }
+    return;
+  }
+  if (/^[0-9]$/.test(ev.key)) {
+    var b = $("category-dialog").querySelector('button[data-key="' + ev.key + '"]');
+    if (b) { ev.preventDefault(); saveNote(b.dataset.category); }
+  }
 }
 
 function bindKeys() {
   function timed(fn) { return function () { lastKeyAt = keyAt = performance.now(); fn(); }; }
   function withPlayer(fn) { var p = getPlayer(); if (p) fn(p); }
+  function verdict(v) {
+    return timed(function () {
+      if (missing) { toast("Anything missing? Enter: nothing missing · /: search a class to add"); return; }
+      answer(v);
+    });
+  }
   keymap
-    .bind("a", "yes, accept", timed(function () { answer("accept"); }))
-    .bind("r", "no, reject", timed(function () { answer("reject"); }))
-    .bind("u", "unsure", timed(function () { answer("unsure"); }))
+    .bind("a", "yes, accept", verdict("accept"))
+    .bind("r", "no, reject", verdict("reject"))
+    .bind("u", "unsure", verdict("unsure"))
     .bind("z", "back one question", timed(back))
+    .bind("e", "error category and note on the last answer", openNote)
+    .bind("/", "add a missing label (search)", function () {
+      if (!missing) {
+        var q = list[idx];
+        if (!q) return;
+        askMissing(q.dataset.clip, idx);
+        missing.early = true;  // questions are left: Enter comes back to them
+      }
+      search.focus();
+    })
+    .bind("Enter", "nothing missing: finish the clip", function (ev) {
+      if (!missing || (onControl(ev.target) && !ev.target.closest("#rapid-missing"))) return false;
+      nothingMissing();
+    })
     .bind(" ", "play / pause", function (ev) {
       if (onControl(ev.target) && !ev.target.closest("[data-player]")) return false;
       withPlayer(function (p) { p.togglePlay(); });
@@ -193,8 +328,21 @@ function bindKeys() {
     .bind("f", "mel / linear", function () { withPlayer(function (p) { toast("Frequency scale: " + p.toggleScale()); }); });
   keymap.renderInline(root.querySelector(".rapid-keys"));
   document.addEventListener("keydown", function (ev) {
+    if (!$("category-dialog").hidden) { dialogKey(ev); return; }
+    if (ev.target && ev.target.id === "label-search") {
+      // An empty box: Enter means nothing (more) is missing.
+      if (ev.key === "Enter" && !ev.target.value.trim() && missing) { ev.preventDefault(); nothingMissing(); return; }
+      search.key(ev);
+      return;
+    }
     if (isTyping(ev.target)) return;
     keymap.handle(ev);
+  });
+  document.addEventListener("click", function (ev) {
+    var cat = ev.target.closest("#category-dialog button[data-category]");
+    if (cat) saveNote(cat.dataset.category);
+    else if (ev.target.id === "category-dialog") closeNote();
+    if (ev.target.closest("[data-action=nothing-missing]")) nothingMissing();
   });
 }
 
@@ -203,6 +351,8 @@ function init() {
   if (!root) return;
   collect();
   window.addEventListener("pageshow", function (ev) { if (ev.persisted) window.location.reload(); });
+  search = new LabelSearch({ input: $("label-search"), results: $("search-results"),
+                             onChoose: addMissing });
   bindKeys();
   var first = root.querySelector("[data-rapid-clip]");
   if (!list.length && first) {

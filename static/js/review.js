@@ -10,11 +10,13 @@
  * z (or Ctrl/Cmd+Z) undoes the last action on this clip, whichever row it was on. */
 import { KeyMap, RowCursor, isTyping } from "./keys.js";
 import { toast } from "./toast.js";
-import { Outbox } from "./outbox.js";
+import { Outbox, refusal } from "./outbox.js";
+import { LabelSearch } from "./search.js";
 import { keyLeaving } from "./probe.js";
 import { getPlayer } from "./player.js";
 
 const $ = (id) => document.getElementById(id);
+document.addEventListener("review:toast", (ev) => toast(ev.detail));
 
 const outbox = new Outbox({ onChange: (o) => showUnsaved(o) });
 const keymap = new KeyMap();
@@ -38,7 +40,11 @@ class ReviewScreen {
     this.nextWanted = false;
     this.history = [];        // this clip's actions, newest last: {mid, kind}
     this.pending = new Map();  // mid -> queued requests for that row
-    this.searchPending = false;  // Enter pressed before the results caught up
+    this.search = new LabelSearch({
+      input: $("label-search"), results: $("search-results"),
+      onChoose: (hit) => this.addLabel(hit),
+      onLeave: () => this.cursor.refresh(),
+    });
     this.cursor = new RowCursor({
       rows: () => Array.from(document.querySelectorAll("#label-rows tr[data-mid]")),
       isOpen: (r) => !r.dataset.verdict && !r.dataset.pending,
@@ -236,63 +242,21 @@ class ReviewScreen {
     }
   }
 
-  /* --- search ------------------------------------------------------------------------ */
+  /* --- adding a label (search.js finds it) ------------------------------------------ */
 
-  searchOptions() { return Array.from(document.querySelectorAll("#search-results button.hit")); }
-  searchFresh() {
-    const list = document.querySelector("#search-results .search-list");
-    return !!list && list.dataset.q === $("label-search").value;
-  }
-  highlight(delta, index) {
-    const opts = this.searchOptions();
-    if (!opts.length) return;
-    let i = opts.findIndex((o) => o.classList.contains("is-active"));
-    i = index !== undefined ? index : Math.min(opts.length - 1, Math.max(0, i < 0 ? 0 : i + delta));
-    opts.forEach((o, j) => {
-      o.classList.toggle("is-active", j === i);
-      o.setAttribute("aria-selected", j === i ? "true" : "false");
-    });
-    if (i >= 0) opts[i].scrollIntoView({ block: "nearest" });
-  }
-  /* New results: pre-select the first class that can be added (never an abstract one),
-   * and open them where they can be seen. */
-  resultsArrived() {
-    const opts = this.searchOptions();
-    const first = opts.findIndex((o) => !o.classList.contains("not-addable"));
-    opts.forEach((o) => { o.classList.remove("is-active"); o.setAttribute("aria-selected", "false"); });
-    if (first >= 0) this.highlight(0, first);
-    const box = $("search-results");
-    box.classList.remove("above");
-    const input = $("label-search").getBoundingClientRect();
-    if (opts.length && input.bottom + Math.min(box.scrollHeight, 320) > window.innerHeight &&
-        input.top > window.innerHeight - input.bottom) box.classList.add("above");
-    if (this.searchPending) { this.searchPending = false; this.chooseResult(); }
-  }
-  chooseResult() {
-    const opts = this.searchOptions();
-    const b = opts.find((o) => o.classList.contains("is-active")) || opts[0];
-    if (!b) { toast("No class matches: nothing to add."); return; }
-    this.addLabel(b);
-  }
-  addLabel(hit) {
-    const form = hit.closest("form");
-    const mid = hit.dataset.mid;
-    const body = { label: hit.dataset.label };
-    this.clearSearch();
+  addLabel({ url, label, mid, name }) {
     $("add-refused").hidden = true;
     // Queued like a decision (in order, retried); the answer is the whole table body.
-    outbox.send({ url: form.action, body, onState: (state, info) => {
-      if (state === "retrying") { toast("Adding " + hit.querySelector(".hit-name").textContent + ": not saved — retrying"); return; }
+    outbox.send({ url, body: { label }, onState: (state, info) => {
+      if (state === "retrying") { toast("Adding " + name + ": not saved — retrying"); return; }
       if (state !== "saved") { info.response.text().then((t) => toast("Not added: " + t.slice(0, 120))); return; }
-      const refused = info.response.headers.get("HX-Trigger");
-      if (refused && refused.includes("review:label-refused")) {
-        let msg = "";
-        try { msg = JSON.parse(refused)["review:label-refused"].message; } catch (e) { msg = "This class cannot be added."; }
+      const refused = refusal(info.response);
+      if (refused) {
         const g = $("add-refused");
-        g.textContent = msg;
+        g.textContent = refused;
         g.hidden = false;
-        toast(msg);
-        $("label-search").focus();
+        toast(refused);
+        this.search.focus();
         return;
       }
       info.response.text().then((html) => {
@@ -306,29 +270,6 @@ class ReviewScreen {
         } else this.cursor.refresh();
       });
     } }).catch(() => {});
-  }
-  clearSearch() {
-    $("label-search").value = "";
-    const r = $("search-results");
-    r.replaceChildren();
-    r.classList.remove("above");
-  }
-  searchKey(ev) {
-    if (ev.key === "ArrowDown") { ev.preventDefault(); this.highlight(1); }
-    else if (ev.key === "ArrowUp") { ev.preventDefault(); this.highlight(-1); }
-    else if (ev.key === "Enter") {
-      // Never a form submission (a page load): Enter adds the highlighted class, or waits
-      // for the results of what was typed.
-      ev.preventDefault();
-      if (!$("label-search").value.trim()) return;
-      if (this.searchFresh()) this.chooseResult();
-      else { this.searchPending = true; window.htmx.trigger($("label-search"), "search"); }
-    } else if (ev.key === "Escape") {
-      ev.preventDefault();
-      this.clearSearch();
-      $("label-search").blur();
-      this.cursor.refresh();
-    }
   }
 
   /* --- next clip --------------------------------------------------------------------- */
@@ -395,8 +336,6 @@ class ReviewScreen {
       }
       if (row && t.closest('[data-action="category"]')) { ev.preventDefault(); this.openCategory(row); return; }
       if (row) this.cursor.set(row, { focus: !t.closest("button, a, input, select") });
-      const hit = t.closest("#search-results button.hit");
-      if (hit) { ev.preventDefault(); this.addLabel(hit); }
     });
     document.addEventListener("click", (ev) => {
       const t = ev.target;
@@ -406,10 +345,6 @@ class ReviewScreen {
       if (t.classList.contains("modal")) {
         if (t.id === "help") toggleHelp(false); else this.closeCategory();
       }
-    });
-    document.body.addEventListener("htmx:afterSettle", (ev) => {
-      const target = ev.detail && ev.detail.target;
-      if (target && target.closest && target.closest("#search-results")) this.resultsArrived();
     });
   }
 
@@ -421,7 +356,7 @@ class ReviewScreen {
       return true;
     }
     if (isTyping(ev.target)) {
-      if (ev.target.id === "label-search") this.searchKey(ev);
+      if (ev.target.id === "label-search") this.search.key(ev);
       else if (ev.key === "Escape") ev.target.blur();
       return true;
     }
@@ -452,10 +387,7 @@ function bindKeys() {
     .bind("A", "accept every undecided row of the clip", () => s().acceptRest())
     .bind(["z", "Mod+z"], "undo the last action on this clip (again: further back)", () => s().undo())
     .bind("e", "error category and note for the decision just made", () => s().openCategory())
-    .bind("/", "add a label: search, ↑/↓ pick, Enter adds, Esc leaves", () => {
-      $("label-search").focus();
-      $("label-search").select();
-    })
+    .bind("/", "add a label: search, ↑/↓ pick, Enter adds, Esc leaves", () => s().search.focus())
     .bind(["n", "Enter"], "finish this clip, next clip (with undecided rows: n again, or Esc)", (ev) => {
       if (ev.key === "Enter" && ev.target.closest && ev.target.closest("button, a[href], summary")) return false;
       s().goNext();

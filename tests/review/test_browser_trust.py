@@ -35,7 +35,8 @@ def _rows(page):
 
 
 def _saved(page):
-    page.wait_for_function("() => document.body.dataset.unsaved === '0'")
+    # No data-unsaved yet: a fresh page that has sent nothing.
+    page.wait_for_function("() => (document.body.dataset.unsaved || '0') === '0'")
 
 
 def test_category_dialog_never_moves_the_cursor_back(speed_setup, live_server, monkeypatch):
@@ -324,3 +325,50 @@ def test_nothing_is_lost_while_the_server_is_away(speed_setup, live_server, monk
     finally:
         proxy.stop()
     assert _verdicts(user, clips[0]) == {mids[0]: "accept", mids[1]: "reject"}
+
+
+def test_rapid_mode_asks_anything_missing_and_adds_a_label(speed_setup, live_server, monkeypatch):
+    from playwright.sync_api import expect
+
+    from review.models import Decision
+
+    clips, user = speed_setup["clips"], speed_setup["user"]
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        # Clip 1 first: its three questions (Music, Siren originals; the Pets candidate).
+        page.goto(live_server.url + f"/rapid/clips/{clips[1].pk}/")
+        q = page.locator("[data-question]:visible")
+        expect(q).to_have_count(1)
+        page.keyboard.press("a")
+        # e: an error category and a note on the answer just given.
+        page.keyboard.press("e")
+        expect(page.locator("#category-dialog")).to_be_visible()
+        page.locator("#category-note").fill("faint, far away")
+        page.keyboard.press("Enter")
+        expect(page.locator("#category-dialog")).to_be_hidden()
+        for _ in range(2):
+            expect(q).to_have_count(1)
+            page.keyboard.press("r")
+        missing = page.locator("#rapid-missing")
+        expect(missing).to_be_visible()
+        expect(missing.get_by_role("heading", name="Anything missing?")).to_be_visible()
+        page.wait_for_selector("[data-player][data-ready='1']")
+        _save(page, "trust_rapid_anything_missing_1280x720.png")
+        page.keyboard.press("/")
+        expect(page.locator("#label-search")).to_be_focused()
+        page.keyboard.type("bark")
+        page.keyboard.press("Enter")
+        expect(page.locator("#missing-added")).to_contain_text("Added and accepted: Bark")
+        # Enter: nothing else missing; on to the next clip's questions.
+        page.keyboard.press("Enter")
+        expect(missing).to_be_hidden()
+        expect(q).to_have_count(1)
+        expect(q).not_to_have_attribute("data-clip", str(clips[1].pk))
+        _saved(page)
+    got = {d.label.mid: (d.verdict, d.note) for d in
+           Decision.objects.filter(reviewer=user, clip=clips[1]).select_related("label")}
+    assert got["/m/05tny_"] == ("accept", "")  # Bark, added
+    assert sorted(v for v, _ in got.values()) == ["accept", "accept", "reject", "reject"]
+    assert "faint, far away" in {n for _, n in got.values()}
+    from review.models import ClipReview
+
+    assert ClipReview.objects.filter(reviewer=user, clip=clips[1]).exists()
