@@ -17,14 +17,10 @@ from tests.browser_support import CHROMIUM, log_in
 from tests.factories import UserFactory
 
 from .conftest import make_dataset, make_run, write_sine_wav
-from .test_browser_speed import (  # noqa: F401  (speed_setup is a fixture)
-    ARGS,
-    _save,
-    _start,
-    _verdicts,
-    browser_page,
-    speed_setup,
-)
+from . import test_browser_speed as _speed
+from .test_browser_speed import ARGS, _save, _start, _verdicts, browser_page
+
+speed_setup = _speed.speed_setup  # the fixture: five clips, six labels on the first
 
 pytestmark = pytest.mark.browser
 CURRENT = re.compile(r"\bis-current\b")
