@@ -41,6 +41,7 @@ from .audio_serving import (
 )
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
+from .recent_clips import reviewer_recent_clips
 from .models import Decision, ErrorCategory, Verdict
 from .selectors import (
     ClipPage,
@@ -357,6 +358,20 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
 
 
 # --- rapid mode -------------------------------------------------------------------------
+
+
+@reviewer_required
+@require_GET
+@no_store
+def recent_clips_view(request: HttpRequest) -> HttpResponse:
+    """'Your recent clips' (last 50, verdict counts): a partial for both review screens."""
+    dataset = request.GET.get("dataset", "")
+    if dataset and not dataset.isdigit():
+        return HttpResponseBadRequest("dataset must be a dataset id")
+    clips = reviewer_recent_clips(reviewer=request.user,
+                                  dataset_id=int(dataset) if dataset else None)
+    return render(request, "review/_recent_clips.html",
+                  {"clips": clips, "rapid": request.GET.get("mode") == "rapid"})
 
 
 @reviewer_required

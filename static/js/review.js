@@ -421,9 +421,19 @@ export function mountReview(root) {
   return screen;
 }
 
+/* Folding "What the models said" is remembered (per browser). */
+function rememberFold() {
+  const d = $("outputs");
+  if (!d) return;
+  const saved = localStorage.getItem("review.outputs.open");
+  if (saved !== null) d.open = saved === "1";
+  d.addEventListener("toggle", () => localStorage.setItem("review.outputs.open", d.open ? "1" : "0"));
+}
+
 const root = $("review");
 if (root) {
   bindKeys();
+  rememberFold();
   mountReview(root);
   // A page restored from the back/forward cache shows the DOM as it was left; fetch it
   // again so it shows what is saved.

@@ -6,6 +6,7 @@ front of the live server is stopped and started again). Each test checks the dat
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -16,8 +17,8 @@ import pytest
 from tests.browser_support import CHROMIUM, log_in
 from tests.factories import UserFactory
 
-from .conftest import make_dataset, make_run, write_sine_wav
 from . import test_browser_speed as _speed
+from .conftest import make_dataset, make_run, write_sine_wav
 from .test_browser_speed import ARGS, _save, _start, _verdicts, browser_page
 
 speed_setup = _speed.speed_setup  # the fixture: five clips, six labels on the first
@@ -227,17 +228,13 @@ class Proxy:
         if self.listener:
             # shutdown wakes the thread blocked in accept(); close alone would leave the
             # socket listening until that call returns.
-            try:
+            with contextlib.suppress(OSError):
                 self.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self.listener.close()
             self.listener = None
         for c in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             c.close()
         self.conns.clear()
 
@@ -260,10 +257,8 @@ class Proxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @contextmanager
@@ -368,3 +363,30 @@ def test_rapid_mode_asks_anything_missing_and_adds_a_label(speed_setup, live_ser
     from review.models import ClipReview
 
     assert ClipReview.objects.filter(reviewer=user, clip=clips[1]).exists()
+
+
+def test_help_fits_at_720_and_the_page_at_1920(speed_setup, live_server, monkeypatch):
+    from playwright.sync_api import expect
+
+    clips = speed_setup["clips"]
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        _start(page, clips[0])
+        page.keyboard.press("?")
+        box = page.locator("#help .modal-box")
+        expect(box).to_be_visible()
+        # Every key of the map is listed (the help is drawn from it), and it all fits.
+        keys = page.locator("#help table.keys kbd").all_text_contents()
+        for k in ("a", "z", "Ctrl+Z / ⌘Z", "e", "f", "Space", "?"):
+            assert k in keys, (k, keys)
+        b = box.bounding_box()
+        assert b["y"] >= 0 and b["y"] + b["height"] <= 720, b
+        assert page.evaluate("() => { const m = document.querySelector('#help .modal-box');"
+                             " return m.scrollHeight <= m.clientHeight + 1; }")
+        _save(page, "trust_help_1280x720.png")
+        page.keyboard.press("Escape")
+        _save(page, "trust_clip_page_1280x720.png")
+    with browser_page(live_server, monkeypatch, width=1920, height=1080) as page:
+        _start(page, clips[1])
+        spec = page.evaluate("() => window.ReviewPlayer.spectrogramCanvases()[0].height")
+        assert spec > 112  # grows with the window
+        _save(page, "trust_clip_page_1920x1080.png")
