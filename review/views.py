@@ -41,8 +41,8 @@ from .audio_serving import (
 )
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
-from .recent_clips import reviewer_recent_clips
 from .models import Decision, ErrorCategory, Verdict
+from .recent_clips import reviewer_recent_clips
 from .selectors import (
     ClipPage,
     clip_decisions_all,
