@@ -374,6 +374,7 @@ def test_help_fits_at_720_and_the_page_at_1920(speed_setup, live_server, monkeyp
         page.keyboard.press("?")
         box = page.locator("#help .modal-box")
         expect(box).to_be_visible()
+        _save(page, "trust_help_1280x720.png")
         # Every key of the map is listed (the help is drawn from it), and it all fits.
         keys = page.locator("#help table.keys kbd").all_text_contents()
         for k in ("a", "z", "Ctrl+Z / ⌘Z", "e", "f", "Space", "?"):
@@ -382,11 +383,10 @@ def test_help_fits_at_720_and_the_page_at_1920(speed_setup, live_server, monkeyp
         assert b["y"] >= 0 and b["y"] + b["height"] <= 720, b
         assert page.evaluate("() => { const m = document.querySelector('#help .modal-box');"
                              " return m.scrollHeight <= m.clientHeight + 1; }")
-        _save(page, "trust_help_1280x720.png")
         page.keyboard.press("Escape")
         _save(page, "trust_clip_page_1280x720.png")
     with browser_page(live_server, monkeypatch, width=1920, height=1080) as page:
-        _start(page, clips[1])
+        _start(page, clips[0])  # the clip leased to rita before
         spec = page.evaluate("() => window.ReviewPlayer.spectrogramCanvases()[0].height")
         assert spec > 112  # grows with the window
         _save(page, "trust_clip_page_1920x1080.png")
