@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from review.decisions import decision_record
 from review.recent_clips import reviewer_recent_clips
-from review.services import decision_record
 from tests.factories import UserFactory
 
 from .conftest import label, make_dataset
