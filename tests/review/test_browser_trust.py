@@ -178,6 +178,17 @@ def test_spectrogram_reaches_the_nyquist_frequency(tone_setup, live_server, monk
         page.keyboard.press("f")
         page.wait_for_function("() => window.ReviewPlayer.specReady")
         _save(page, "trust_clip_6khz_1280x720.png")
+        # Zoomed in and scrolled, the Hz labels stay at the left edge of what is shown.
+        page.keyboard.press("+")
+        page.keyboard.press("+")
+        page.wait_for_function("() => { const w = window.ReviewPlayer.ws.getWrapper();"
+                               " return w.scrollWidth > w.parentElement.clientWidth + 100; }")
+        page.evaluate("() => window.ReviewPlayer.ws.setScroll(300)")
+        page.wait_for_function("""() => {
+            const c = window.ReviewPlayer.ws.getWrapper().querySelector('canvas[part~="spec-labels"]');
+            const edge = document.querySelector('[data-wave]').getBoundingClientRect().left;
+            return window.ReviewPlayer.ws.getScroll() > 0 && Math.abs(c.getBoundingClientRect().left - edge) < 3;
+        }""")
         # The 220 Hz clip has nothing up there.
         page.goto(live_server.url + f"/clips/{clips[1].pk}/")
         page.wait_for_selector("[data-player][data-ready='1']")
