@@ -315,7 +315,7 @@ function bindKeys() {
     })
     .bind("Enter", "nothing missing: finish the clip", function (ev) {
       if (!missing || (onControl(ev.target) && !ev.target.closest("#rapid-missing"))) return false;
-      nothingMissing();
+      timed(nothingMissing)();  // timed to the next clip's first question (probe.js)
     })
     .bind(" ", "play / pause", function (ev) {
       if (onControl(ev.target) && !ev.target.closest("[data-player]")) return false;
