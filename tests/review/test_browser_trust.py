@@ -396,6 +396,12 @@ def test_help_fits_at_720_and_the_page_at_1920(speed_setup, live_server, monkeyp
                              " return m.scrollHeight <= m.clientHeight + 1; }")
         page.keyboard.press("Escape")
         _save(page, "trust_clip_page_1280x720.png")
+        # Folding "What the models said" is remembered on the next page.
+        page.locator("#outputs > summary").click()
+        page.reload()
+        page.wait_for_selector("[data-player][data-ready='1']")
+        assert page.evaluate("() => document.getElementById('outputs').open") is False
+        page.locator("#outputs > summary").click()
     with browser_page(live_server, monkeypatch, width=1920, height=1080) as page:
         _start(page, clips[0])  # the clip leased to rita before
         spec = page.evaluate("() => window.ReviewPlayer.spectrogramCanvases()[0].height")
