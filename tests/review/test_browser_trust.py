@@ -407,3 +407,30 @@ def test_help_fits_at_720_and_the_page_at_1920(speed_setup, live_server, monkeyp
         spec = page.evaluate("() => window.ReviewPlayer.spectrogramCanvases()[0].height")
         assert spec > 112  # grows with the window
         _save(page, "trust_clip_page_1920x1080.png")
+
+
+def test_search_results_are_visible_and_enter_never_loads_a_page(speed_setup, live_server,
+                                                                 monkeypatch):
+    from playwright.sync_api import expect
+
+    clips, user = speed_setup["clips"], speed_setup["user"]
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        _start(page, clips[0])
+        url = page.url
+        page.evaluate("window.samePage = true")
+        page.keyboard.press("/")
+        page.keyboard.type("church bell")
+        page.wait_for_selector("#search-results button.hit")
+        # The results are on screen (above the box when there is no room below).
+        hit = page.locator("#search-results button.hit.is-active")
+        b = hit.bounding_box()
+        assert b["y"] >= 0 and b["y"] + b["height"] <= 720, b
+        # Typed and Enter at once (results still loading): waits, adds, stays on the page.
+        page.keyboard.press("Escape")
+        page.keyboard.press("/")
+        page.keyboard.type("siren")
+        page.keyboard.press("Enter")
+        expect(page.locator('tr[data-mid="/m/03kmc9"]')).to_have_class(CURRENT)
+        assert page.url == url and page.evaluate("window.samePage") is True
+        _saved(page)
+    assert _verdicts(user, clips[0]) == {"/m/03kmc9": "accept"}
