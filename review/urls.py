@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("labels/search/", views.label_search_view, name="label_search"),
     path("clips/<int:clip_id>/counters/", views.clip_counters, name="counters"),
+    path("clips/recent/", views.recent_clips_view, name="recent_clips"),
     path("settings/autoplay/", views.autoplay_set, name="autoplay"),
     # Rapid mode: one label at a time over the same queue and the same decision endpoints.
     path("datasets/<int:dataset_id>/rapid/", views.rapid_start, name="rapid_start"),

@@ -45,7 +45,8 @@ from .audio_serving import (
 from .counters import review_counters
 from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
-from .models import Decision, Verdict
+from .models import Decision, ErrorCategory, Verdict
+from .recent_clips import reviewer_recent_clips
 from .selectors import (
     ClipPage,
     clip_decisions_all,
@@ -378,6 +379,20 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
 
 
 @reviewer_required
+@require_GET
+@no_store
+def recent_clips_view(request: HttpRequest) -> HttpResponse:
+    """'Your recent clips' (last 50, verdict counts): a partial for both review screens."""
+    dataset = request.GET.get("dataset", "")
+    if dataset and not dataset.isdigit():
+        return HttpResponseBadRequest("dataset must be a dataset id")
+    clips = reviewer_recent_clips(reviewer=request.user,
+                                  dataset_id=int(dataset) if dataset else None)
+    return render(request, "review/_recent_clips.html",
+                  {"clips": clips, "rapid": request.GET.get("mode") == "rapid"})
+
+
+@reviewer_required
 @require_POST
 def rapid_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=dataset_id)
@@ -397,6 +412,8 @@ def _rapid_context(request: HttpRequest, clip: Clip) -> dict:
         has_audio = False
     return {
         "clip": clip, "page": page, "questions": rapid_questions(page=page),
+        # Rapid mode's e (error category and note on the last answer) offers them.
+        "categories": ErrorCategory.objects.filter(active=True),
         "audio_url": reverse("review:clip_audio", kwargs={"clip_id": clip.pk}) if has_audio else "",
     }
 

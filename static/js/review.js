@@ -1,148 +1,202 @@
-/* The clip review screen: keyboard, label search, error categories, the undecided guard on
- * "next". The player (waveform, spectrogram) is static/js/player.js, reached through
- * window.ReviewPlayer. No dependencies beyond htmx 2 (served from django-htmx's static files).
- * Decisions are htmx requests fired by the row buttons; this file only finds the button
- * the key means and clicks it, so mouse and keyboard share one code path. One key per
- * label: after a / r / u the cursor moves to the next undecided row. */
-(function () {
-  "use strict";
+/* The full clip review screen. mountReview(root) binds one clip's rows, search, dialogs and
+ * the undecided guard to the page's key map (keys.js); issue 18's in-place next clip can
+ * swap #review and call it again (the key map and the outbox live once per page).
+ *
+ * Every decision, undo, added label and note goes through the outbox (outbox.js): in
+ * order, retried while the server is away, the row marked "not saved — retrying" until it
+ * is saved; the answer (the row's partial) is swapped in with htmx.swap. Mouse and keys
+ * share one path (decide()), and the cursor rule is RowCursor.afterDecision: after any
+ * decision the cursor is on the next undecided row; the category dialog never moves it.
+ * z (or Ctrl/Cmd+Z) undoes the last action on this clip, whichever row it was on. */
+import { KeyMap, RowCursor, isTyping } from "./keys.js";
+import { toast } from "./toast.js";
+import { Outbox, refusal } from "./outbox.js";
+import { LabelSearch } from "./search.js";
+import { keyLeaving } from "./probe.js";
+import { getPlayer } from "./player.js";
 
-  var state = {
-    currentMid: null,     // the focused label row (by MID: rows are replaced by swaps)
-    dialogMid: null,      // the row the error-category dialog is open for
-    pendingAddMid: null,  // label just added by search: focus its row once it is in
-    pendingEnter: false,  // Enter pressed before the search results caught up
-    inflight: 0,          // htmx requests not answered yet
-    nextArmed: false,     // "n" pressed once on a clip with undecided rows
-    lastDecidedMid: null, // the row a / r / u acted on last (e gives its error category)
-    nextWanted: false,    // "next clip" asked while a decision was still being saved
-  };
+const $ = (id) => document.getElementById(id);
+document.addEventListener("review:toast", (ev) => toast(ev.detail));
 
-  function $(id) { return document.getElementById(id); }
-  function onPage() { return !!$("review"); }
-  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#label-rows tr[data-mid]")); }
-  function rowByMid(mid) {
-    if (!mid) return null;
-    return rows().find(function (r) { return r.dataset.mid === mid; }) || null;
-  }
-  function currentRow() { return rowByMid(state.currentMid); }
+const outbox = new Outbox({ onChange: (o) => showUnsaved(o) });
+const keymap = new KeyMap();
+let screen = null;  // the mounted clip
 
-  function toast(text) {
-    var t = $("toast");
-    if (!t) return;
-    t.textContent = text;
-    t.hidden = false;
-    clearTimeout(toast.timer);
-    toast.timer = setTimeout(function () { t.hidden = true; }, 2600);
-  }
+function showUnsaved(o) {
+  const banner = $("unsaved-banner");
+  if (!banner) return;
+  const n = o.size;
+  banner.hidden = !(n && o.failing);
+  banner.querySelector("[data-slot=count]").textContent =
+    n + " change" + (n === 1 ? "" : "s") + " not saved";
+}
 
-  /* --- rows ------------------------------------------------------------------------- */
-
-  function setCurrent(row, focus) {
-    rows().forEach(function (r) {
-      r.classList.remove("is-current");
-      r.setAttribute("tabindex", "-1");
-      r.removeAttribute("aria-current");
+class ReviewScreen {
+  constructor(root) {
+    this.root = root;
+    this.dialogMid = null;
+    this.lastDecidedMid = null;
+    this.nextArmed = false;
+    this.nextWanted = false;
+    this.history = [];        // this clip's actions, newest last: {mid, kind}
+    this.pending = new Map();  // mid -> queued requests for that row
+    this.search = new LabelSearch({
+      input: $("label-search"), results: $("search-results"),
+      onChoose: (hit) => this.addLabel(hit),
+      onLeave: () => this.cursor.refresh(),
     });
-    if (!row) { state.currentMid = null; return; }
-    state.currentMid = row.dataset.mid;
-    row.classList.add("is-current");
-    row.setAttribute("tabindex", "0");
-    row.setAttribute("aria-current", "true");
-    if (focus !== false) {
-      row.focus({ preventScroll: true });
-      row.scrollIntoView({ block: "nearest" });
-    }
+    this.cursor = new RowCursor({
+      rows: () => Array.from(document.querySelectorAll("#label-rows tr[data-mid]")),
+      isOpen: (r) => !r.dataset.verdict && !r.dataset.pending,
+      keyOf: (r) => r.dataset.mid,
+    });
+    this.cursor.ensure();
+    this.bindDom();
   }
 
-  function move(delta) {
-    var rs = rows();
-    if (!rs.length) return;
-    var i = rs.indexOf(currentRow());
-    i = i < 0 ? 0 : Math.min(rs.length - 1, Math.max(0, i + delta));
-    setCurrent(rs[i]);
+  rowByMid(mid) { return this.cursor.byKey(mid); }
+  undecidedRows() { return this.cursor.rows().filter((r) => this.cursor.isOpen(r)); }
+
+  /* --- saving ------------------------------------------------------------------------ */
+
+  /* Queue a POST for a row; its answer (the row partial) replaces the row. */
+  saveRow(mid, url, body, { kind, onSaved } = {}) {
+    this.pending.set(mid, (this.pending.get(mid) || 0) + 1);
+    this.markRow(mid);
+    return outbox.send({
+      url, body,
+      onState: (state, info) => {
+        const row = this.rowByMid(mid);
+        if (state === "retrying") {
+          if (row) row.dataset.unsaved = "1";
+          this.markRow(mid);
+          return;
+        }
+        const left = (this.pending.get(mid) || 1) - 1;
+        if (left) this.pending.set(mid, left); else this.pending.delete(mid);
+        if (state === "saved") {
+          info.response.text().then((html) => {
+            this.swapRow(mid, html, info.response);
+            if (info.retried && !outbox.size) toast("Saved: every change reached the server.");
+            if (onSaved) onSaved();
+          });
+        } else {
+          info.response.text().then((text) => {
+            toast("Not saved (" + kind + "): " + info.response.status + " " + text.slice(0, 120));
+            this.markRow(mid);
+          });
+        }
+      },
+    }).catch(() => {});
   }
 
-  function ensureCurrent() {
-    var row = currentRow();
-    if (!row) {
-      var rs = rows();
-      if (rs.length) { setCurrent(rs[0]); row = rs[0]; }
-    }
-    return row;
-  }
-
-  /* A row with no verdict and no decision on its way to the server. */
-  function undecided(r) { return !r.dataset.verdict && !r.dataset.pending; }
-  function undecidedRows() { return rows().filter(undecided); }
-
-  function nextUndecided(row) {
-    var rs = rows(), i = rs.indexOf(row);
-    for (var k = 1; k <= rs.length; k++) {
-      var r = rs[(i + k) % rs.length];
-      if (r !== row && undecided(r)) return r;
-    }
-    return null;
-  }
-
-  function clickVerdict(row, verdict) {
-    var b = row.querySelector('button[data-verdict="' + verdict + '"]');
-    if (!b) return false;
-    row.dataset.pending = verdict;  // the swap replaces the row, and this mark with it
-    b.click();
-    return true;
-  }
-
-  function decide(verdict) {
-    var row = ensureCurrent();
+  markRow(mid) {
+    const row = this.rowByMid(mid);
     if (!row) return;
-    disarmNext();
-    if (!clickVerdict(row, verdict)) return;
-    state.lastDecidedMid = row.dataset.mid;
-    // One key per label: on to the next undecided row; the last one keeps the cursor.
-    var next = nextUndecided(row);
-    if (next) setCurrent(next);
+    const n = this.pending.get(mid) || 0;
+    if (!n) { delete row.dataset.pending; delete row.dataset.unsaved; }
+    else if (!row.dataset.pending) row.dataset.pending = "1";
+    let flag = row.querySelector(".unsaved-flag");
+    if (row.dataset.unsaved && !flag) {
+      flag = document.createElement("span");
+      flag.className = "unsaved-flag";
+      flag.setAttribute("role", "status");
+      flag.textContent = "not saved — retrying";
+      row.querySelector("td.decide").appendChild(flag);
+    } else if (!row.dataset.unsaved && flag) flag.remove();
   }
 
-  function acceptRest() {
-    var rest = undecidedRows();
+  swapRow(mid, html, response) {
+    const row = this.rowByMid(mid);
+    if (!row) return;
+    const wasCurrent = this.cursor.key === mid;
+    if ((response.headers.get("HX-Reswap") || "") === "delete") {
+      // An added label undone: its row goes; the out-of-band flags still apply.
+      const next = wasCurrent ? (this.cursor.nextOpen(row) || row.previousElementSibling || row.nextElementSibling) : null;
+      row.remove();
+      if (html.trim()) window.htmx.swap(document.body, html, { swapStyle: "none" });
+      if (next) this.cursor.set(next);
+      return;
+    }
+    window.htmx.swap(row, html, { swapStyle: "outerHTML" });
+    this.markRow(mid);
+    if (this.cursor.key) this.cursor.refresh({ focus: !this.busy() });
+  }
+
+  busy() {
+    const a = document.activeElement;
+    return isTyping(a) || !$("category-dialog").hidden;
+  }
+
+  /* --- decisions ----------------------------------------------------------------------- */
+
+  decide(row, verdict) {
+    if (!row) return;
+    this.disarmNext();
+    const mid = row.dataset.mid;
+    const b = row.querySelector('button[data-verdict="' + verdict + '"]');
+    if (!b) return;
+    // Shown at once; the row's partial replaces it when saved.
+    row.querySelectorAll("button[data-verdict]").forEach((x) =>
+      x.setAttribute("aria-pressed", x === b ? "true" : "false"));
+    row.classList.remove("v-accept", "v-reject", "v-unsure");
+    row.classList.add("v-" + verdict);
+    this.lastDecidedMid = mid;
+    this.history.push({ mid, kind: "decision" });
+    this.saveRow(mid, b.form.action, { verdict }, { kind: "decision" });
+    this.cursor.afterDecision(row);
+  }
+
+  acceptRest() {
+    const rest = this.undecidedRows();
     if (!rest.length) { toast("Every row is decided."); return; }
-    disarmNext();
-    rest.forEach(function (r) { clickVerdict(r, "accept"); });
+    this.disarmNext();
+    rest.forEach((r) => {
+      const b = r.querySelector('button[data-verdict="accept"]');
+      r.classList.add("v-accept");
+      b.setAttribute("aria-pressed", "true");
+      this.history.push({ mid: r.dataset.mid, kind: "decision" });
+      this.saveRow(r.dataset.mid, b.form.action, { verdict: "accept" }, { kind: "decision" });
+    });
+    this.cursor.afterDecision(rest[rest.length - 1]);
     toast("Accepted " + rest.length + " undecided row" + (rest.length === 1 ? "" : "s") + ".");
   }
 
-  function undo() {
-    var row = ensureCurrent();
-    if (!row) return;
-    var b = row.querySelector('[data-action="undo"]');
-    if (b) b.click(); else toast("Nothing to undo on this row.");
+  /* The last action on this clip, whichever row: its row's latest change is reverted. */
+  undo() {
+    let entry = this.history.pop();
+    while (entry && !this.rowByMid(entry.mid)) entry = this.history.pop();
+    let row = entry ? this.rowByMid(entry.mid) : null;
+    if (!row) {
+      // Nothing done on this visit: the row under the cursor, if it has a change to revert.
+      row = this.cursor.current();
+      if (!row || !row.querySelector('[data-action="undo"]')) { toast("Nothing to undo on this clip."); return; }
+    }
+    this.disarmNext();
+    this.cursor.set(row);
+    this.saveRow(row.dataset.mid, row.dataset.undoUrl, {}, { kind: "undo" });
+    toast("Undone: " + row.dataset.name);
   }
 
-  /* --- error category dialog -------------------------------------------------------- */
+  /* --- error category and note ------------------------------------------------------ */
 
-  function openCategory(row) {
+  openCategory(row) {
     if (!row) {
       // The cursor moved on after a / r / u: e means the row just decided.
-      row = ensureCurrent();
-      var last = rowByMid(state.lastDecidedMid);
-      if (row && !row.dataset.verdict && last) row = last;
+      row = this.cursor.ensure();
+      const last = this.rowByMid(this.lastDecidedMid);
+      if (row && !row.dataset.verdict && !row.dataset.pending && last) row = last;
     }
     if (!row) return;
-    if (row.dataset.pending && !row.dataset.verdict) { toast("Saving the decision… press e again."); return; }
-    if (!row.dataset.verdict) { toast("Decide on this label first (a, r or u)."); return; }
-    if (row.dataset.disagrees !== "1") {
-      toast("This decision agrees with the original labels: no error category to give.");
-      return;
-    }
-    setCurrent(row, false);
-    var dlg = $("category-dialog");
-    state.dialogMid = row.dataset.mid;
+    if (!row.dataset.verdict && !row.dataset.pending) { toast("Decide on this label first (a, r or u)."); return; }
+    const dlg = $("category-dialog");
+    this.dialogMid = row.dataset.mid;
     dlg.querySelector('[data-slot="label"]').textContent = row.dataset.name;
+    dlg.dataset.disagrees = row.dataset.disagrees;
     $("category-note").value = row.dataset.note || "";
-    var chosen = row.dataset.category || "";
-    dlg.querySelectorAll("button[data-category]").forEach(function (b) {
-      var on = chosen !== "" && b.dataset.category === chosen;
+    const chosen = row.dataset.category || "";
+    dlg.querySelectorAll("button[data-category]").forEach((b) => {
+      const on = chosen !== "" && b.dataset.category === chosen;
       b.classList.toggle("is-active", on);
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
@@ -150,177 +204,88 @@
     (dlg.querySelector("button.is-active") || dlg.querySelector("button[data-category]")).focus();
   }
 
-  function closeCategory() {
+  /* Closing never moves the cursor: it stays where the cursor rule put it. */
+  closeCategory() {
     $("category-dialog").hidden = true;
-    var row = rowByMid(state.dialogMid);
-    state.dialogMid = null;
-    if (row) setCurrent(row);
+    this.dialogMid = null;
+    const row = this.cursor.current();
+    if (row) this.cursor.set(row);
   }
 
-  function saveCategory(categoryId) {
-    var row = rowByMid(state.dialogMid);
-    var note = $("category-note").value;
-    closeCategory();
+  saveCategory(categoryId) {
+    const mid = this.dialogMid;
+    const row = this.rowByMid(mid);
+    const note = $("category-note").value;
+    this.closeCategory();
     if (!row) return;
-    htmx.ajax("POST", row.dataset.categoryUrl, {
-      target: row, swap: "outerHTML",
-      values: { error_category: categoryId, note: note },
-    });
+    row.dataset.category = categoryId;
+    row.dataset.note = note;
+    this.history.push({ mid, kind: "category" });
+    this.saveRow(mid, row.dataset.categoryUrl, { error_category: categoryId, note }, { kind: "note" });
   }
 
-  function dialogKey(ev, typing) {
-    if (ev.key === "Escape") { ev.preventDefault(); closeCategory(); return; }
-    if (typing) {
+  dialogKey(ev) {
+    if (ev.key === "Escape") { ev.preventDefault(); this.closeCategory(); return; }
+    if (isTyping(ev.target)) {
       if (ev.key === "Enter") {
+        // Enter in the note saves the note with the chosen (or stored) category.
         ev.preventDefault();
-        var active = $("category-dialog").querySelector("button.is-active");
-        var row = rowByMid(state.dialogMid);
-        saveCategory(active ? active.dataset.category : (row && row.dataset.category) || "");
+        const active = $("category-dialog").querySelector("button.is-active");
+        const row = this.rowByMid(this.dialogMid);
+        this.saveCategory(active ? active.dataset.category : (row && row.dataset.category) || "");
       }
       return;
     }
     if (/^[0-9]$/.test(ev.key)) {
-      var b = $("category-dialog").querySelector('button[data-key="' + ev.key + '"]');
-      if (b) { ev.preventDefault(); saveCategory(b.dataset.category); }
+      const b = $("category-dialog").querySelector('button[data-key="' + ev.key + '"]');
+      if (b) { ev.preventDefault(); this.saveCategory(b.dataset.category); }
     }
   }
 
-  /* --- help -------------------------------------------------------------------------- */
+  /* --- adding a label (search.js finds it) ------------------------------------------ */
 
-  function toggleHelp(show) {
-    var h = $("help");
-    h.hidden = show === undefined ? !h.hidden : !show;
-    if (!h.hidden) h.querySelector(".modal-box").focus();
-  }
-
-  /* --- search ------------------------------------------------------------------------ */
-
-  function searchOptions() {
-    return Array.prototype.slice.call(document.querySelectorAll("#search-results button.hit"));
-  }
-  function searchFresh() {
-    var list = document.querySelector("#search-results .search-list");
-    return list && list.dataset.q === $("label-search").value;
-  }
-  function highlight(delta) {
-    var opts = searchOptions();
-    if (!opts.length) return;
-    var i = opts.findIndex(function (o) { return o.classList.contains("is-active"); });
-    i = Math.min(opts.length - 1, Math.max(0, (i < 0 ? 0 : i + delta)));
-    opts.forEach(function (o, j) {
-      o.classList.toggle("is-active", j === i);
-      o.setAttribute("aria-selected", j === i ? "true" : "false");
-    });
-    opts[i].scrollIntoView({ block: "nearest" });
-  }
-  function chooseResult() {
-    var opts = searchOptions();
-    var b = opts.find(function (o) { return o.classList.contains("is-active"); }) || opts[0];
-    if (!b) { toast("No class matches: nothing to add."); return; }
-    state.pendingAddMid = b.dataset.mid;
-    // Hide, do not remove: htmx drops the response of an element no longer in the page.
-    $("search-results").hidden = true;
-    b.click();
-  }
-  function clearSearch() {
-    var s = $("label-search");
-    s.value = "";
-    var r = $("search-results");
-    r.innerHTML = "";
-    r.hidden = false;
-  }
-  function searchKey(ev) {
-    if (ev.key === "ArrowDown") { ev.preventDefault(); highlight(1); }
-    else if (ev.key === "ArrowUp") { ev.preventDefault(); highlight(-1); }
-    else if (ev.key === "Enter") {
-      ev.preventDefault();
-      if (!$("label-search").value.trim()) return;
-      if (searchFresh()) chooseResult();
-      else { state.pendingEnter = true; htmx.trigger($("label-search"), "search"); }
-    } else if (ev.key === "Escape") {
-      ev.preventDefault();
-      clearSearch();
-      $("label-search").blur();
-      var row = ensureCurrent();
-      if (row) setCurrent(row);
-    }
+  addLabel({ url, label, mid, name }) {
+    $("add-refused").hidden = true;
+    // Queued like a decision (in order, retried); the answer is the whole table body.
+    outbox.send({ url, body: { label }, onState: (state, info) => {
+      if (state === "retrying") { toast("Adding " + name + ": not saved — retrying"); return; }
+      if (state !== "saved") { info.response.text().then((t) => toast("Not added: " + t.slice(0, 120))); return; }
+      const refused = refusal(info.response);
+      if (refused) {
+        const g = $("add-refused");
+        g.textContent = refused;
+        g.hidden = false;
+        toast(refused);
+        this.search.focus();
+        return;
+      }
+      info.response.text().then((html) => {
+        window.htmx.swap($("label-rows"), html, { swapStyle: "outerHTML" });
+        const row = this.rowByMid(mid);
+        if (row) {
+          this.history.push({ mid, kind: "add" });
+          this.lastDecidedMid = mid;
+          this.cursor.set(row);
+          toast("Added and accepted: " + row.dataset.name);
+        } else this.cursor.refresh();
+      });
+    } }).catch(() => {});
   }
 
-  /* --- player (static/js/player.js) ----------------------------------------------- */
+  /* --- next clip --------------------------------------------------------------------- */
 
-  function player() { return window.ReviewPlayer || null; }
-  function withPlayer(fn) {
-    var p = player();
-    if (p) return fn(p);
-    return undefined;
-  }
-  function preloadNext() {
-    var url = $("review").dataset.nextAudio;
-    if (!url || document.querySelector("[data-player]")) return;  // the player preloads it
-    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.arrayBuffer(); })
-      .catch(function () {});
-  }
-
-  /* --- keys -------------------------------------------------------------------------- */
-
-  function onKey(ev) {
-    if (!onPage()) return;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    var t = ev.target;
-    var typing = !!(t && t.matches && t.matches("input, textarea, select, [contenteditable]"));
-    if (!$("category-dialog").hidden) { dialogKey(ev, typing); return; }
-    if (!$("help").hidden) {
-      if (ev.key === "Escape" || ev.key === "?") { ev.preventDefault(); toggleHelp(false); }
-      return;
-    }
-    if (typing) {
-      if (t.id === "label-search") searchKey(ev);
-      else if (ev.key === "Escape") t.blur();
-      return;
-    }
-    var onControl = !!(t && t.matches && t.matches("button, a[href], summary, audio, iframe"));
-    switch (ev.key) {
-      case "j": case "ArrowDown": move(1); break;
-      case "k": case "ArrowUp": move(-1); break;
-      case "a": decide("accept"); break;
-      case "A": acceptRest(); break;
-      case "r": decide("reject"); break;
-      case "u": decide("unsure"); break;
-      case "z": undo(); break;
-      case "e": openCategory(); break;
-      case "/": $("label-search").focus(); $("label-search").select(); break;
-      case "n": goNext(); break;
-      case "Enter": if (onControl) return; goNext(); break;
-      case "Escape": if (!state.nextArmed) return; disarmNext(); break;
-      case " ": if (onControl) return; withPlayer(function (p) { p.togglePlay(); }); break;
-      case "ArrowLeft": withPlayer(function (p) { p.seekBy(-2); }); break;
-      case "ArrowRight": withPlayer(function (p) { p.seekBy(2); }); break;
-      case "0": withPlayer(function (p) { p.replay(); }); break;
-      case "l": withPlayer(function (p) { toast(p.toggleLoop() ? "Loop on" : "Loop off"); }); break;
-      case "[": withPlayer(function (p) { toast("Speed " + p.changeSpeed(-1)); }); break;
-      case "]": withPlayer(function (p) { toast("Speed " + p.changeSpeed(1)); }); break;
-      case "s": withPlayer(function (p) { toast("View: " + p.cycleView()); }); break;
-      case "+": case "=": withPlayer(function (p) { p.zoomBy(2); }); break;
-      case "-": withPlayer(function (p) { p.zoomBy(0.5); }); break;
-      case "?": toggleHelp(); break;
-      default: return;
-    }
-    ev.preventDefault();
-  }
-
-  function disarmNext() {
-    state.nextArmed = false;
-    var g = $("next-guard");
+  disarmNext() {
+    this.nextArmed = false;
+    const g = $("next-guard");
     if (g) g.hidden = true;
   }
-
   /* "n" never finishes a clip with undecided rows silently: the first press says how many
    * and asks for "n" again (or Esc). */
-  function guardNext() {
-    var open = undecidedRows().length;
-    if (!open || state.nextArmed) return true;
-    state.nextArmed = true;
-    var g = $("next-guard");
+  guardNext() {
+    const open = this.undecidedRows().length;
+    if (!open || this.nextArmed) return true;
+    this.nextArmed = true;
+    const g = $("next-guard");
     if (g) {
       g.querySelector("[data-slot=count]").textContent =
         open + " label" + (open === 1 ? " is" : "s are") + " still undecided";
@@ -328,107 +293,153 @@
     }
     return false;
   }
-
-  function goNext() {
-    var f = $("next-form");
+  goNext() {
+    const f = $("next-form");
     if (!f || f.dataset.sent) return;
-    if (!state.nextWanted && !guardNext()) return;
-    if (state.inflight > 0) {
-      // Leave only once every decision of this clip is saved: navigating away would
-      // abort the request that carries it.
-      state.nextWanted = true;
-      toast("Saving, then on to the next clip…");
-      setTimeout(function () { state.inflight = 0; if (state.nextWanted) goNext(); }, 4000);
+    if (!this.nextWanted && !this.guardNext()) return;
+    if (outbox.size) {
+      // Leave only once every change of this clip is saved: leaving would drop them.
+      if (!this.nextWanted) {
+        this.nextWanted = true;
+        toast("Waiting for " + outbox.size + " unsaved change" + (outbox.size === 1 ? "" : "s") + ", then on to the next clip…");
+        outbox.whenEmpty().then(() => { if (this.nextWanted) this.goNext(); });
+      }
       return;
     }
-    state.nextWanted = false;
+    this.nextWanted = false;
     f.dataset.sent = "1";
-    // For the benchmark: when "n" went off (player.js measures the next clip's readiness).
-    try { sessionStorage.setItem("review.navKeyAt", String(performance.timeOrigin + performance.now())); } catch (e) { /* storage off */ }
+    keyLeaving("review.navKeyAt");
     f.submit();
   }
 
   /* --- wiring ------------------------------------------------------------------------ */
 
-  function init() {
-    if (!onPage()) return;
-    document.addEventListener("keydown", onKey);
-    preloadNext();
-    // A page restored from the back/forward cache shows the DOM as it was left; fetch it
-    // again so it shows what is saved.
-    window.addEventListener("pageshow", function (ev) { if (ev.persisted) window.location.reload(); });
-    var nf = $("next-form");
-    if (nf) nf.addEventListener("submit", function (ev) {
+  bindDom() {
+    const nf = $("next-form");
+    if (nf) nf.addEventListener("submit", (ev) => {
       if (nf.dataset.sent) return;
       ev.preventDefault();
-      goNext();
+      this.goNext();
     });
-    var rs = rows();
-    var firstOpen = rs.find(function (r) { return !r.dataset.verdict; }) || rs[0];
-    if (firstOpen) setCurrent(firstOpen);
-
-    document.addEventListener("click", function (ev) {
-      if (!onPage()) return;
-      var row = ev.target.closest && ev.target.closest("#label-rows tr[data-mid]");
-      if (row) {
-        if (ev.target.closest('[data-action="category"]')) { openCategory(row); return; }
-        setCurrent(row, !ev.target.closest("button, a, input, select"));
-      }
-      var hit = ev.target.closest && ev.target.closest("#search-results button.hit");
-      if (hit) state.pendingAddMid = hit.dataset.mid;
-      var cat = ev.target.closest && ev.target.closest("#category-dialog button[data-category]");
-      if (cat) saveCategory(cat.dataset.category);
-      if (ev.target.id === "help-button") toggleHelp(true);
-      if (ev.target.classList && ev.target.classList.contains("modal")) {
-        if (ev.target.id === "help") toggleHelp(false); else closeCategory();
-      }
-    });
-
-    document.body.addEventListener("htmx:afterSettle", function (ev) {
-      if (!onPage()) return;
-      var target = ev.detail && ev.detail.target;
-      if (target && target.closest && target.closest("#search-results")) {
-        if (state.pendingEnter) { state.pendingEnter = false; chooseResult(); }
+    // Clicks on the rows' buttons take the same path as the keys (no htmx on them).
+    this.root.addEventListener("click", (ev) => {
+      const t = ev.target;
+      const row = t.closest("#label-rows tr[data-mid]");
+      const verdict = t.closest("button[data-verdict]");
+      if (row && verdict) { ev.preventDefault(); this.decide(row, verdict.dataset.verdict); return; }
+      if (row && t.closest('[data-action="undo"]')) {
+        ev.preventDefault();
+        this.disarmNext();
+        this.cursor.set(row);
+        this.saveRow(row.dataset.mid, row.dataset.undoUrl, {}, { kind: "undo" });
         return;
       }
-      if (state.pendingAddMid && rowByMid(state.pendingAddMid)) {
-        var mid = state.pendingAddMid;
-        state.pendingAddMid = null;
-        clearSearch();
-        setCurrent(rowByMid(mid));
-        toast("Added and accepted: " + rowByMid(mid).dataset.name);
-        return;
+      if (row && t.closest('[data-action="category"]')) { ev.preventDefault(); this.openCategory(row); return; }
+      if (row) this.cursor.set(row, { focus: !t.closest("button, a, input, select") });
+    });
+    document.addEventListener("click", (ev) => {
+      const t = ev.target;
+      const cat = t.closest("#category-dialog button[data-category]");
+      if (cat) this.saveCategory(cat.dataset.category);
+      if (t.id === "help-button" || t.closest("#help-button")) toggleHelp(true);
+      if (t.classList.contains("modal")) {
+        if (t.id === "help") toggleHelp(false); else this.closeCategory();
       }
-      var row = currentRow();
-      var busy = document.activeElement && document.activeElement.matches &&
-        document.activeElement.matches("input, textarea, select");
-      if (row) setCurrent(row, !busy && $("category-dialog").hidden);
-    });
-    document.body.addEventListener("htmx:beforeRequest", function () { state.inflight++; });
-    document.body.addEventListener("htmx:afterRequest", function () {
-      state.inflight = Math.max(0, state.inflight - 1);
-      if (state.inflight === 0 && state.nextWanted) goNext();
-    });
-    document.body.addEventListener("htmx:responseError", function (ev) {
-      var xhr = ev.detail && ev.detail.xhr;
-      toast("Not saved: " + (xhr ? xhr.status + " " + (xhr.responseText || "").slice(0, 120) : "error"));
-      rows().forEach(function (r) { delete r.dataset.pending; });
-      if (state.pendingAddMid) { state.pendingAddMid = null; $("search-results").hidden = false; }
-    });
-    document.body.addEventListener("review:label-refused", function (ev) {
-      state.pendingAddMid = null;
-      $("search-results").hidden = false;
-      var g = $("add-refused");
-      if (g) { g.textContent = ev.detail.message; g.hidden = false; }
-      toast(ev.detail.message);
-      $("label-search").focus();
-    });
-    document.body.addEventListener("htmx:sendError", function () {
-      rows().forEach(function (r) { delete r.dataset.pending; });
-      toast("Not saved: the server cannot be reached.");
     });
   }
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
-  else init();
-})();
+  /* Keys the page's state claims before the key map: the dialog, the help, text fields. */
+  preKey(ev) {
+    if (!$("category-dialog").hidden) { this.dialogKey(ev); return true; }
+    if (!$("help").hidden) {
+      if (ev.key === "Escape" || ev.key === "?") { ev.preventDefault(); toggleHelp(false); }
+      return true;
+    }
+    if (isTyping(ev.target)) {
+      if (ev.target.id === "label-search") this.search.key(ev);
+      else if (ev.key === "Escape") ev.target.blur();
+      return true;
+    }
+    return false;
+  }
+}
+
+function toggleHelp(show) {
+  const h = $("help");
+  h.hidden = show === undefined ? !h.hidden : !show;
+  if (!h.hidden) h.querySelector(".modal-box").focus();
+}
+
+function withPlayer(fn) {
+  const p = getPlayer();
+  return p ? fn(p) : false;
+}
+
+/* The clip page's keys: declared once, the help overlay drawn from this table. */
+function bindKeys() {
+  const s = () => screen;
+  keymap
+    .bind(["j", "ArrowDown"], "next label row", () => s().cursor.move(1), { group: "Labels" })
+    .bind(["k", "ArrowUp"], "previous label row", () => s().cursor.move(-1))
+    .bind("a", "accept the row, move to the next undecided row", () => s().decide(s().cursor.ensure(), "accept"))
+    .bind("r", "reject the row, move on", () => s().decide(s().cursor.ensure(), "reject"))
+    .bind("u", "unsure, move on", () => s().decide(s().cursor.ensure(), "unsure"))
+    .bind("A", "accept every undecided row of the clip", () => s().acceptRest())
+    .bind(["z", "Mod+z"], "undo the last action on this clip (again: further back)", () => s().undo())
+    .bind("e", "error category and note for the decision just made", () => s().openCategory())
+    .bind("/", "add a label: search, ↑/↓ pick, Enter adds, Esc leaves", () => s().search.focus())
+    .bind(["n", "Enter"], "finish this clip, next clip (with undecided rows: n again, or Esc)", (ev) => {
+      if (ev.key === "Enter" && ev.target.closest && ev.target.closest("button, a[href], summary")) return false;
+      s().goNext();
+    })
+    .bind("Escape", "dismiss the undecided warning", () => {
+      if (!s().nextArmed) return false;
+      s().disarmNext();
+    })
+    .bind(" ", "play / pause", () => withPlayer((p) => p.togglePlay()), { group: "Audio" })
+    .bind("ArrowLeft", "seek 2 s back", () => withPlayer((p) => p.seekBy(-2)))
+    .bind("ArrowRight", "seek 2 s forward", () => withPlayer((p) => p.seekBy(2)))
+    .bind("0", "replay from the start", () => withPlayer((p) => p.replay()))
+    .bind("l", "loop on / off", () => withPlayer((p) => toast(p.toggleLoop() ? "Loop on" : "Loop off")))
+    .bind("[", "slower", () => withPlayer((p) => toast("Speed " + p.changeSpeed(-1))))
+    .bind("]", "faster", () => withPlayer((p) => toast("Speed " + p.changeSpeed(1))))
+    .bind("s", "view: waveform + spectrogram, waveform, spectrogram", () => withPlayer((p) => toast("View: " + p.cycleView())))
+    .bind("f", "spectrogram frequency scale: mel / linear", () => withPlayer((p) => toast("Frequency scale: " + p.toggleScale())))
+    .bind(["+", "="], "zoom in (or the mouse wheel over the player)", () => withPlayer((p) => p.zoomBy(2)))
+    .bind("-", "zoom out", () => withPlayer((p) => p.zoomBy(0.5)))
+    .bind("?", "show / hide this help", () => toggleHelp(), { group: "Help" });
+  keymap.renderHelp(document.querySelector("#help table.keys"));
+  document.addEventListener("keydown", (ev) => {
+    if (!screen) return;
+    if (screen.preKey(ev)) return;
+    keymap.handle(ev);
+  });
+}
+
+export function mountReview(root) {
+  screen = new ReviewScreen(root);
+  return screen;
+}
+
+/* Folding "What the models said" is remembered (per browser). */
+function rememberFold() {
+  const d = $("outputs");
+  if (!d) return;
+  const saved = localStorage.getItem("review.outputs.open");
+  if (saved !== null) d.open = saved === "1";
+  d.addEventListener("toggle", () => localStorage.setItem("review.outputs.open", d.open ? "1" : "0"));
+}
+
+const root = $("review");
+if (root) {
+  bindKeys();
+  rememberFold();
+  mountReview(root);
+  // A page restored from the back/forward cache shows the DOM as it was left; fetch it
+  // again so it shows what is saved.
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) window.location.reload(); });
+  // Leaving with changes not yet saved: the browser asks first.
+  window.addEventListener("beforeunload", (ev) => {
+    if (outbox.size && !($("next-form") && $("next-form").dataset.sent)) { ev.preventDefault(); ev.returnValue = ""; }
+  });
+}

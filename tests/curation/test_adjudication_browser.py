@@ -95,7 +95,7 @@ def test_five_clips_by_keyboard(adjudication_setup, live_server, monkeypatch):
         expect(speech).to_have_class(CURRENT)
         page.keyboard.press("r")
         expect(speech).to_have_attribute("data-adjudication", "reject")
-        page.keyboard.press("j")
+        # The review screen's cursor rule: on to the next row without an adjudication.
         expect(dog).to_have_class(CURRENT)
         page.keyboard.press("a")
         expect(dog).to_have_attribute("data-adjudication", "accept")

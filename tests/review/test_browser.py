@@ -89,8 +89,8 @@ def test_keyboard_only_review(browser_setup, live_server, monkeypatch):
         expect(page.locator("#category-dialog")).to_be_hidden()
         expect(dog.locator(".errcat")).to_contain_text("Error: Original label wrong")
 
-        # Down to Bark (a kept candidate) and accept it: Dog is now implied by it.
-        page.keyboard.press("j")
+        # The dialog left the cursor where the reject put it (the next row, Speech): one
+        # row down to Bark (a kept candidate) and accept it: Dog is now implied by it.
         page.keyboard.press("ArrowDown")
         bark = page.locator(f'tr[data-mid="{MIDS["bark"]}"]')
         expect(bark).to_have_class(CURRENT)

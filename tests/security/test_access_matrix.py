@@ -175,6 +175,7 @@ MATRIX: dict[str, list[tuple]] = {
         ("post", {"clip_id": "clip2"}, {}, (LOGIN, 403, 302, 302, 302)),
     ],
     "review:counters": [("get", {"clip_id": "clip"}, None, REVIEWERS)],
+    "review:recent_clips": [("get", {}, {"dataset": "1"}, REVIEWERS)],
     "review:autoplay": [
         ("get", {}, None, (LOGIN, 403, 405, 405, 405)),
         ("post", {}, {"autoplay": "1"}, (LOGIN, 403, 302, 302, 302)),
