@@ -10,8 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from django.db import models
+from django.db import models, transaction
+from django.dispatch import Signal
 from django.db.models.functions import Now
+
+# Sent after commit when embeddings were stored: space=EmbeddingSpace, dataset_ids=set[int].
+# The search app rebuilds its index on it (pipeline may not import search).
+embeddings_added = Signal()
 
 # float16 is enough for cosines (error ~1e-3) and halves the rows: 1 KB per 512-d vector.
 VECTOR_DTYPE = np.dtype("<f2")
@@ -96,4 +101,10 @@ def embeddings_save(*, spec: dict, vectors: Iterable[tuple[int, object]],
         [ClipEmbedding(clip_id=cid, space=space, vector=vector_to_bytes(v)) for cid, v in pairs],
         ignore_conflicts=True,
     )
+    from relabel_app.models import Clip
+
+    dataset_ids = set(Clip.objects.filter(id__in=[cid for cid, _ in pairs])
+                      .values_list("dataset_id", flat=True).distinct())
+    transaction.on_commit(lambda: embeddings_added.send(
+        sender=ClipEmbedding, space=space, dataset_ids=dataset_ids))
     return len(pairs)
