@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.db import models, transaction
-from django.dispatch import Signal
 from django.db.models.functions import Now
+from django.dispatch import Signal
 
 # Sent after commit when embeddings were stored: space=EmbeddingSpace, dataset_ids=set[int].
 # The search app rebuilds its index on it (pipeline may not import search).

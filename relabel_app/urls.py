@@ -12,5 +12,6 @@ urlpatterns = [
     path("runs/", include("pipeline.urls")),
     path("api/", include("api.urls")),
     path("curation/", include("curation.urls")),
+    path("", include("search.urls")),
     path("", include("review.urls")),
 ]

@@ -40,6 +40,7 @@ class ResultRow:
     kept: list[Label] = field(default_factory=list)
     added: list[Label] = field(default_factory=list)  # accepted added labels (decisions)
     has_class: bool | None = None
+    verdict: str = ""  # the viewing reviewer's verdict on the swept class (sweeps)
 
 
 @dataclass
