@@ -95,7 +95,7 @@ def dataset_index(*, dataset: Dataset, model_id: str | None = None,
     if model_id:
         qs = qs.filter(space__model_id=model_id)
     candidates = list(qs.order_by("-clip_count", "pk"))
-    if not model_id:
+    if not model_id and len(candidates) > 1:
         run = run_that_counts(dataset=dataset)
         spec = (run.config.get("backends", {}).get("clap") if run else None) or None
         if spec:
