@@ -148,6 +148,7 @@ function setup(list) {
 }
 
 function scan(root) {
+  if (root.matches && root.matches("[data-search-list]")) setup(root);  // htmx swaps it in whole
   root.querySelectorAll("[data-search-list]").forEach(setup);
   root.querySelectorAll("select[data-dataset-switch]").forEach((sel) => {
     if (sel.dataset.ready) return;
