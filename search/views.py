@@ -96,6 +96,8 @@ def find(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "dataset": dataset, "q": q, "klass": klass, "page": page, "error": error,
         "number": number, "datasets": Dataset.objects.order_by("name"),
         "classes": Label.objects.filter(index__isnull=False).order_by("name"),
+        "first_shown": page.offset + 1 if page and page.rows else 0,
+        "last_shown": page.offset + len(page.rows) if page else 0,
     }, status=status)
 
 
@@ -204,6 +206,7 @@ def index_state(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "dataset": dataset, "indexes": indexes, "busy": busy,
         "embedded": sum(queries.embedding_counts(dataset=dataset).values()),
         "faiss": services.vector_index.faiss_available(),
+        "link": request.GET.get("link") == "1",  # the dataset page's card links to the find page
     })
     if request.htmx and not busy:
         response.status_code = 286

@@ -11,6 +11,7 @@ from search import vector_index as vi
 from search.models import SearchIndex
 from search.services import index_build_now, index_loaded, index_request_build
 from search.synthetic import clustered_vectors, queries_near
+from tests.factories import UserFactory
 
 
 def brute_force(x16: np.ndarray, q: np.ndarray, k: int) -> list[int]:
@@ -86,3 +87,58 @@ def test_stored_embeddings_index_equals_brute_force_and_is_versioned(vec_dataset
                                       / "v1").exists()
     assert index_loaded(idx2) is not loaded
     assert SearchIndex.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_new_embeddings_queue_a_rebuild_on_the_index_queue(vec_dataset, django_capture_on_commit_callbacks):
+    from pipeline.embeddings import embeddings_save
+    from pipeline.worker import all_queues
+    from relabel_app.models import Clip
+    from search.services import index_build
+    from search.tasks import build_index_task
+    from tests.search.conftest import SPEC
+
+    assert "index" in all_queues() and build_index_task.queue_name == "index"
+    ds, ids, x = vec_dataset
+    space = EmbeddingSpace.objects.get()
+    idx = index_build_now(dataset=ds, space=space)
+    assert idx.clip_count == 3000
+    new = Clip.objects.create(dataset=ds, ytid="vnew", start_s=0, end_s=10, position=3000)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        embeddings_save(spec=SPEC, vectors=[(new.pk, x[0])])
+    assert len(callbacks) == 1  # the embeddings_added signal, after commit
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        callbacks[0]()  # the signal: the search app queues a build (once)
+        callbacks[0]()
+    idx.refresh_from_db()
+    assert idx.status == "queued" and len(queued) == 1
+    # What the task does when the worker takes it; a duplicate message does nothing.
+    idx = index_build(index_id=idx.pk)
+    assert (idx.status, idx.version, idx.clip_count) == ("ready", 2, 3001)
+    assert index_build(index_id=idx.pk).version == 2
+    assert index_loaded(idx).search(x[0], 2)[0].clip_id in (new.pk, int(ids[0]))
+
+
+@pytest.mark.django_db
+def test_without_faiss_search_is_exact_in_numpy_and_the_page_says_so(vec_dataset, monkeypatch, client):
+    import sys
+
+    from search import queries
+
+    ds, ids, x = vec_dataset
+    space = EmbeddingSpace.objects.get()
+    flat = index_build_now(dataset=ds, space=space)
+    assert flat.kind == "flat"
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now fails
+    assert not vi.faiss_available()
+    # A faiss index cannot be served: a clear message, not a 500.
+    with pytest.raises(queries.SearchUnavailable, match="faiss-cpu is not installed"):
+        queries.dataset_index(dataset=ds)
+    idx = index_build_now(dataset=ds, space=space)
+    assert (idx.kind, idx.status) == ("numpy", "ready")
+    got = [h.clip_id for h in index_loaded(idx).search(x[5], 3)]
+    assert got[0] == int(ids[5])
+    client.force_login(UserFactory(username="rita", role="reviewer"))
+    html = client.get(f"/datasets/{ds.pk}/search-index/").content.decode()
+    assert "faiss-cpu is not installed on this server" in html
+    assert "3000 clips indexed (numpy)" in html
