@@ -166,7 +166,7 @@ def sweep(request: HttpRequest, dataset_id: int, mid: str) -> HttpResponse:
             r.verdict = mine.get(r.clip.pk, "")
     return render(request, "search/sweep.html", {
         "dataset": dataset, "label": label, "tab": tab, "page": page, "total": total,
-        "error": error, "number": number,
+        "error": error, "number": number, "one": request.GET.get("view") == "one",
         "carrying_url": sweep_url(dataset, label), "missing_url": sweep_url(dataset, label, "missing"),
     }, status=status)
 
