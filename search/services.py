@@ -21,7 +21,7 @@ from django.utils import timezone
 from pipeline.embeddings import VECTOR_DTYPE, ClipEmbedding, EmbeddingSpace
 from relabel_app.models import Clip, Dataset, Label
 from review.models import Decision
-from review.services import LabelRefused, decision_add_label
+from review.decisions import LabelRefused, decision_add_label
 
 from . import vector_index
 from .models import SearchIndex
