@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from pipeline.embeddings import VECTOR_DTYPE, ClipEmbedding, EmbeddingSpace
 from relabel_app.models import Clip, Dataset, Label
-from review.models import Decision
 from review.decisions import LabelRefused, decision_add_label
+from review.models import Decision
 
 from . import vector_index
 from .models import SearchIndex

@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import reviewer_required
-from review.models import Decision, Verdict
 from review.decisions import LabelRefused, decision_upsert
+from review.models import Decision, Verdict
 
 from . import queries, services
 from .models import SearchIndex
