@@ -44,7 +44,7 @@ def test_approximate_index_recall_at_10_is_at_least_095(tmp_path):
     x = clustered_vectors(30_000, 128, clusters=300, seed=7)
     ids = np.arange(30_000, dtype=np.int64)
     meta = vi.build(tmp_path / "v1", ids, x, kind="ivf-sq8")
-    assert meta["kind"] == "ivf-sq8" and meta["params"]["nlist"] >= 256
+    assert meta["kind"] == "ivf-sq8" and meta["params"]["nlist"] == vi.nlist_for(30_000) == 128
     idx = vi.VectorIndex(tmp_path / "v1")
     x16 = np.asarray(idx.vectors, dtype=np.float32)
     recalls = []
