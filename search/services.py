@@ -80,7 +80,9 @@ def _read_vectors(dataset_id: int, space: EmbeddingSpace, upto_id: int):
     rows = _embeddings(dataset_id, space.pk).filter(id__lte=upto_id)
     n = rows.count()
     ids = np.empty(n, dtype=np.int64)
-    vecs = np.empty((n, space.dim), dtype=np.float32)
+    # As stored (float16): 2 GB at 2M x 512 where float32 would be 4 GB; build() converts
+    # slice by slice.
+    vecs = np.empty((n, space.dim), dtype=VECTOR_DTYPE)
     i = 0
     for clip_id, blob in rows.values_list("clip_id", "vector").iterator(chunk_size=20_000):
         if i == n:  # rows added after the count: the next build takes them
