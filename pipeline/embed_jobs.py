@@ -91,7 +91,7 @@ def embed_chunk(spec: dict, clip_ids: list[int], random_weights: bool = False) -
     """Embed the clips of the chunk that still have no embedding for this model. A clip
     whose audio cannot be read is logged and skipped (it stays missing)."""
     from .backends.registry import build_backend
-    from .execution import backend_spec_with_placement, load_clip_audio
+    from .stage_io import backend_spec_with_placement, load_clip_audio
 
     have = set(ClipEmbedding.objects.filter(
         space__in=EmbeddingSpace.objects.filter(model_id=clap_model_id(spec)),

@@ -130,7 +130,7 @@ def embedding_counts(*, dataset: Dataset) -> dict[str, int]:
 
 def _encoder(index: SearchIndex):
     from pipeline.backends.registry import build_backend
-    from pipeline.execution import backend_spec_with_placement
+    from pipeline.stage_io import backend_spec_with_placement
 
     return build_backend(backend_spec_with_placement(index.space.spec))
 
@@ -142,7 +142,7 @@ def text_vector(*, index: SearchIndex, text: str) -> np.ndarray:
 
 def class_vector(*, index: SearchIndex, label: Label) -> np.ndarray:
     """The class's CLAP text embedding, as the filter stage scores it (cached per model)."""
-    from pipeline.execution import class_text_cache
+    from pipeline.stage_io import class_text_cache
 
     return np.asarray(class_text_cache().rows(_encoder(index), [label.mid])[0], dtype=np.float32)
 
