@@ -32,7 +32,7 @@ class SearchQuerySerializer(serializers.Serializer):
                                  max_value=queries.MAX_K)
 
 
-class LabelRefSerializer(serializers.Serializer):
+class SearchLabelSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     mid = serializers.CharField()
     name = serializers.CharField()
@@ -43,10 +43,10 @@ class SearchHitSerializer(serializers.Serializer):
     ytid = serializers.CharField(source="clip.ytid")
     start_s = serializers.FloatField(source="clip.start_s")
     score = serializers.FloatField(help_text="Cosine similarity of the CLAP embeddings")
-    original_labels = LabelRefSerializer(source="originals", many=True)
-    kept_labels = LabelRefSerializer(source="kept", many=True,
+    original_labels = SearchLabelSerializer(source="originals", many=True)
+    kept_labels = SearchLabelSerializer(source="kept", many=True,
                                      help_text="Kept by the dataset's run that counts")
-    added_labels = LabelRefSerializer(source="added", many=True)
+    added_labels = SearchLabelSerializer(source="added", many=True)
 
 
 class SearchResultSerializer(serializers.Serializer):
