@@ -113,6 +113,8 @@ def test_sweep_orders_carriers_and_keys_record_decisions(client, rita, indexed):
     assert {x.clip.pk for x in rows} == carriers
     scores = [x.score for x in rows]
     assert scores == sorted(scores)  # least similar first
+    one = client.get(f"/datasets/{ds.pk}/sweep/m/09x0r/?view=one").content.decode()
+    assert "one-at-a-time" in one and "Show as a list" in one
     missing = client.get(f"/datasets/{ds.pk}/sweep/m/09x0r/?tab=missing").context["page"].rows
     assert missing and not ({x.clip.pk for x in missing} & carriers)
     r = client.post(f"/datasets/{ds.pk}/sweep/m/09x0r/decide/",
