@@ -5,7 +5,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
-from . import auth_views, views
+from . import auth_views, search_views, views
 
 app_name = "api"
 
@@ -32,5 +32,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(
         url_name="api:schema", template_name="api/swagger_ui.html"), name="docs"),
     path("datasets/<int:pk>/audit/", views.dataset_audit_view, name="dataset-audit"),
+    path("clips/<int:pk>/similar/", search_views.ClipSimilarView.as_view(), name="clip-similar"),
+    path("search/", search_views.SearchView.as_view(), name="search"),
     path("", include(router.urls)),
 ]

@@ -9,6 +9,7 @@ from django.db.models.functions import Now
 from relabel_app.models import Clip, Dataset, Label
 
 from . import chain
+from .embeddings import ClipEmbedding, EmbeddingSpace  # noqa: F401  (models of this app)
 from .threshold_sets import ClassThreshold, ThresholdSet  # noqa: F401  (models of this app)
 
 

@@ -107,3 +107,5 @@ def stage_task_for(stage: str):
 
 for _name in chain.names():
     stage_task_for(_name)
+
+from . import embed_jobs  # noqa: E402,F401  (registers pipeline.embed on the clap queue)

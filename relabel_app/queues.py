@@ -8,4 +8,4 @@ from enum import StrEnum
 class CeleryQueue(StrEnum):
     DEFAULT = "celery"  # Celery's default: short housekeeping tasks (queue refresh, recovery)
     EXPORT = "export"  # long SQL jobs: export files, audit snapshots
-    # A search index build would get its own queue here (INDEX = "index").
+    INDEX = "index"  # search index builds (search.tasks): minutes of CPU at 2M clips

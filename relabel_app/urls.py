@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/", include("pipeline.urls")),
     path("api/", include("api.urls")),
     path("curation/", include("curation.urls")),
+    path("", include("search.urls")),
     path("", include("review.urls")),
 ]
 

@@ -61,10 +61,18 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions",
         db_index=False,
     )
+    class Source(models.TextChoices):
+        REVIEW = "review", "Review screens"
+        SEARCH = "search", "Search results (Add <class> to selected)"
+
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     error_category = models.ForeignKey(
         ErrorCategory, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
     )
+    # Where the decision was made. A database default: the raw INSERT of a first decision
+    # (review.services) does not name it.
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.REVIEW,
+                              db_default=Source.REVIEW)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -48,6 +48,7 @@ class FilterStage(Stage):
     def write(self, results):
         from django.db import transaction
 
+        from pipeline.embeddings import embeddings_save
         from pipeline.models import Candidate
         from relabel_app.models import ClipLabel, Label
 
@@ -73,6 +74,9 @@ class FilterStage(Stage):
                 self.cache, self.clap, audio_emb, originals.get(item.row.clip_id, [])
             ).items()
         ], label_id_of)
+        # The clips' audio embeddings for search (pipeline.embeddings), same reasoning.
+        embeddings_save(spec=self.run.config["backends"]["clap"], random_weights=self.run.random_weights,
+                        vectors=[(item.row.clip_id, emb) for item, emb in results])
         for item, audio_emb in results:
             row = item.row
             cands = by_clip.get(row.clip_id, [])

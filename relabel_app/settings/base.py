@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "relabel_app",
     "pipeline",
     "review",
+    "search",  # after review (uses its decisions), before curation and api
     "curation",
     "api",
 ]
@@ -144,6 +145,8 @@ EXPORT_HEARTBEAT_S = env.float("RELABEL_EXPORT_HEARTBEAT_S", default=10.0)
 EXPORT_HEARTBEAT_STALE_S = env.float("RELABEL_EXPORT_HEARTBEAT_STALE_S", default=180.0)
 # Where model files made by make_tiny_models (and caches of label embeddings) live.
 MODEL_DIR = Path(env("RELABEL_MODEL_DIR", default=str(DATA_DIR / "models")))
+# Vector indexes of the clips' CLAP embeddings (search.vector_index), one folder per version.
+SEARCH_INDEX_DIR = Path(env("RELABEL_SEARCH_INDEX_DIR", default=str(DATA_DIR / "search")))
 PROFILE_DIR = BASE_DIR / "pipeline" / "profiles"
 MODEL_DEVICE = env("RELABEL_MODEL_DEVICE", default="cpu")
 MODEL_DTYPE = env("RELABEL_MODEL_DTYPE", default="float32")

@@ -191,6 +191,24 @@ MATRIX: dict[str, list[tuple]] = {
         # clip2 has no labels: nothing undecided, so it is finished (JSON with the next).
         ("post", {"clip_id": "clip2"}, {}, (LOGIN, 403, 200, 200, 200)),
     ],
+    # --- search (the world has no embeddings: pages say so, the API answers 400) -------
+    "search:find_start": [("get", {}, None, (LOGIN, 403, 302, 302, 302))],
+    "search:find": [("get", {"dataset_id": "dataset"}, None, REVIEWERS)],
+    "search:add_selected": [
+        ("get", {"dataset_id": "dataset"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"dataset_id": "dataset"}, {"class": "/m/015p6", "clip": "clip2"},
+         (LOGIN, 403, 302, 302, 302)),
+    ],
+    "search:index_state": [("get", {"dataset_id": "dataset"}, None, REVIEWERS)],
+    "search:sweep": [("get", {"dataset_id": "dataset", "mid": "m/0bt9lr"}, None, REVIEWERS)],
+    "search:sweep_decide": [
+        ("get", {"dataset_id": "dataset", "mid": "m/0bt9lr"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"dataset_id": "dataset", "mid": "m/015p6"}, {"clip": "clip2", "verdict": "unsure"},
+         (LOGIN, 403, 302, 302, 302)),
+    ],
+    "search:similar": [("get", {"clip_id": "clip"}, None, REVIEWERS)],
+    "api:clip-similar": [("get", {"pk": "clip"}, None, (401, 403, 400, 400, 400))],
+    "api:search": [("get", {}, {"dataset": "dataset", "q": "dog"}, (401, 403, 400, 400, 400))],
     # --- API --------------------------------------------------------------------------
     "api:schema": [("get", {}, None, ANYONE)],
     "api:docs": [("get", {}, None, ANYONE)],
