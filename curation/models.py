@@ -205,3 +205,14 @@ class AuditSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"audit snapshot of {self.dataset_id} / run {self.run_id} ({self.status})"
+
+
+# Quality studies live in their own package; imported here so Django registers them.
+from .quality.models import (  # noqa: E402, F401
+    QualityAnswer,
+    QualityClipDone,
+    QualityQuestion,
+    QualityRecallClip,
+    QualityStratum,
+    QualityStudy,
+)

@@ -1,0 +1,169 @@
+"""Answering a study: the one service the study screen, the API and scripted oracles use.
+Each answer is stored with the study (QualityAnswer) and also recorded as an ordinary
+decision through review.services.decision_record, so it improves the curated set like any
+other decision (the study's estimate refers to the sources frozen at creation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from relabel_app.models import Clip, Label
+from relabel_app.roles import user_can_review
+from review.models import Decision, Verdict
+from review.services import LabelRefused, decision_add_label, decision_record
+
+from .models import QualityAnswer, QualityClipDone, QualityQuestion, QualityRecallClip, QualityStudy
+from .sampling import QualityError
+
+
+class QuestionFull(QualityError):
+    """Enough other reviewers answered this question already."""
+
+
+def may_answer(*, study: QualityStudy, user) -> bool:
+    """The study's answerers, or every reviewer when none were chosen."""
+    if not user_can_review(user) or study.status != QualityStudy.Status.OPEN:
+        return False
+    if not study.answerers.exists():
+        return True
+    return study.answerers.filter(pk=user.pk).exists()
+
+
+@transaction.atomic
+def quality_answers_record(*, study: QualityStudy, reviewer,
+                           answers: Sequence[tuple[int, str]]) -> int:
+    """Record (question id, verdict) answers of one reviewer; a changed mind (z, then
+    another key) updates the reviewer's own answer. A question already answered by
+    ``answers_per_question`` other reviewers raises QuestionFull; nothing is written then.
+    Returns the number of answers written."""
+    if not may_answer(study=study, user=reviewer):
+        raise QualityError("you are not among this study's answerers")
+    wanted: dict[int, str] = {}
+    for qid, verdict in answers:
+        try:
+            wanted[int(qid)] = Verdict(verdict).value
+        except ValueError:
+            raise QualityError(f"unknown verdict {verdict!r}") from None
+    if not wanted:
+        return 0
+    questions = {q.pk: q for q in QualityQuestion.objects.select_for_update()
+                 .filter(study=study, pk__in=wanted).select_related("clip", "label")}
+    missing = set(wanted) - set(questions)
+    if missing:
+        raise QualityError(f"question {min(missing)} is not in this study")
+    mine = set(QualityAnswer.objects.filter(question_id__in=wanted, reviewer=reviewer)
+               .values_list("question_id", flat=True))
+    new = [qid for qid in wanted if qid not in mine]
+    full = [qid for qid in new if questions[qid].answer_count >= study.answers_per_question]
+    if full:
+        raise QuestionFull(f"question {full[0]} has all its answers already")
+    QualityAnswer.objects.bulk_create(
+        [QualityAnswer(question_id=qid, reviewer=reviewer, verdict=v) for qid, v in wanted.items()],
+        update_conflicts=True, unique_fields=["question", "reviewer"],
+        update_fields=["verdict", "answered_at"],
+    )
+    if new:
+        QualityQuestion.objects.filter(pk__in=new).update(answer_count=F("answer_count") + 1)
+    # Ordinary decisions, through the decision service. A decision that already says the
+    # same needs no call (decision_record would change and log nothing); skipping those
+    # keeps bulk answering by an oracle to one query when nothing changes.
+    pairs = Q()
+    for q in questions.values():
+        pairs |= Q(clip_id=q.clip_id, label_id=q.label_id)
+    current = {(c, lab): v for c, lab, v in Decision.objects.filter(pairs, reviewer=reviewer)
+               .values_list("clip_id", "label_id", "verdict")}
+    for qid, verdict in wanted.items():
+        q = questions[qid]
+        if current.get((q.clip_id, q.label_id)) != verdict:
+            decision_record(clip=q.clip, label=q.label, reviewer=reviewer, verdict=verdict)
+    return len(wanted)
+
+
+@transaction.atomic
+def quality_class_add(*, study: QualityStudy, clip: Clip, label: Label, reviewer) -> QualityQuestion:
+    """Recall part: the expert hears a class on a recall clip that no question asked about.
+    Refused like "Add a label" elsewhere (abstract / not trainable classes), and outside the
+    study's classes. The class becomes a question of the clip, answered yes by the adder."""
+    if not QualityRecallClip.objects.filter(study=study, clip=clip).exists():
+        raise QualityError("this clip is not in the study's recall part")
+    if study.classes and label.mid not in study.classes:
+        raise QualityError(f"{label.name} is not one of this study's classes")
+    if not may_answer(study=study, user=reviewer):
+        raise QualityError("you are not among this study's answerers")
+    try:
+        decision_add_label(clip=clip, label=label, reviewer=reviewer)
+    except LabelRefused as e:
+        raise QualityError(str(e)) from None
+    unit = QualityRecallClip.objects.get(study=study, clip=clip).unit
+    q, _ = QualityQuestion.objects.get_or_create(
+        study=study, clip=clip, label=label,
+        defaults={"recall": True, "in_sources": [], "drawn_in": [], "unit": unit,
+                  "added_by": reviewer})
+    if not q.recall:  # a precision question on this clip: it is now pooled too
+        QualityQuestion.objects.filter(pk=q.pk).update(recall=True)
+    quality_answers_record(study=study, reviewer=reviewer, answers=[(q.pk, Verdict.ACCEPT)])
+    return q
+
+
+def quality_clip_done(*, study: QualityStudy, clip: Clip, reviewer) -> None:
+    """The reviewer answered a recall clip's classes and added what was missing."""
+    if not QualityRecallClip.objects.filter(study=study, clip=clip).exists():
+        raise QualityError("this clip is not in the study's recall part")
+    QualityClipDone.objects.get_or_create(study=study, clip=clip, reviewer=reviewer)
+
+
+# --- what to ask next -------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """One clip's questions for one reviewer (what the screen shows together)."""
+
+    clip: Clip
+    questions: list[QualityQuestion]
+    recall: bool
+
+
+def quality_next_units(*, study: QualityStudy, reviewer, limit: int = 3,
+                       after_unit: int | None = None) -> list[Unit]:
+    """The reviewer's next clips in the study's shuffled order: questions still short of
+    answers that this reviewer has not answered, and recall clips this reviewer has not
+    finished. ``after_unit``: only units after this one (the screen's preload)."""
+    k = study.answers_per_question
+    qs = (QualityQuestion.objects.filter(study=study, answer_count__lt=k)
+          .exclude(answers__reviewer=reviewer))
+    rc = (QualityRecallClip.objects.filter(study=study)
+          .exclude(clip_id__in=QualityClipDone.objects.filter(study=study, reviewer=reviewer)
+                   .values("clip_id")))
+    if after_unit is not None:
+        qs, rc = qs.filter(unit__gt=after_unit), rc.filter(unit__gt=after_unit)
+    # Units of recall clips that enough reviewers finished are done too.
+    from django.db.models import Count
+    done_counts = dict(QualityClipDone.objects.filter(study=study).values("clip_id")
+                       .annotate(n=Count("id")).values_list("clip_id", "n"))
+    units = sorted(set(qs.order_by("unit").values_list("unit", flat=True).distinct()[:limit])
+                   | {u for u, c in rc.order_by("unit").values_list("unit", "clip_id")[:limit]
+                      if done_counts.get(c, 0) < k})[:limit]
+    if not units:
+        return []
+    questions = list(QualityQuestion.objects.filter(study=study, unit__in=units)
+                     .exclude(answers__reviewer=reviewer)
+                     .select_related("clip", "label").order_by("unit", "label__index", "id"))
+    recall_clips = {c.clip_id: c for c in QualityRecallClip.objects.filter(study=study, unit__in=units)
+                    .select_related("clip")}
+    out: dict[int, Unit] = {}
+    for q in questions:
+        if q.answer_count >= k and q.clip_id not in recall_clips:
+            continue
+        if q.answer_count >= k:
+            continue
+        out.setdefault(q.unit, Unit(q.clip, [], q.clip_id in recall_clips)).questions.append(q)
+    for rclip in recall_clips.values():
+        if done_counts.get(rclip.clip_id, 0) < k and not QualityClipDone.objects.filter(
+                study=study, clip_id=rclip.clip_id, reviewer=reviewer).exists():
+            out.setdefault(rclip.unit, Unit(rclip.clip, [], True)).recall = True
+    return [out[u] for u in sorted(out)]
