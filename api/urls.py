@@ -5,7 +5,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
-from . import auth_views, views
+from . import auth_views, quality_views, views
 
 app_name = "api"
 
@@ -32,5 +32,8 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(
         url_name="api:schema", template_name="api/swagger_ui.html"), name="docs"),
     path("datasets/<int:pk>/audit/", views.dataset_audit_view, name="dataset-audit"),
+    path("datasets/<int:pk>/quality/", quality_views.quality_study_list, name="quality-studies"),
+    path("datasets/<int:pk>/quality/<int:study_id>/", quality_views.quality_study_report,
+         name="quality-study-report"),
     path("", include(router.urls)),
 ]

@@ -123,6 +123,7 @@ def quality_clip_done(*, study: QualityStudy, clip: Clip, reviewer) -> None:
 class Unit:
     """One clip's questions for one reviewer (what the screen shows together)."""
 
+    unit: int
     clip: Clip
     questions: list[QualityQuestion]
     recall: bool
@@ -157,13 +158,25 @@ def quality_next_units(*, study: QualityStudy, reviewer, limit: int = 3,
                     .select_related("clip")}
     out: dict[int, Unit] = {}
     for q in questions:
-        if q.answer_count >= k and q.clip_id not in recall_clips:
-            continue
         if q.answer_count >= k:
             continue
-        out.setdefault(q.unit, Unit(q.clip, [], q.clip_id in recall_clips)).questions.append(q)
+        out.setdefault(q.unit, Unit(q.unit, q.clip, [], q.clip_id in recall_clips)).questions.append(q)
     for rclip in recall_clips.values():
         if done_counts.get(rclip.clip_id, 0) < k and not QualityClipDone.objects.filter(
                 study=study, clip_id=rclip.clip_id, reviewer=reviewer).exists():
-            out.setdefault(rclip.unit, Unit(rclip.clip, [], True)).recall = True
+            out.setdefault(rclip.unit, Unit(rclip.unit, rclip.clip, [], True)).recall = True
     return [out[u] for u in sorted(out)]
+
+
+def open_studies_for(user) -> list[QualityStudy]:
+    """Open studies the user may answer that still have something to ask them (the home
+    page's cards)."""
+    if not user_can_review(user):
+        return []
+    out = []
+    for study in (QualityStudy.objects.filter(status=QualityStudy.Status.OPEN)
+                  .select_related("dataset").order_by("created_at")):
+        if may_answer(study=study, user=user) and quality_next_units(
+                study=study, reviewer=user, limit=1):
+            out.append(study)
+    return out

@@ -61,6 +61,9 @@ class QualityStratum(models.Model):
         constraints = [models.UniqueConstraint(fields=["study", "source", "label"],
                                                name="qualitystratum_unique")]
 
+    def __str__(self) -> str:
+        return f"stratum {self.source}:{self.label_id} of study {self.study_id}"
+
 
 class QualityQuestion(models.Model):
     """One (clip, class) pair asked once, whatever the number of sources that drew it."""
@@ -87,6 +90,9 @@ class QualityQuestion(models.Model):
                                                name="qualityquestion_unique")]
         indexes = [models.Index(fields=["study", "unit", "id"], name="qualityquestion_order")]
 
+    def __str__(self) -> str:
+        return f"question {self.label_id} on clip {self.clip_id} (study {self.study_id})"
+
 
 class QualityRecallClip(models.Model):
     """A clip of the recall part (a seeded uniform sample of whole clips)."""
@@ -99,6 +105,9 @@ class QualityRecallClip(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "clip"],
                                                name="qualityrecallclip_unique")]
+
+    def __str__(self) -> str:
+        return f"recall clip {self.clip_id} of study {self.study_id}"
 
 
 class QualityAnswer(models.Model):
@@ -113,6 +122,9 @@ class QualityAnswer(models.Model):
         constraints = [models.UniqueConstraint(fields=["question", "reviewer"],
                                                name="qualityanswer_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.verdict} on question {self.question_id} by {self.reviewer_id}"
+
 
 class QualityClipDone(models.Model):
     """A reviewer finished a recall clip (answered its classes and added what was missing)."""
@@ -126,3 +138,6 @@ class QualityClipDone(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "clip", "reviewer"],
                                                name="qualityclipdone_unique")]
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id} done by {self.reviewer_id} (study {self.study_id})"

@@ -229,3 +229,8 @@ def overall_lines(report: dict) -> list[str]:
         lines.append(f"agreement: {100 * (a['percent'] or 0):.1f} % over {a['pairs']} "
                      f"questions, Cohen's kappa {kappa}")
     return lines
+
+
+def report_json(report: dict) -> dict:
+    """The report as JSON-ready data (the API and ``quality_study report --json``)."""
+    return {**report, "classes": [r.as_dict() for r in report["classes"]]}
