@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from relabel_app.models import Clip, Label
 from relabel_app.roles import user_can_review
@@ -71,11 +71,10 @@ def quality_answers_record(*, study: QualityStudy, reviewer,
     # Ordinary decisions, through the decision service. A decision that already says the
     # same needs no call (decision_record would change and log nothing); skipping those
     # keeps bulk answering by an oracle to one query when nothing changes.
-    pairs = Q()
-    for q in questions.values():
-        pairs |= Q(clip_id=q.clip_id, label_id=q.label_id)
-    current = {(c, lab): v for c, lab, v in Decision.objects.filter(pairs, reviewer=reviewer)
-               .values_list("clip_id", "label_id", "verdict")}
+    current = {(c, lab): v for c, lab, v in Decision.objects.filter(
+        reviewer=reviewer, clip_id__in={q.clip_id for q in questions.values()},
+        label_id__in={q.label_id for q in questions.values()},
+    ).values_list("clip_id", "label_id", "verdict")}
     for qid, verdict in wanted.items():
         q = questions[qid]
         if current.get((q.clip_id, q.label_id)) != verdict:
@@ -87,21 +86,22 @@ def quality_answers_record(*, study: QualityStudy, reviewer,
 def quality_class_add(*, study: QualityStudy, clip: Clip, label: Label, reviewer) -> QualityQuestion:
     """Recall part: the expert hears a class on a recall clip that no question asked about.
     Refused like "Add a label" elsewhere (abstract / not trainable classes), and outside the
-    study's classes. The class becomes a question of the clip, answered yes by the adder."""
-    if not QualityRecallClip.objects.filter(study=study, clip=clip).exists():
+    study's classes. The class becomes a question of the clip, answered yes by the adder
+    (quality_answers_record, so also an accepted decision)."""
+    rclip = QualityRecallClip.objects.filter(study=study, clip=clip).first()
+    if rclip is None:
         raise QualityError("this clip is not in the study's recall part")
     if study.classes and label.mid not in study.classes:
         raise QualityError(f"{label.name} is not one of this study's classes")
-    if not may_answer(study=study, user=reviewer):
-        raise QualityError("you are not among this study's answerers")
-    try:
-        decision_add_label(clip=clip, label=label, reviewer=reviewer)
-    except LabelRefused as e:
-        raise QualityError(str(e)) from None
-    unit = QualityRecallClip.objects.get(study=study, clip=clip).unit
+    if label.index is None:
+        # The review screen's refusal and its message (with the trainable children).
+        try:
+            decision_add_label(clip=clip, label=label, reviewer=reviewer)
+        except LabelRefused as e:
+            raise QualityError(str(e)) from None
     q, _ = QualityQuestion.objects.get_or_create(
         study=study, clip=clip, label=label,
-        defaults={"recall": True, "in_sources": [], "drawn_in": [], "unit": unit,
+        defaults={"recall": True, "in_sources": [], "drawn_in": [], "unit": rclip.unit,
                   "added_by": reviewer})
     if not q.recall:  # a precision question on this clip: it is now pooled too
         QualityQuestion.objects.filter(pk=q.pk).update(recall=True)
@@ -109,11 +109,16 @@ def quality_class_add(*, study: QualityStudy, clip: Clip, label: Label, reviewer
     return q
 
 
-def quality_clip_done(*, study: QualityStudy, clip: Clip, reviewer) -> None:
-    """The reviewer answered a recall clip's classes and added what was missing."""
-    if not QualityRecallClip.objects.filter(study=study, clip=clip).exists():
+def quality_clips_done(*, study: QualityStudy, clips: Sequence[Clip], reviewer) -> None:
+    """The reviewer answered these recall clips' classes and added what was missing."""
+    ids = {c.pk for c in clips}
+    known = set(QualityRecallClip.objects.filter(study=study, clip_id__in=ids)
+                .values_list("clip_id", flat=True))
+    if ids - known:
         raise QualityError("this clip is not in the study's recall part")
-    QualityClipDone.objects.get_or_create(study=study, clip=clip, reviewer=reviewer)
+    QualityClipDone.objects.bulk_create(
+        [QualityClipDone(study=study, clip_id=c, reviewer=reviewer) for c in sorted(ids)],
+        ignore_conflicts=True)
 
 
 # --- what to ask next -------------------------------------------------------------------

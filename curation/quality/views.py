@@ -24,7 +24,7 @@ from .answers import (
     may_answer,
     quality_answers_record,
     quality_class_add,
-    quality_clip_done,
+    quality_clips_done,
     quality_next_units,
 )
 from .csv import full_csv, qa_csv
@@ -194,7 +194,7 @@ def clip_done(request: HttpRequest, study_id: int, clip_id: int) -> HttpResponse
     study = _answerable(request, study_id)
     clip = get_object_or_404(Clip, pk=clip_id, dataset=study.dataset)
     try:
-        quality_clip_done(study=study, clip=clip, reviewer=request.user)
+        quality_clips_done(study=study, clips=[clip], reviewer=request.user)
     except QualityError as e:
         return JsonResponse({"error": str(e)}, status=400)
     if request.htmx or request.headers.get("Accept") == "application/json":

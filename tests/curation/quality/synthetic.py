@@ -10,7 +10,7 @@ import numpy as np
 from curation.quality.answers import (
     quality_answers_record,
     quality_class_add,
-    quality_clip_done,
+    quality_clips_done,
 )
 from curation.quality.models import QualityQuestion, QualityRecallClip
 from pipeline.models import Candidate, PipelineRun
@@ -95,7 +95,8 @@ def oracle_answer(study, truth: Truth, reviewer) -> None:
         (qid, "accept" if truth.present.get((c, lab), lab in truth.missing.get(c, ())) else "reject")
         for qid, c, lab in qs])
     labels = {lab.pk: lab for lab in truth.labels}
-    for rc in QualityRecallClip.objects.filter(study=study).select_related("clip"):
-        for lab in truth.missing.get(rc.clip_id, []):
-            quality_class_add(study=study, clip=rc.clip, label=labels[lab], reviewer=reviewer)
-        quality_clip_done(study=study, clip=rc.clip, reviewer=reviewer)
+    recall = [rc.clip for rc in QualityRecallClip.objects.filter(study=study).select_related("clip")]
+    for clip in recall:
+        for lab in truth.missing.get(clip.pk, []):
+            quality_class_add(study=study, clip=clip, label=labels[lab], reviewer=reviewer)
+    quality_clips_done(study=study, clips=recall, reviewer=reviewer)
