@@ -83,30 +83,41 @@ def quality_answers_record(*, study: QualityStudy, reviewer,
 
 
 @transaction.atomic
-def quality_class_add(*, study: QualityStudy, clip: Clip, label: Label, reviewer) -> QualityQuestion:
-    """Recall part: the expert hears a class on a recall clip that no question asked about.
-    Refused like "Add a label" elsewhere (abstract / not trainable classes), and outside the
-    study's classes. The class becomes a question of the clip, answered yes by the adder
-    (quality_answers_record, so also an accepted decision)."""
-    rclip = QualityRecallClip.objects.filter(study=study, clip=clip).first()
-    if rclip is None:
-        raise QualityError("this clip is not in the study's recall part")
-    if study.classes and label.mid not in study.classes:
-        raise QualityError(f"{label.name} is not one of this study's classes")
-    if label.index is None:
-        # The review screen's refusal and its message (with the trainable children).
-        try:
-            decision_add_label(clip=clip, label=label, reviewer=reviewer)
-        except LabelRefused as e:
-            raise QualityError(str(e)) from None
-    q, _ = QualityQuestion.objects.get_or_create(
-        study=study, clip=clip, label=label,
-        defaults={"recall": True, "in_sources": [], "drawn_in": [], "unit": rclip.unit,
-                  "added_by": reviewer})
-    if not q.recall:  # a precision question on this clip: it is now pooled too
-        QualityQuestion.objects.filter(pk=q.pk).update(recall=True)
-    quality_answers_record(study=study, reviewer=reviewer, answers=[(q.pk, Verdict.ACCEPT)])
-    return q
+def quality_classes_add(*, study: QualityStudy, reviewer,
+                        additions: Sequence[tuple[Clip, Label]]) -> list[QualityQuestion]:
+    """Recall part: the expert hears a class on a recall clip that no question asked about
+    (the screen sends one at a time; a scripted oracle sends a study's at once). Refused like
+    "Add a label" elsewhere (abstract / not trainable classes), and outside the study's
+    classes; nothing is written then. Each class becomes a question of the clip, answered
+    yes by the adder (quality_answers_record, so also an accepted decision)."""
+    if not additions:
+        return []
+    units = dict(QualityRecallClip.objects.filter(
+        study=study, clip_id__in={c.pk for c, _ in additions}).values_list("clip_id", "unit"))
+    for clip, label in additions:
+        if clip.pk not in units:
+            raise QualityError("this clip is not in the study's recall part")
+        if study.classes and label.mid not in study.classes:
+            raise QualityError(f"{label.name} is not one of this study's classes")
+        if label.index is None:
+            # The review screen's refusal and its message (with the trainable children).
+            try:
+                decision_add_label(clip=clip, label=label, reviewer=reviewer)
+            except LabelRefused as e:
+                raise QualityError(str(e)) from None
+    QualityQuestion.objects.bulk_create(
+        [QualityQuestion(study=study, clip=clip, label=label, recall=True, in_sources=[],
+                         drawn_in=[], unit=units[clip.pk], added_by=reviewer)
+         for clip, label in additions], ignore_conflicts=True)
+    wanted = {(c.pk, lab.pk) for c, lab in additions}
+    questions = [q for q in QualityQuestion.objects.filter(
+        study=study, clip_id__in={c for c, _ in wanted}, label_id__in={lab for _, lab in wanted})
+        if (q.clip_id, q.label_id) in wanted]
+    # A precision question on a recall clip is pooled too.
+    QualityQuestion.objects.filter(pk__in=[q.pk for q in questions if not q.recall]).update(recall=True)
+    quality_answers_record(study=study, reviewer=reviewer,
+                           answers=[(q.pk, Verdict.ACCEPT) for q in questions])
+    return questions
 
 
 def quality_clips_done(*, study: QualityStudy, clips: Sequence[Clip], reviewer) -> None:

@@ -23,7 +23,7 @@ from ..selectors import dataset_runs
 from .answers import (
     may_answer,
     quality_answers_record,
-    quality_class_add,
+    quality_classes_add,
     quality_clips_done,
     quality_next_units,
 )
@@ -212,7 +212,7 @@ def class_add(request: HttpRequest, study_id: int, clip_id: int) -> HttpResponse
     if label is None:
         return HttpResponse("Choose a class.", status=400, content_type="text/plain")
     try:
-        quality_class_add(study=study, clip=clip, label=label, reviewer=request.user)
+        quality_classes_add(study=study, reviewer=request.user, additions=[(clip, label)])
     except QualityError as e:
         return HttpResponse(str(e), status=400, content_type="text/plain")
     return HttpResponse(f"Added: {label.name}", content_type="text/plain")

@@ -15,6 +15,7 @@ let stopped = false;
 let loading = null;      // the next clips on their way
 let exhausted = false;   // the server has nothing more after the last loaded clip
 let audioClip = null;
+let waiting = false;     // the last loaded question is answered, the next ones on their way
 const answers = new WeakMap();
 
 const KEYS = [
@@ -117,8 +118,10 @@ function more() {
 function advance() {
   if (idx + 1 < steps.length) { show(idx + 1); return; }
   steps[idx].hidden = true;
+  waiting = true;
   const wait = loading || (exhausted ? Promise.resolve() : more());
   wait.then(() => {
+    waiting = false;
     if (idx + 1 < steps.length) show(idx + 1);
     else finishIfDone();
   });
@@ -179,6 +182,8 @@ function onKey(ev) {
   const k = KEYS.find((x) => x.key === ev.key);
   if (!k) return;
   ev.preventDefault();
+  // Between the last loaded question and the next ones a key would act on a hidden one.
+  if (waiting && "arzu".includes(ev.key)) return;
   k.run();
 }
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from curation.quality.answers import (
     quality_answers_record,
-    quality_class_add,
+    quality_classes_add,
     quality_clips_done,
 )
 from curation.quality.models import QualityQuestion, QualityRecallClip
@@ -96,7 +96,6 @@ def oracle_answer(study, truth: Truth, reviewer) -> None:
         for qid, c, lab in qs])
     labels = {lab.pk: lab for lab in truth.labels}
     recall = [rc.clip for rc in QualityRecallClip.objects.filter(study=study).select_related("clip")]
-    for clip in recall:
-        for lab in truth.missing.get(clip.pk, []):
-            quality_class_add(study=study, clip=clip, label=labels[lab], reviewer=reviewer)
+    quality_classes_add(study=study, reviewer=reviewer, additions=[
+        (clip, labels[lab]) for clip in recall for lab in truth.missing.get(clip.pk, [])])
     quality_clips_done(study=study, clips=recall, reviewer=reviewer)
