@@ -80,6 +80,11 @@ def stratified_precision(strata: Sequence[Stratum], z: float = Z95) -> Estimate:
         floor = 0.5 / (n + 1) * (1 - 0.5 / (n + 1))
         pq = max(p * (1 - p), floor)
         var += w * w * fpc * pq / max(1, n - 1)
+    # Weights sum to 1 up to rounding: an all-true source must read exactly 1, not 1 - 1e-16
+    # (whose p(1-p) would make the effective sample size, and the interval, absurd).
+    value = min(1.0, max(0.0, value))
+    if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12:
+        value = round(value)
     if var <= 0.0:
         return Estimate(value, value, value)
     pq = value * (1 - value)

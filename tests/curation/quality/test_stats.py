@@ -88,3 +88,10 @@ def test_agreement_and_kappa_hand_worked():
     assert a.percent == pytest.approx(0.8)
     # pe = 0.7*0.7 + 0.3*0.3 = 0.58; kappa = (0.8 - 0.58) / 0.42
     assert a.kappa == pytest.approx(0.22 / 0.42)
+
+
+def test_all_true_source_reads_exactly_one_whatever_the_rounding():
+    # 527 strata whose weights sum to 1 only up to rounding.
+    strata = [stats.Stratum(97 + i % 13, 10, 10) for i in range(527)]
+    e = stats.stratified_precision(strata)
+    assert e.value == 1.0 and e.high == 1.0 and 0.99 < e.low < 1.0
