@@ -76,15 +76,16 @@ def _answered_questions(study: QualityStudy) -> list[tuple]:
 def quality_report(study: QualityStudy, *, bootstrap_rounds: int = 2000) -> dict:
     sources = list(study.sources)
     questions = _answered_questions(study)
-    labels = {lab.pk: lab for lab in Label.objects.filter(
-        pk__in={s.label_id for s in QualityStratum.objects.filter(study=study)}
-        | {q[2] for q in questions}).only("mid", "name", "index")}
+    strata = list(QualityStratum.objects.filter(study=study)
+                  .values_list("source", "label_id", "population", "drawn"))
+    labels = {pk: (mid, name) for pk, mid, name in Label.objects.filter(
+        pk__in={st[1] for st in strata}).values_list("pk", "mid", "name")}
     rows: dict[tuple[int, int], ClassRow] = {}
-    for st in QualityStratum.objects.filter(study=study):
-        lab = labels[st.label_id]
-        rows[(st.source, st.label_id)] = ClassRow(
-            mid=lab.mid, name=lab.name, label_id=lab.pk, source=sources[st.source],
-            population=st.population, drawn=st.drawn, whole=st.population <= study.per_class)
+    for source, label_id, population, drawn in strata:
+        mid, name = labels[label_id]
+        rows[(source, label_id)] = ClassRow(
+            mid=mid, name=name, label_id=label_id, source=sources[source],
+            population=population, drawn=drawn, whole=population <= study.per_class)
     answered = 0
     for _qid, _clip, label_id, drawn_in, _ins, _rec, res in questions:
         if res is not None:

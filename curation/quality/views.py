@@ -60,7 +60,7 @@ def studies(request: HttpRequest, name: str) -> HttpResponse:
                 dataset=dataset, name=d["name"], sources=d["sources"], per_class=d["per_class"],
                 recall_clips=d["recall_clips"], answers_per_question=d["answers_per_question"],
                 classes=[m for m in (d["classes"] or "").split(",") if m.strip()],
-                seed=d["seed"], created_by=request.user)
+                seed=d["seed"], created_by=request.user, answerers=list(d["answerers"]))
         except QualityError as e:
             form.add_error(None, str(e))
         else:

@@ -129,3 +129,50 @@ def test_create_form(client):
                            "recall_clips": 0, "answers_per_question": 1, "seed": 0})
     assert ok.status_code == 302
     assert QualityStudy.objects.get().questions.count() == 1
+
+
+def test_recall_clip_on_the_screen_add_a_class_and_finish(client):
+    ds = Dataset.objects.create(name="recallds")
+    clip = Clip.objects.create(dataset=ds, ytid="r0", start_s=0, end_s=10)
+    ClipLabel.objects.create(clip=clip, label=Label.objects.get(mid=DOG))
+    study = quality_study_create(dataset=ds, name="r", sources=["original"], recall_clips=1)
+    user = UserFactory(username="rev")
+    client.force_login(user)
+    partial = client.get(reverse("curation:quality_units", args=[study.pk])).content.decode()
+    assert "data-recall-card" in partial and f'data-mid="{DOG}"' in partial
+    add = reverse("curation:quality_class_add", args=[study.pk, clip.pk])
+    animal = Label.objects.get(mid="/m/09l8g")  # Human voice: abstract
+    refused = client.post(add, {"label": animal.pk})
+    assert refused.status_code == 400 and "abstract" in refused.content.decode()
+    bark = Label.objects.get(mid="/m/05tny_")
+    assert client.post(add, {"label": bark.pk}).status_code == 200
+    added = QualityQuestion.objects.get(study=study, label=bark)
+    assert added.recall and added.in_sources == [] and added.added_by == user
+    assert added.answers.get().verdict == "accept"
+    dog_q = QualityQuestion.objects.get(study=study, label__mid=DOG)
+    client.post(reverse("curation:quality_answer_question", args=[study.pk, dog_q.pk]),
+                {"verdict": "accept"})
+    done = client.post(reverse("curation:quality_clip_done", args=[study.pk, clip.pk]),
+                       HTTP_ACCEPT="application/json")
+    assert done.status_code == 200
+    partial = client.get(reverse("curation:quality_units", args=[study.pk])).content.decode()
+    assert "data-unit" not in partial
+    from curation.quality.report import quality_report
+    rep = quality_report(study)
+    # One clip, two true labels (Dog pooled, Bark added), the source has one.
+    assert rep["sources"][0]["recall"]["value"] == 0.5
+    assert rep["sources"][0]["missing_per_clip"]["value"] == 1.0
+
+
+def test_only_chosen_answerers_may_answer(client):
+    ds = Dataset.objects.create(name="chosen")
+    c = Clip.objects.create(dataset=ds, ytid="c0", start_s=0, end_s=10)
+    ClipLabel.objects.create(clip=c, label=Label.objects.get(mid=DOG))
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    study = quality_study_create(dataset=ds, name="c", sources=["original"], recall_clips=0,
+                                 answerers=[alice])
+    client.force_login(bob)
+    assert "Answer quality study" not in client.get("/").content.decode()
+    assert client.get(reverse("curation:quality_answer", args=[study.pk])).status_code == 403
+    client.force_login(alice)
+    assert "Answer quality study" in client.get("/").content.decode()
