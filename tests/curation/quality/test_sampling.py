@@ -172,3 +172,15 @@ def test_command_create_report_list(tmp_path, capsys):
     with pytest.raises(CommandError, match="not one of the study's sources"):
         call_command("quality_study", "report", "first", "--dataset", "cmd", "--qa-csv",
                      str(qa), "--source", "curated")
+
+
+def test_prefilter_falls_back_to_the_exact_sample(monkeypatch):
+    from curation.quality import sampling
+
+    t = build(name="fb", sizes=[300, 40, 6], rates=[0.5, 0.5, 0.5], n_clips=400)
+    a = quality_study_create(dataset=t.dataset, name="a", sources=["original"], recall_clips=0, seed=9)
+    monkeypatch.setattr(sampling, "_margin", lambda per_class: 0.5)  # every stratum falls short
+    b = quality_study_create(dataset=t.dataset, name="b", sources=["original"], recall_clips=0, seed=9)
+    assert _pairs(a) == _pairs(b)
+    assert sorted(QualityStratum.objects.filter(study=b).values_list("population", "drawn")) == \
+        [(6, 6), (40, 10), (300, 10)]
