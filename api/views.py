@@ -4,7 +4,7 @@ serializer, call one selector or service, serialize.
 Roles are the UI's: every endpoint needs the reviewer, curator or admin role; reviewers
 read datasets, clips, labels, runs and candidates and write their own decisions; only
 curators start runs, see other reviewers' decisions, adjudicate, export and read the audit
-figures (curation.services / curation.audits)."""
+figures (curation.adjudication, curation.export_jobs / curation.audits)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,19 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from curation.adjudication import adjudication_clear, adjudication_record
 from curation.audits import dataset_audit
+from curation.export_jobs import export_job_create
 from curation.models import Adjudication
-from curation.services import adjudication_clear, adjudication_record, export_job_create
 from pipeline.models import PipelineRun
 from pipeline.profiles import ProfileError
 from pipeline.services import run_dispatch, run_get_or_create, run_progress
 from relabel_app.label_info import ontology
 from relabel_app.models import Dataset, Label
 from relabel_app.roles import user_is_curator
+from review.decisions import decision_upsert
 from review.label_search import label_search
 from review.models import ErrorCategory
-from review.services import decision_upsert
 
 from . import selectors
 from .exports import export_file_path

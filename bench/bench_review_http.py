@@ -623,7 +623,7 @@ def diagnose(dataset_id: int, reps: int) -> None:
     from django.utils import timezone
 
     from relabel_app.models import Dataset
-    from review.selectors import RANK_COLUMNS, queue_pick_sql
+    from review.queue import RANK_COLUMNS, queue_pick_sql
 
     user = get_user_model().objects.get(pk=scale_db.seed_users(REVIEWER_PREFIX, 1)[0])
     ds = Dataset.objects.get(pk=dataset_id)

@@ -100,9 +100,10 @@ def main() -> None:
 
     from pipeline.models import PipelineRun
     from relabel_app.models import Clip, Dataset
+    from review.finishing import clip_finish
     from review.models import ClipReview, QueueSlot
+    from review.queue import queue_next_clip, queue_sync
     from review.selectors import clip_page_data
-    from review.services import clip_finish, queue_next_clip, queue_sync
 
     print(f"machine: {machine()}")
     ds = Dataset.objects.filter(name=NAME).first()

@@ -16,7 +16,7 @@ benchmark database (bench.common.BENCH_DB, ``relabel_bench``):
   like pipeline.stages.caption.CaptionResult) and 5 candidates per clip (random trainable
   labels, random tiers, clap_score uniform on [0, 0.6), kept = score >= 0.25, selected);
   ON CONFLICT drops the ~2% that draw the same label twice for a clip;
-- the review queue (review.services.queue_sync(force=True));
+- the review queue (review.queue.queue_sync(force=True));
 - 50,000 decisions (with their log entries) by 4 seed reviewers on the first 10,000
   clips of the queue, those clips finished by them (ClipReview, slot done);
 - VACUUM ANALYZE of every table touched.
@@ -430,7 +430,7 @@ def build(quick: bool = False, rebuild: bool = False) -> dict:
     from django.db import connection
 
     from relabel_app.models import Dataset
-    from review.services import queue_sync
+    from review.queue import queue_sync
 
     connection.ensure_connection()
     details = None if rebuild else built(name)

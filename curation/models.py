@@ -123,7 +123,7 @@ class ExportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    # Liveness (curation.services.export_jobs_recover): the worker process running the job
+    # Liveness (curation.export_jobs.export_jobs_recover): the worker process running the job
     # ("host:pid") beats every few seconds; a job whose worker is gone is re-queued once,
     # then failed. attempts counts the runs started.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -161,7 +161,7 @@ class ExportJob(models.Model):
     def file_name(self) -> str:
         """The name a download gets, e.g. ``balanced_train-csv-strict-42.csv`` (dataset
         names are slugs, relabel_app.names). The file on disk is named from ids only
-        (curation.services.export_job_relative_path)."""
+        (curation.export_jobs.export_job_relative_path)."""
         if not self.path:
             return ""
         ext = self.path.rsplit(".", 1)[-1]

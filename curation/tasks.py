@@ -20,7 +20,7 @@ EXPORT_TIME_LIMIT_S = 3700
 def export_task(job_id: int) -> str:
     """Run one ExportJob (on the "export" queue). A duplicate
     message finds the job finished and does nothing."""
-    from .services import export_job_run
+    from .export_jobs import export_job_run
 
     job = export_job_run(job_id=job_id)
     return job.status if job else "missing"
@@ -37,8 +37,8 @@ def audit_snapshot_task(snapshot_id: int) -> str:
 @worker_ready.connect
 def recover_exports_at_worker_start(**kwargs) -> None:
     """A worker that starts (after a crash, say) recovers the export jobs whose worker is
-    gone: re-queued once, then failed (curation.services.export_jobs_recover)."""
-    from .services import export_jobs_recover
+    gone: re-queued once, then failed (curation.export_jobs.export_jobs_recover)."""
+    from .export_jobs import export_jobs_recover
 
     try:
         done = export_jobs_recover()

@@ -20,7 +20,7 @@ from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required
 from review.models import GoldClip
 
-from . import services
+from . import adjudication, export_jobs, gold_clips
 from .adjudication_queue import (
     DEFAULT_MARGIN,
     PAGE_SIZE,
@@ -149,12 +149,12 @@ def adjudicate_next(request: HttpRequest, name: str) -> HttpResponse:
 def gold_make(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
     if request.POST.get("action") == "remove":
-        services.gold_remove(clip=clip, curator=request.user)
+        gold_clips.gold_remove(clip=clip, curator=request.user)
         messages.success(request, "This clip is no longer a gold clip.")
     else:
         try:
-            n = services.gold_make_from_adjudications(clip=clip, curator=request.user)
-        except services.GoldError as e:
+            n = gold_clips.gold_make_from_adjudications(clip=clip, curator=request.user)
+        except gold_clips.GoldError as e:
             messages.error(request, str(e))
         else:
             messages.success(request, f"Gold clip: {n} adjudicated label{'s' if n != 1 else ''}"
@@ -172,7 +172,7 @@ def reviewers(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         form = GoldSettingsForm(request.POST)
         if form.is_valid():
-            services.dataset_gold_settings_update(
+            gold_clips.dataset_gold_settings_update(
                 dataset=dataset, gold_rate=form.cleaned_data["gold_rate_percent"] / 100.0,
                 gold_floor=form.cleaned_data["gold_floor"],
                 gold_exclude_flagged=form.cleaned_data["gold_exclude_flagged"],
@@ -202,9 +202,9 @@ def adjudicate(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespons
     if not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400)
     if form.cleaned_data["verdict"] == AdjudicationForm.CLEAR:
-        services.adjudication_clear(clip=clip, label=label, curator=request.user)
+        adjudication.adjudication_clear(clip=clip, label=label, curator=request.user)
     else:
-        services.adjudication_record(
+        adjudication.adjudication_record(
             clip=clip, label=label, curator=request.user,
             verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"],
         )
@@ -274,7 +274,7 @@ def exports(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         form = ExportForm(request.POST)
         if form.is_valid():
-            job = services.export_job_create(
+            job = export_jobs.export_job_create(
                 dataset=dataset, fmt=form.cleaned_data["format"],
                 policy=form.cleaned_data["policy"], user=request.user,
             )
@@ -284,7 +284,7 @@ def exports(request: HttpRequest, name: str) -> HttpResponse:
         form = ExportForm()
         # A periodic check with no scheduler: jobs whose worker died are re-queued once,
         # then failed, when someone looks (also done at worker start, recover_exports).
-        services.export_jobs_recover()
+        export_jobs.export_jobs_recover()
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     return render(request, "curation/exports.html", {
@@ -302,7 +302,7 @@ def _job_or_404(job_id: int) -> ExportJob:
 def export_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_or_404(job_id)
     try:
-        services.export_job_retry(job=job, user=request.user)
+        export_jobs.export_job_retry(job=job, user=request.user)
     except ValueError as e:
         messages.error(request, str(e))
     else:
@@ -315,7 +315,7 @@ def export_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 def export_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_or_404(job_id)
     try:
-        services.export_job_cancel(job=job, user=request.user)
+        export_jobs.export_job_cancel(job=job, user=request.user)
     except ValueError as e:
         messages.error(request, str(e))
     else:

@@ -63,6 +63,12 @@ def user_is_curator(user) -> bool:
     return bool(user_roles(user) & {CURATOR, ADMIN})
 
 
+def require_curator(user, message: str) -> None:
+    """For services: a script or the API must not do a curator's write as a reviewer."""
+    if not user_is_curator(user):
+        raise PermissionDenied(message)
+
+
 def user_can_review(user) -> bool:
     """Any role may review: reviewer, curator or admin."""
     return bool(user_roles(user) & set(ROLE_GROUPS))

@@ -5,7 +5,7 @@ The queue is a table of *slots*: a clip that needs k reviews (Dataset.required_r
 k slot rows. A slot is leased to one reviewer for a few minutes (leased_to,
 lease_expires_at) and marked done when that reviewer finishes the clip. Picking the next
 clip is one index walk over the open slots of a dataset in priority order with
-``FOR UPDATE SKIP LOCKED`` (see services.queue_next_clip); the three orderings (most
+``FOR UPDATE SKIP LOCKED`` (see review.queue.queue_next_clip); the three orderings (most
 uncertain first, dataset order, random) each have a partial index over open slots, so
 switching the dataset's priority costs nothing and the walk never visits finished slots.
 """
@@ -142,7 +142,7 @@ class ClipReview(models.Model):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clip_reviews"
     )
-    # The queue slot this review closed (services.clip_finish writes both in one
+    # The queue slot this review closed (review.finishing.clip_finish writes both in one
     # statement). Unique: one finished review per slot, so never more than the slots.
     slot = models.OneToOneField(
         "QueueSlot", null=True, blank=True, on_delete=models.SET_NULL, related_name="review",
@@ -174,7 +174,7 @@ class QueueSlot(models.Model):
     )
     slot = models.PositiveSmallIntegerField()
     # Sort keys, ascending. rank_uncertain: lower is more uncertain (filled from the latest
-    # finished run, services.queue_sync); rank_order: Clip.position; rank_random: a hash of
+    # finished run, review.queue.queue_sync); rank_order: Clip.position; rank_random: a hash of
     # the clip id (all its slots share it, so overlap reviewers meet on a clip).
     rank_uncertain = models.FloatField(default=2.0)
     rank_order = models.BigIntegerField(default=0)

@@ -1,4 +1,5 @@
-"""Reads of the review app: the clip page, progress, the queue's next-clip peek.
+"""Reads of the review app: the clip page, progress, counters, rapid mode (the queue's
+pick and peek are in review.queue).
 
 The clip page takes a fixed number of queries whatever the number of labels: the ontology
 (names, descriptions, paths, ancestors) comes from the in-process cache of
@@ -434,54 +435,7 @@ def _hierarchy_flags(rows: list[LabelRow], onto) -> None:
         r.flags = flags
 
 
-# --- queue and progress -----------------------------------------------------------------
-
-
-def queue_pick_sql(rank_column: str, *, lock: bool) -> str:
-    """The next-clip pick (services.queue_next_clip locks it; the page's peek does not).
-
-    It walks the partial index of open slots in priority order and stops at the first
-    slot that is free (never leased, or lease expired) of a clip this reviewer neither
-    finished nor holds another slot of. SKIP LOCKED: a slot another reviewer is picking at
-    this moment is passed over rather than waited for."""
-    slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
-    return f"""
-        SELECT s.id, s.clip_id FROM {slot_t} s
-        WHERE s.dataset_id = %(ds)s AND s.done_by_id IS NULL
-          AND (s.leased_to_id IS NULL OR s.lease_expires_at <= %(now)s)
-          AND s.clip_id <> %(exclude)s
-          AND NOT EXISTS (SELECT 1 FROM {review_t} r
-                          WHERE r.clip_id = s.clip_id AND r.reviewer_id = %(me)s)
-          AND NOT EXISTS (SELECT 1 FROM {slot_t} o
-                          WHERE o.clip_id = s.clip_id AND o.id <> s.id
-                            AND o.leased_to_id = %(me)s AND o.lease_expires_at > %(now)s)
-        ORDER BY s.{rank_column}, s.clip_id, s.slot
-        LIMIT 1
-        {"FOR UPDATE OF s SKIP LOCKED" if lock else ""}
-    """
-
-
-RANK_COLUMNS = {
-    Dataset.ReviewPriority.UNCERTAIN: "rank_uncertain",
-    Dataset.ReviewPriority.ORDER: "rank_order",
-    Dataset.ReviewPriority.RANDOM: "rank_random",
-}
-
-
-def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int) -> int | None:
-    """The clip the reviewer would most likely get after this one (not leased): what the
-    page preloads. Another reviewer may take it first; then the preload was wasted."""
-    from django.utils import timezone
-
-    column = RANK_COLUMNS.get(dataset.review_priority, "rank_order")
-    with connection.cursor() as cur:
-        cur.execute(
-            queue_pick_sql(column, lock=False),
-            {"ds": dataset.pk, "me": reviewer.pk, "now": timezone.now(),
-             "exclude": exclude_clip_id},
-        )
-        row = cur.fetchone()
-    return row[1] if row else None
+# --- progress ---------------------------------------------------------------------------
 
 
 @dataclass

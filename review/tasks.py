@@ -9,7 +9,7 @@ def queue_sync_task(dataset_id: int) -> bool:
     Idempotent: a duplicate finds the queue fresh and does nothing."""
     from relabel_app.models import Dataset
 
-    from .services import queue_refresh_in_background
+    from .queue import queue_refresh_in_background
 
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     return bool(dataset) and queue_refresh_in_background(dataset=dataset)

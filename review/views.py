@@ -29,7 +29,7 @@ from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
-from . import services
+from . import decisions, finishing, queue, reviewer_settings
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
@@ -47,7 +47,6 @@ from .selectors import (
     clip_decisions_all,
     clip_page_data,
     dataset_progress_list,
-    queue_peek_next_clip_id,
     rapid_questions,
     review_counters,
 )
@@ -104,7 +103,7 @@ def dataset_settings(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=dataset_id)
     form = DatasetReviewSettingsForm(request.POST, instance=dataset, prefix=f"ds{dataset.pk}")
     if form.is_valid():
-        services.dataset_review_settings_update(
+        queue.dataset_review_settings_update(
             dataset=dataset,
             review_priority=form.cleaned_data["review_priority"],
             required_reviews=form.cleaned_data["required_reviews"],
@@ -119,7 +118,7 @@ def dataset_settings(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @require_POST
 def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    clip = services.queue_next_clip(dataset=dataset, reviewer=request.user)
+    clip = queue.queue_next_clip(dataset=dataset, reviewer=request.user)
     if clip is None:
         messages.info(request, f"Nothing left for you to review in {dataset.name}.")
         return redirect("review:home")
@@ -132,10 +131,10 @@ def review_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
-    if services.clip_finish(clip=clip, reviewer=request.user) is None:
+    if finishing.clip_finish(clip=clip, reviewer=request.user) is None:
         messages.info(request, "Your decisions on that clip are saved. It did not count as "
                                "finished by you: another reviewer holds it now.")
-    nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
+    nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
@@ -153,7 +152,7 @@ def _page(request: HttpRequest, clip: Clip) -> ClipPage:
 def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
     page = _page(request, clip)
-    page.next_clip_id = queue_peek_next_clip_id(
+    page.next_clip_id = queue.queue_peek_next_clip_id(
         dataset=clip.dataset, reviewer=request.user, exclude_clip_id=clip.pk
     )
     audio_refused = False
@@ -196,7 +195,7 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("verdict must be accept, reject or unsure")
-    services.decision_record(
+    decisions.decision_record(
         clip=clip, label=label, reviewer=request.user, verdict=form.cleaned_data["verdict"]
     )
     return _row_response(request, clip, label.pk)
@@ -208,7 +207,7 @@ def decision_set(request: HttpRequest, clip_id: int, label_id: int) -> HttpRespo
 def decision_undo(request: HttpRequest, clip_id: int, label_id: int) -> HttpResponse:
     clip = _decided_clip_or_404(clip_id)
     label = get_object_or_404(Label, pk=label_id)
-    services.decision_undo(clip=clip, label=label, reviewer=request.user)
+    decisions.decision_undo(clip=clip, label=label, reviewer=request.user)
     return _row_response(request, clip, label.pk)
 
 
@@ -222,7 +221,7 @@ def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> Http
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text())
     try:
-        services.decision_categorize(
+        decisions.decision_categorize(
             clip=clip, label=label, reviewer=request.user,
             error_category=form.cleaned_data["error_category"], note=form.cleaned_data["note"],
         )
@@ -243,8 +242,8 @@ def label_add(request: HttpRequest, clip_id: int) -> HttpResponse:
     else:
         label = get_object_or_404(Label, mid=ref)
     try:
-        services.decision_add_label(clip=clip, label=label, reviewer=request.user)
-    except services.LabelRefused as e:
+        decisions.decision_add_label(clip=clip, label=label, reviewer=request.user)
+    except decisions.LabelRefused as e:
         if not request.htmx:
             messages.error(request, str(e))
             return redirect("review:clip", clip_id=clip.pk)
@@ -348,7 +347,7 @@ def clip_counters(request: HttpRequest, clip_id: int) -> HttpResponse:
 @require_POST
 def autoplay_set(request: HttpRequest) -> HttpResponse:
     on = request.POST.get("autoplay") == "1"
-    services.reviewer_settings_update(user=request.user, autoplay=on)
+    reviewer_settings.reviewer_settings_update(user=request.user, autoplay=on)
     messages.success(request, f"Autoplay {'on' if on else 'off'}.")
     nxt = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
@@ -363,7 +362,7 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
 @require_POST
 def rapid_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    clip = services.queue_next_clip(dataset=dataset, reviewer=request.user)
+    clip = queue.queue_next_clip(dataset=dataset, reviewer=request.user)
     if clip is None:
         messages.info(request, f"Nothing left for you to review in {dataset.name}.")
         return redirect("review:home")
@@ -391,7 +390,7 @@ def rapid_clip(request: HttpRequest, clip_id: int) -> HttpResponse:
     questions and audio are fetched by rapid.js while this one is answered."""
     clip = _clip_or_404(clip_id)
     ctx = _rapid_context(request, clip)
-    next_id = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+    next_id = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
                                       exclude_clip_id=clip.pk)
     ctx["next_questions_url"] = (reverse("review:rapid_questions", kwargs={"clip_id": next_id})
                                  if next_id else "")
@@ -418,13 +417,13 @@ def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     undecided = sum(1 for r in page.rows if not r.verdict)
     if undecided:
         return JsonResponse({"undecided": undecided}, status=409)
-    services.clip_finish(clip=clip, reviewer=request.user)
-    nxt = services.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
+    finishing.clip_finish(clip=clip, reviewer=request.user)
+    nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
         return JsonResponse({"clip": None, "url": reverse("review:home")})
-    after = queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+    after = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
                                     exclude_clip_id=nxt.pk)
     return JsonResponse({
         "clip": nxt.pk, "url": reverse("review:rapid", kwargs={"clip_id": nxt.pk}),

@@ -170,7 +170,7 @@ else:
     # Redis redelivers a message unacknowledged this long (a worker killed mid-task). It
     # must outlast the longest pipeline task (CELERY_TASK_TIME_LIMIT, below); longer
     # export tasks are safe with less, as a redelivered export whose worker still beats
-    # does nothing (curation.services.export_job_run). Was one hour.
+    # does nothing (curation.export_jobs.export_job_run). Was one hour.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT",
                                       default=env.int("CELERY_TASK_TIME_LIMIT", default=900) + 60),

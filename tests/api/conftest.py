@@ -61,7 +61,7 @@ def world(users):
     on clip 0, Rob rejected Speech on clip 0."""
     from pipeline.models import Candidate, ClipResult, PipelineRun
     from relabel_app.models import ClipLabel, Dataset
-    from review.services import decision_record
+    from review.decisions import decision_record
 
     ds = Dataset.objects.create(name="apids")
     clips = make_clips(ds, 3)

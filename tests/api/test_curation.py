@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from curation.export_jobs import export_job_run
 from curation.models import Adjudication, AdjudicationLog, ExportJob
-from curation.services import export_job_run
 from pipeline.external_import import labelset_import
 
 from .conftest import client_for

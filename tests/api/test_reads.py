@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from pipeline.models import Candidate, PipelineRun
 from relabel_app.models import Clip, ClipLabel, Dataset
+from review.decisions import decision_record
 from review.models import ClipReview
-from review.services import decision_record
 
 from .conftest import client_for, label, make_clips
 

@@ -93,7 +93,7 @@ def finish(clip, *reviewers):
 
 
 def adjudicate(clip, key: str, curator, verdict: str, note: str = ""):
-    from curation.services import adjudication_record
+    from curation.adjudication import adjudication_record
 
     return adjudication_record(clip=clip, label=label(key), curator=curator, verdict=verdict,
                                note=note)

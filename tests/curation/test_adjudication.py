@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from curation.adjudication import adjudication_clear, adjudication_record
 from curation.models import Adjudication, AdjudicationLog
-from curation.services import adjudication_clear, adjudication_record
 from tests.factories import UserFactory
 
 from .conftest import MIDS, label

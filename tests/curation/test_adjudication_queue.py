@@ -43,7 +43,7 @@ def original_score(run, clip, key, score):
 
 @pytest.fixture
 def qset():
-    from curation.services import gold_make_from_adjudications
+    from curation.gold_clips import gold_make_from_adjudications
     from relabel_app.models import Dataset
 
     r1, r2, r3 = (UserFactory(username=n) for n in ("qr1", "qr2", "qr3"))

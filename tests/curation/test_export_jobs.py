@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from curation.export_jobs import _ProgressWriter, export_job_create, export_job_run
 from curation.models import ExportJob
-from curation.services import _ProgressWriter, export_job_create, export_job_run
 from curation.tasks import export_task
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from curation.exports import export_write
-from review.services import decision_record
+from review.decisions import decision_record
 from tests.factories import DatasetFactory, UserFactory
 
 from .conftest import MIDS, label, make_clip

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from pytest import approx
 
 from curation.gold import reviewer_gold_accuracy
-from curation.services import GoldError, gold_make_from_adjudications
+from curation.gold_clips import GoldError, gold_make_from_adjudications
 from review.models import ClipReview, GoldClip, GoldLabel, GoldServe, QueueSlot
 from tests.factories import UserFactory
 
@@ -157,7 +157,8 @@ def test_import_gold_errors_write_nothing(gset, tmp_path):
 
 
 def _pick_and_finish(dataset, reviewer, rng):
-    from review.services import clip_finish, queue_next_clip
+    from review.finishing import clip_finish
+    from review.queue import queue_next_clip
 
     clip = queue_next_clip(dataset=dataset, reviewer=reviewer, rng=rng)
     if clip is not None:
@@ -179,7 +180,7 @@ def _dataset_with_gold(name: str, n_plain: int, n_gold: int, required_reviews: i
         for c in clips[n_plain:]])
     GoldLabel.objects.bulk_create([GoldLabel(gold=g, clip=g.clip, label=label("speech"),
                                              present=True) for g in golds])
-    from review.services import queue_sync
+    from review.queue import queue_sync
 
     queue_sync(dataset=ds)
     # Their ordinary slots are done (a gold clip was reviewed before it became gold), so
@@ -203,7 +204,7 @@ def test_gold_is_never_served_twice():
 
 
 def test_a_reload_gives_back_the_same_gold_clip():
-    from review.services import queue_next_clip
+    from review.queue import queue_next_clip
 
     ds, _, gold = _dataset_with_gold("greload", n_plain=3, n_gold=2, required_reviews=1)
     ds.gold_rate = 1.0

@@ -71,7 +71,7 @@ def test_decisions_since_and_debounced_refresh(client):
     snap = audit_snapshot_compute(snapshot_id=snap.pk)
     assert snap.status == "done" and snap.figures["clips"] == 3
     assert decisions_since(snapshot=snap) == 0
-    from review.services import decision_record
+    from review.decisions import decision_record
 
     from .conftest import label
 

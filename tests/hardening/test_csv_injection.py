@@ -59,8 +59,8 @@ def test_formula_notes_posted_through_the_api_are_neutralised_in_the_decisions_c
 
 
 def test_usernames_label_names_and_categories_are_neutralised_too():
+    from review.decisions import decision_record
     from review.models import ErrorCategory
-    from review.services import decision_record
 
     ds = DatasetFactory(name="csvattack2")
     evil = UserFactory(username="-evil", role="reviewer")

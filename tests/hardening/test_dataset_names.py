@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
+from curation.export_jobs import export_job_run
 from curation.models import ExportJob
-from curation.services import export_job_run
 from relabel_app.models import Clip, Dataset
 from relabel_app.names import dataset_name_problem
 from tests.factories import ClipFactory, DatasetFactory, UserFactory
@@ -123,12 +123,12 @@ def test_export_files_are_named_from_ids_inside_the_export_folder(tmp_path, sett
 def test_an_export_path_outside_the_folder_is_refused_before_writing(tmp_path, settings,
                                                                       monkeypatch):
     """Even if a path were ever built from something else, nothing is written outside."""
-    from curation import services
+    from curation import export_jobs
 
     settings.EXPORT_DIR = tmp_path / "exports"
     ds = DatasetFactory(name="escaping")
     ClipFactory(dataset=ds)
-    monkeypatch.setattr(services, "export_job_relative_path",
+    monkeypatch.setattr(export_jobs, "export_job_relative_path",
                         lambda job: "../../probe/outside/p-decisions.csv")
     job = ExportJob.objects.create(dataset=ds, format="decisions")
     export_job_run(job_id=job.pk)

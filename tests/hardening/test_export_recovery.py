@@ -21,9 +21,9 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from curation.export_jobs import export_job_create, export_job_run, export_jobs_recover
 from curation.models import ExportJob
-from curation.services import export_job_create, export_job_run, export_jobs_recover
-from review.services import decision_record
+from review.decisions import decision_record
 from tests.factories import ClipFactory, DatasetFactory, UserFactory
 
 
@@ -46,7 +46,7 @@ def _dead_pid() -> int:
 
 
 def _part(settings, job: ExportJob) -> Path:
-    from curation.services import export_job_relative_path
+    from curation.export_jobs import export_job_relative_path
 
     target = Path(settings.EXPORT_DIR) / export_job_relative_path(job)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +270,7 @@ def test_export_killed_twice_fails_with_the_reason(worker, worker_env):
 def test_cancel_stops_a_running_export(worker, worker_env):
     """Cancel on a job its worker is running (held by the lock): the worker's heartbeat
     sees it, stops the statement, leaves no file; the worker lives on."""
-    from curation.services import export_job_cancel
+    from curation.export_jobs import export_job_cancel
 
     ds = _dataset("reccancel", n=2)
     curator = UserFactory(role="curator")

@@ -14,8 +14,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from relabel_app.models import Clip, Label
+from review.decisions import decision_record
+from review.finishing import clip_finish
 from review.models import ClipReview, Decision, DecisionLog, QueueSlot
-from review.services import clip_finish, decision_record, queue_next_clip, queue_sync
+from review.queue import queue_next_clip, queue_sync
 from tests.factories import ClipFactory, DatasetFactory, UserFactory
 from tests.threads import run_in_threads
 

@@ -297,7 +297,7 @@ def test_five_rows_above_the_fold_at_1280x720(speed_setup, live_server, monkeypa
 
 @pytest.mark.parametrize("role", ["reviewer", "curator"])
 def test_nothing_overflows_at_1024(speed_setup, live_server, monkeypatch, role):
-    from review.services import decision_record
+    from review.decisions import decision_record
 
     clips, user = speed_setup["clips"], speed_setup["user"]
     if role == "curator":

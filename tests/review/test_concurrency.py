@@ -4,8 +4,9 @@ tests commit (transactional_db) instead of running inside one rolled-back transa
 
 
 from relabel_app.models import Clip
+from review.decisions import decision_record
 from review.models import Decision, DecisionLog, QueueSlot
-from review.services import decision_record, queue_next_clip, queue_sync
+from review.queue import queue_next_clip, queue_sync
 from tests.factories import UserFactory
 from tests.threads import run_in_threads
 

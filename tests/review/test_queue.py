@@ -4,8 +4,9 @@ import pytest
 from django.utils import timezone
 
 from relabel_app.models import Clip, ClipLabel
+from review.finishing import clip_finish
 from review.models import ClipReview, QueueSlot, QueueState
-from review.services import clip_finish, queue_next_clip, queue_release, queue_sync
+from review.queue import queue_next_clip, queue_release, queue_sync
 from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run
@@ -169,7 +170,7 @@ def test_pick_uses_the_open_slot_index(ds3, reviewer):
     """The pick must walk a partial index in priority order, not scan the table."""
     from django.db import connection
 
-    from review.selectors import queue_pick_sql
+    from review.queue import queue_pick_sql
 
     ds, _ = ds3
     queue_sync(dataset=ds)
@@ -193,13 +194,13 @@ def test_pick_uses_the_open_slot_index(ds3, reviewer):
 
 def test_big_stale_queue_is_refreshed_in_the_background(monkeypatch,
                                                        django_capture_on_commit_callbacks):
-    from review import services, tasks
+    from review import queue, tasks
 
     ds, clips = make_dataset("qb", n_clips=3, with_audio=False, review_priority="order")
     r = UserFactory()
     assert queue_next_clip(dataset=ds, reviewer=r) == clips[0]  # first build: inline
     sent = []
-    monkeypatch.setattr(services, "INLINE_REFRESH_MAX_CLIPS", 2)
+    monkeypatch.setattr(queue, "INLINE_REFRESH_MAX_CLIPS", 2)
     monkeypatch.setattr(tasks.queue_sync_task, "delay", lambda ds_id: sent.append(ds_id))
     new = Clip.objects.create(dataset=ds, ytid="latecomerxx", start_s=0, end_s=10, position=9)
     with django_capture_on_commit_callbacks(execute=True):

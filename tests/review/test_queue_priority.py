@@ -1,6 +1,6 @@
 """Priority reason: an original label whose CLAP score lies far below its class's threshold
 (the active threshold set's, else the run's global one) brings its clip forward in the
-uncertainty queue. Ranks worked out by hand (review.services._uncertain_rank_sql)."""
+uncertainty queue. Ranks worked out by hand (review.queue._uncertain_rank_sql)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from relabel_app.models import ClipLabel
 from review.models import QueueSlot
-from review.services import queue_next_clip, queue_sync
+from review.queue import queue_next_clip, queue_sync
 from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run

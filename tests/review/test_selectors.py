@@ -3,9 +3,9 @@ import pytest
 from pipeline.models import Candidate
 from relabel_app.label_info import ontology, ontology_clear
 from relabel_app.models import Label
+from review.decisions import decision_record
 from review.label_search import label_search
 from review.selectors import clip_page_data
-from review.services import decision_record
 
 from .conftest import add_result, label, make_run
 

@@ -1,7 +1,7 @@
 import pytest
 
+from review.decisions import decision_categorize, decision_record, decision_undo
 from review.models import Decision, DecisionLog, ErrorCategory
-from review.services import decision_categorize, decision_record, decision_undo
 
 from .conftest import label
 

@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from review.decisions import decision_record
 from review.models import ClipReview, Decision, ReviewerSettings
+from review.queue import queue_next_clip
 from review.selectors import clip_page_data, rapid_questions
-from review.services import decision_record, queue_next_clip
 from tests.factories import UserFactory
 
 from .conftest import MIDS, label, make_dataset, make_run

@@ -5,8 +5,9 @@ from django.test import Client
 from django.urls import reverse
 
 from relabel_app.models import Label
+from review.decisions import decision_record
 from review.models import ClipReview, Decision, DecisionLog, ErrorCategory
-from review.services import decision_record, queue_next_clip
+from review.queue import queue_next_clip
 from tests.factories import UserFactory
 
 from .conftest import add_result, label, make_dataset, make_run
@@ -277,7 +278,7 @@ def test_start_and_next(review_setup, reviewer):
 
 
 def test_home_progress_bars(review_setup, reviewer, reviewer2):
-    from review.services import clip_finish
+    from review.finishing import clip_finish
 
     clips = review_setup["clips"]
     clip_finish(clip=clips[0], reviewer=reviewer)

@@ -83,12 +83,13 @@ def _login_records(user) -> None:
 def world(db, tmp_path, settings) -> World:
     from knox.models import AuthToken
 
+    from curation.adjudication import adjudication_record
     from curation.models import ExportJob
-    from curation.services import adjudication_record
     from pipeline.models import Candidate, OriginalLabelScore
     from relabel_app.models import ClipLabel
+    from review.decisions import decision_record
     from review.models import ClipReview
-    from review.services import decision_record, queue_sync
+    from review.queue import queue_sync
 
     settings.EXPORT_DIR = tmp_path / "exports"
     settings.EXPORT_DIR.mkdir()

@@ -38,8 +38,8 @@ def hostile(world):
     """Clip 0 of the world gets a run whose every model output is hostile; clip 1 a run
     result that failed with the hostile answer in its error; reviewers and the curator
     wrote hostile notes; an external label set has a hostile name."""
-    from curation.services import adjudication_record
-    from review.services import decision_record
+    from curation.adjudication import adjudication_record
+    from review.decisions import decision_record
 
     ds, clip, clip1 = world.dataset, world.clips[0], world.clips[1]
     run = make_run(ds)

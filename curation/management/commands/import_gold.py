@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.services import GoldError, gold_import_segments
+from curation.gold_clips import GoldError, gold_import_segments
 from relabel_app.models import Dataset
 
 

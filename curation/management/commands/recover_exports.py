@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from curation.services import export_jobs_recover
+from curation.export_jobs import export_jobs_recover
 
 
 class Command(BaseCommand):

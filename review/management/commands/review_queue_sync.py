@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from relabel_app.models import Dataset
-from review.services import INLINE_REFRESH_MAX_CLIPS, queue_sync, queue_vacuum
+from review.queue import INLINE_REFRESH_MAX_CLIPS, queue_sync, queue_vacuum
 
 
 class Command(BaseCommand):

@@ -1,11 +1,11 @@
-"""Writes of the review app: decisions (with their audit log and undo), finishing a clip,
-and the queue (slots, leases, priorities).
+"""The review queue: slots per clip and overlap, their ranks, leases, the next-clip pick
+and its peek, and the curator's queue settings. Gold serves at Dataset.gold_rate come
+from review.gold_queue.
 
 Every function takes keyword arguments only; each write runs in one transaction."""
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,21 +23,9 @@ from pipeline.models import (
 )
 from pipeline.selectors import COUNTS_SQL, ORDER_SQL
 from pipeline.threshold_sets import active_threshold_set
-from relabel_app.models import Clip, ClipLabel, Dataset, Label
+from relabel_app.models import Clip, ClipLabel, Dataset
 
-from .models import (
-    ClipReview,
-    Decision,
-    DecisionLog,
-    ErrorCategory,
-    GoldClip,
-    GoldServe,
-    QueueSlot,
-    QueueState,
-    ReviewerSettings,
-    Verdict,
-)
-from .selectors import RANK_COLUMNS, queue_pick_sql
+from .models import ClipReview, QueueSlot, QueueState
 
 # How long a clip stays with the reviewer it was handed to. Long enough to listen twice and
 # decide on every label; short enough that a reviewer who walks away frees it soon.
@@ -54,293 +42,51 @@ ORIGINAL_FAR_BELOW_WEIGHT = 0.2
 ORIGINAL_FAR_BELOW_MAX = 3
 
 
-class _Keep(enum.Enum):
-    KEEP = "keep"
+def queue_pick_sql(rank_column: str, *, lock: bool) -> str:
+    """The next-clip pick (queue_next_clip locks it; the page's peek does not).
+
+    It walks the partial index of open slots in priority order and stops at the first
+    slot that is free (never leased, or lease expired) of a clip this reviewer neither
+    finished nor holds another slot of. SKIP LOCKED: a slot another reviewer is picking at
+    this moment is passed over rather than waited for."""
+    slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
+    return f"""
+        SELECT s.id, s.clip_id FROM {slot_t} s
+        WHERE s.dataset_id = %(ds)s AND s.done_by_id IS NULL
+          AND (s.leased_to_id IS NULL OR s.lease_expires_at <= %(now)s)
+          AND s.clip_id <> %(exclude)s
+          AND NOT EXISTS (SELECT 1 FROM {review_t} r
+                          WHERE r.clip_id = s.clip_id AND r.reviewer_id = %(me)s)
+          AND NOT EXISTS (SELECT 1 FROM {slot_t} o
+                          WHERE o.clip_id = s.clip_id AND o.id <> s.id
+                            AND o.leased_to_id = %(me)s AND o.lease_expires_at > %(now)s)
+        ORDER BY s.{rank_column}, s.clip_id, s.slot
+        LIMIT 1
+        {"FOR UPDATE OF s SKIP LOCKED" if lock else ""}
+    """
 
 
-KEEP = _Keep.KEEP
-"""Default of ``error_category`` / ``note``: leave what is stored (see decision_record)."""
-
-_State = tuple[str, int | None, str]  # (verdict or "", error_category_id, note)
-_NONE: _State = ("", None, "")
-
-
-def _state(d: Decision | None) -> _State:
-    return _NONE if d is None else (d.verdict, d.error_category_id, d.note)
+RANK_COLUMNS = {
+    Dataset.ReviewPriority.UNCERTAIN: "rank_uncertain",
+    Dataset.ReviewPriority.ORDER: "rank_order",
+    Dataset.ReviewPriority.RANDOM: "rank_random",
+}
 
 
-def _log(*, clip: Clip, label: Label, reviewer, action: str, before: _State, after: _State,
-         reverts: DecisionLog | None = None) -> DecisionLog:
-    return DecisionLog.objects.create(
-        clip=clip, label=label, reviewer=reviewer, action=action,
-        before_verdict=before[0], before_error_category_id=before[1], before_note=before[2],
-        after_verdict=after[0], after_error_category_id=after[1], after_note=after[2],
-        reverts=reverts,
-    )
-
-
-def _locked_decision(clip: Clip, label: Label, reviewer) -> Decision | None:
-    return (
-        Decision.objects.select_for_update()
-        .filter(clip=clip, label=label, reviewer=reviewer)
-        .first()
-    )
-
-
-def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
-                     error_category: ErrorCategory | None, note: str) -> Decision | None:
-    """Insert the reviewer's decision and its log entry unless they have a decision already
-    (then None, and nothing is written). One statement: a first decision, the common case,
-    needs no SELECT ... FOR UPDATE, no savepoint against a concurrent insert of the same
-    row and no second round trip for the log."""
-    now = timezone.now()
+def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int) -> int | None:
+    """The clip the reviewer would most likely get after this one (not leased): what the
+    page preloads. Another reviewer may take it first; then the preload was wasted."""
+    column = RANK_COLUMNS.get(dataset.review_priority, "rank_order")
     with connection.cursor() as cur:
         cur.execute(
-            f"""WITH d AS (
-                INSERT INTO {Decision._meta.db_table} (clip_id, label_id, reviewer_id, verdict,
-                    error_category_id, note, created_at, updated_at)
-                VALUES (%(clip)s, %(label)s, %(reviewer)s, %(verdict)s, %(category)s, %(note)s,
-                        %(now)s, %(now)s)
-                ON CONFLICT (clip_id, label_id, reviewer_id) DO NOTHING
-                RETURNING id, clip_id, label_id, reviewer_id, verdict, error_category_id, note
-            ), log AS (
-                INSERT INTO {DecisionLog._meta.db_table} (clip_id, label_id, reviewer_id,
-                    action, before_verdict, before_error_category_id, before_note,
-                    after_verdict, after_error_category_id, after_note, created_at)
-                SELECT clip_id, label_id, reviewer_id, %(action)s, '', NULL, '',
-                       verdict, error_category_id, note, %(now)s
-                FROM d
-            )
-            SELECT id FROM d""",
-            {"clip": clip.pk, "label": label.pk, "reviewer": reviewer.pk, "verdict": verdict,
-             "category": error_category.pk if error_category else None, "note": note,
-             "now": now, "action": DecisionLog.Action.RECORD.value},
+            queue_pick_sql(column, lock=False),
+            {"ds": dataset.pk, "me": reviewer.pk, "now": timezone.now(),
+             "exclude": exclude_clip_id},
         )
         row = cur.fetchone()
-    if row is None:
-        return None
-    d = Decision(id=row[0], clip=clip, label=label, reviewer=reviewer, verdict=verdict,
-                 error_category=error_category, note=note, created_at=now, updated_at=now)
-    d._state.adding = False
-    d._state.db = connection.alias
-    return d
+    return row[1] if row else None
 
 
-def decision_record(
-    *,
-    clip: Clip,
-    label: Label,
-    reviewer,
-    verdict: str,
-    error_category: ErrorCategory | None | _Keep = KEEP,
-    note: str | _Keep = KEEP,
-) -> Decision:
-    """Set the reviewer's verdict on a label of a clip. Idempotent: the same call twice
-    leaves one row and one log entry. Two reviewers get a row each.
-
-    ``error_category`` and ``note`` default to KEEP: the stored ones stay, except that a
-    *changed* verdict drops the error category (it described the old verdict). Pass a
-    value (None / "" included) to set them."""
-    return decision_upsert(clip=clip, label=label, reviewer=reviewer, verdict=verdict,
-                           error_category=error_category, note=note)[0]
-
-
-@transaction.atomic
-def decision_upsert(
-    *,
-    clip: Clip,
-    label: Label,
-    reviewer,
-    verdict: str,
-    error_category: ErrorCategory | None | _Keep = KEEP,
-    note: str | _Keep = KEEP,
-) -> tuple[Decision, bool]:
-    """decision_record, also saying whether this call created the row: of any number of
-    identical concurrent calls exactly one gets True (the INSERT ... ON CONFLICT that won),
-    so an API answers 201 once and 200 to all the others."""
-    verdict = Verdict(verdict).value
-    for _attempt in range(3):
-        d = _decision_insert(
-            clip=clip, label=label, reviewer=reviewer, verdict=verdict,
-            error_category=None if error_category is KEEP else error_category,
-            note="" if note is KEEP else note,
-        )
-        if d is not None:  # logged by the same statement
-            return d, True
-        d = _locked_decision(clip, label, reviewer)
-        if d is not None:
-            break
-        # The row that blocked the insert was undone (deleted) in between: insert again.
-    else:
-        raise RuntimeError(f"decision on clip {clip.pk}, label {label.pk} kept changing")
-    before = _state(d)
-    if error_category is not KEEP:
-        d.error_category = error_category
-    elif d.verdict != verdict:
-        d.error_category = None
-    if note is not KEEP:
-        d.note = note
-    d.verdict = verdict
-    after = _state(d)
-    if after == before:
-        return d, False
-    d.save(update_fields=["verdict", "error_category", "note", "updated_at"])
-    _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.RECORD,
-         before=before, after=after)
-    return d, False
-
-
-@transaction.atomic
-def decision_categorize(
-    *,
-    clip: Clip,
-    label: Label,
-    reviewer,
-    error_category: ErrorCategory | None,
-    note: str | _Keep = KEEP,
-) -> Decision:
-    """Tag the reviewer's existing decision with an error category (and a note).
-    Raises Decision.DoesNotExist when there is no decision to tag."""
-    d = _locked_decision(clip, label, reviewer)
-    if d is None:
-        raise Decision.DoesNotExist("no decision to categorize")
-    before = _state(d)
-    d.error_category = error_category
-    if note is not KEEP:
-        d.note = note
-    after = _state(d)
-    if after != before:
-        d.save(update_fields=["error_category", "note", "updated_at"])
-        _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.CATEGORIZE,
-             before=before, after=after)
-    return d
-
-
-@transaction.atomic
-def decision_undo(*, clip: Clip, label: Label, reviewer) -> Decision | None:
-    """Revert the reviewer's latest change to this label that is not reverted yet, and log
-    the undo. Repeated undo walks back through the history to "no decision". Returns the
-    decision as it now stands (None when there is none)."""
-    current = _locked_decision(clip, label, reviewer)
-    entry = (
-        DecisionLog.objects.select_for_update(of=("self",))
-        .filter(clip=clip, label=label, reviewer=reviewer, reverted_by__isnull=True)
-        .exclude(action=DecisionLog.Action.UNDO)
-        .order_by("-id")
-        .first()
-    )
-    if entry is None:
-        return current
-    before = _state(current)
-    restored: _State = (entry.before_verdict, entry.before_error_category_id, entry.before_note)
-    if not restored[0]:
-        if current is not None:
-            current.delete()
-        result = None
-    else:
-        if current is None:
-            current = Decision(clip=clip, label=label, reviewer=reviewer)
-        current.verdict, current.error_category_id, current.note = restored
-        current.save()
-        result = current
-    _log(clip=clip, label=label, reviewer=reviewer, action=DecisionLog.Action.UNDO,
-         before=before, after=_state(result), reverts=entry)
-    return result
-
-
-class LabelRefused(ValueError):
-    """A label a reviewer may not add to a clip (see decision_add_label)."""
-
-
-def decision_add_label(*, clip: Clip, label: Label, reviewer) -> Decision:
-    """"Add a label": the reviewer adds a class the clip lacks, accepted. Only the 527
-    trainable classes: an abstract (or otherwise non-trainable) class has no index, so no
-    AudioSet loader can read it; the error names its trainable children to add instead."""
-    if label.index is None:
-        from relabel_app.label_info import trainable_descendants
-
-        kids = [i.name for i in trainable_descendants(label.pk)]
-        kind = "an abstract class" if label.abstract else "not one of the 527 trainable classes"
-        hint = f" Add one of its trainable children instead: {', '.join(kids)}." if kids else ""
-        raise LabelRefused(f"{label.name} is {kind}, so it cannot be a label.{hint}")
-    return decision_record(clip=clip, label=label, reviewer=reviewer, verdict=Verdict.ACCEPT)
-
-
-# --- reviewer settings ------------------------------------------------------------------
-
-
-def reviewer_settings_update(*, user, autoplay: bool) -> ReviewerSettings:
-    settings_row, _ = ReviewerSettings.objects.update_or_create(
-        user=user, defaults={"autoplay": autoplay}
-    )
-    return settings_row
-
-
-# --- finishing a clip -------------------------------------------------------------------
-
-
-@transaction.atomic
-def clip_finish(*, clip: Clip, reviewer) -> ClipReview | None:
-    """Mark the clip finished by the reviewer (idempotent) by closing one of its queue
-    slots. The one rule, enforced by a single statement in the database under row locks:
-    a slot is closed only by the holder of its live lease, or, when nobody holds a live
-    lease on it, by anyone (a clip reached outside the queue, or after one's own lease
-    ran out). The finished review (ClipReview, what progress counts) is written by that
-    same statement and points at the slot it closed (one review per slot, unique), so
-    there are never more finished reviews than slots, and never an open slot left for a
-    clip that reached its count.
-
-    Returns the reviewer's ClipReview, or None when every open slot of the clip is held by
-    someone else's live lease (or none is left): their decisions are kept as they are, but
-    the clip does not count as finished by them."""
-    existing = ClipReview.objects.filter(clip=clip, reviewer=reviewer).first()
-    if existing is not None:
-        return existing
-    _queue_refresh_for_pick(clip.dataset)  # a queue never built has no slot to close
-    slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            WITH target AS (
-                SELECT s.id FROM {slot_t} s
-                WHERE s.clip_id = %(clip)s AND s.done_by_id IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM {slot_t} d
-                                  WHERE d.clip_id = %(clip)s AND d.done_by_id = %(me)s)
-                  AND (s.leased_to_id IS NULL OR s.lease_expires_at IS NULL
-                       OR s.lease_expires_at <= %(now)s OR s.leased_to_id = %(me)s)
-                ORDER BY (s.leased_to_id = %(me)s) DESC NULLS LAST, s.slot
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED
-            ), closed AS (
-                UPDATE {slot_t} s SET done_by_id = %(me)s, done_at = %(now)s,
-                                      leased_to_id = NULL, lease_expires_at = NULL
-                FROM target WHERE s.id = target.id
-                RETURNING s.id, s.dataset_id, s.clip_id
-            )
-            INSERT INTO {review_t} (dataset_id, clip_id, reviewer_id, slot_id, finished_at)
-            SELECT dataset_id, clip_id, %(me)s, id, %(now)s FROM closed
-            ON CONFLICT DO NOTHING
-            """,
-            {"me": reviewer.pk, "clip": clip.pk, "now": timezone.now()},
-        )
-        if cur.rowcount == 0:
-            # A gold clip served to this reviewer (review.gold_queue) is finished without a
-            # slot: its slots belong to the ordinary queue, the serve is what they hold.
-            cur.execute(
-                f"""
-                INSERT INTO {review_t} (dataset_id, clip_id, reviewer_id, slot_id, finished_at)
-                SELECT g.dataset_id, g.clip_id, %(me)s, NULL, %(now)s
-                FROM {GoldClip._meta.db_table} g
-                JOIN {GoldServe._meta.db_table} s ON s.clip_id = g.clip_id
-                WHERE g.clip_id = %(clip)s AND s.reviewer_id = %(me)s
-                ON CONFLICT DO NOTHING
-                """,
-                {"me": reviewer.pk, "clip": clip.pk, "now": timezone.now()},
-            )
-    return ClipReview.objects.filter(clip=clip, reviewer=reviewer).first()
-
-
-# --- the queue --------------------------------------------------------------------------
 
 
 def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
@@ -571,7 +317,7 @@ def queue_refresh_in_background(*, dataset: Dataset) -> bool:
     return changed
 
 
-def _queue_refresh_for_pick(dataset: Dataset) -> None:
+def queue_refresh_for_pick(dataset: Dataset) -> None:
     freshness = queue_freshness(dataset=dataset)
     if freshness is None or freshness.fresh:
         return
@@ -600,7 +346,7 @@ def queue_next_clip(*, dataset: Dataset, reviewer, lease: timedelta = LEASE,
     gold_clip_id = gold_next_clip_id(dataset=dataset, reviewer=reviewer, lease=lease, rng=rng)
     if gold_clip_id is not None:
         return Clip.objects.select_related("dataset").get(pk=gold_clip_id)
-    _queue_refresh_for_pick(dataset)
+    queue_refresh_for_pick(dataset)
     now = timezone.now()
     with transaction.atomic():
         mine = (
@@ -647,3 +393,4 @@ def dataset_review_settings_update(
     dataset.required_reviews = required_reviews
     dataset.save(update_fields=["review_priority", "required_reviews"])
     return dataset
+
