@@ -1,6 +1,6 @@
 """Answering a study: the one service the study screen, the API and scripted oracles use.
 Each answer is stored with the study (QualityAnswer) and also recorded as an ordinary
-decision through review.services.decision_record, so it improves the curated set like any
+decision through review.decisions.decision_record, so it improves the curated set like any
 other decision (the study's estimate refers to the sources frozen at creation)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from django.db.models import F
 
 from relabel_app.models import Clip, Label
 from relabel_app.roles import user_can_review
+from review.decisions import LabelRefused, decision_add_label, decision_record
 from review.models import Decision, Verdict
-from review.services import LabelRefused, decision_add_label, decision_record
 
 from .models import QualityAnswer, QualityClipDone, QualityQuestion, QualityRecallClip, QualityStudy
 from .sampling import QualityError
