@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -222,10 +222,6 @@ def class_add(request: HttpRequest, study_id: int, clip_id: int) -> HttpResponse
 @require_GET
 def search(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _answerable(request, study_id)
-    clip_ref = request.GET.get("clip", "")
-    if not clip_ref.isdigit():
-        raise Http404
     query = request.GET.get("q", "")[:100]
     return render(request, "curation/quality/_search.html", {
-        "hits": label_search(query=query), "query": query, "study": study,
-        "clip_id": int(clip_ref)})
+        "hits": label_search(query=query), "query": query, "study": study})
