@@ -18,7 +18,7 @@ from .permissions import IsCurator
 from .views import path_id
 
 
-@extend_schema(summary="Quality studies of a dataset (curators)",
+@extend_schema(summary="Quality studies of a dataset (curators)", operation_id="quality_study_list",
                responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 @permission_classes([IsCurator])
@@ -31,7 +31,8 @@ def quality_study_list(request: Request, pk: int) -> Response:
         for s in QualityStudy.objects.filter(dataset=dataset)]})
 
 
-@extend_schema(summary="A quality study's report (curators)", responses={200: OpenApiTypes.OBJECT},
+@extend_schema(summary="A quality study's report (curators)", operation_id="quality_study_report",
+               responses={200: OpenApiTypes.OBJECT},
                description="Per class and source: rated, true, unsure, precision with its "
                "Wilson 95 % interval; per source: stratified overall precision, macro "
                "precision, recall and missing labels per clip with bootstrap intervals; "
