@@ -80,8 +80,10 @@ def _chart(report: dict):
         if r.estimate.value is not None:
             items.append((f"{r.name} · {r.source}", r.estimate.value, r.estimate.low,
                           r.estimate.high))
-    return interval_bars(items[:80], title="Per-class precision with 95 % Wilson intervals "
-                                           "(sorted)")
+    shown = items[:80]
+    more = f", the {len(shown)} lowest of {len(items)}" if len(items) > len(shown) else ""
+    return interval_bars(shown, title=f"Per-class precision with 95 % Wilson intervals "
+                                      f"(sorted{more})")
 
 
 @curator_required

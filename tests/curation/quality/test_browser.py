@@ -55,6 +55,7 @@ def test_keyboard_only_study(study_setup, live_server, monkeypatch):
         console.attach(page)
         page.set_default_timeout(10_000)
         log_in(page, live_server.url, "rita", "s3cret-pass")
+        page.screenshot(path=str(ARTIFACTS / "quality_home.png"))
         page.get_by_role("button", name="Answer quality study").focus()
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(rf".*/curation/quality/{study.pk}/answer/\??$"))
