@@ -151,10 +151,11 @@ def start_profiled_worker(prof_out: Path, **kw):
 PROFILE_ROWS = [
     ("task bodies (pipeline.tasks._run_stage)", r"pipeline/tasks\.py:\d+\(_run_stage\)"),
     ("  model calls (ModelTimer)", r"pipeline/execution\.py:\d+\(timed\)"),
-    ("  per-clip result writes (_save)", r"pipeline/execution\.py:\d+\(_save\)"),
+    ("  per-clip result writes (stage_result_save)",
+     r"pipeline/stage_io\.py:\d+\(stage_result_save\)"),
     ("  chunk's result query (_results)", r"pipeline/execution\.py:\d+\(_results\)"),
     ("  audio decoding (load_audio)", r"pipeline/audio\.py:\d+\(load_audio\)"),
-    ("  backend lookup/load (_backend)", r"pipeline/execution\.py:\d+\(_backend\)"),
+    ("  backend lookup/load (stage_backend)", r"pipeline/stage_io\.py:\d+\(stage_backend\)"),
     ("  next stage enqueue (Task.apply_async)", r"celery/app/task\.py:\d+\(apply_async\)"),
     ("  run_finish_if_complete", r"pipeline/services\.py:\d+\(run_finish_if_complete\)"),
     ("waiting on PostgreSQL (psycopg wait)", r"psycopg/connection\.py:\d+\(wait\)"),

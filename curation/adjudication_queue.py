@@ -77,37 +77,12 @@ class QueueFilter:
                 "margin": self.margin, "excluded": list(self.excluded_reviewer_ids)}
 
 
-def _per_clip_sql(f: QueueFilter) -> str:
-    """CTEs ending in ``per_clip`` (clip_id, position, n_disagree, n_unsure,
-    n_original_rejected, n_gold_missed, n_clap_low, n_disputed, evidence, stake)."""
+def _votes_cte(f: QueueFilter) -> str:
+    """votes: the disputed (clip, label) pairs by the reviewers' verdicts."""
     excluded = (" AND d.reviewer_id <> ALL(%(excluded)s::int[])"
                 if f.excluded_reviewer_ids else "")
-    with_scores = f.run_id is not None and f.threshold is not None
-    clap_low = f"""
-    clap_low AS (
-        SELECT s.clip_id, s.label_id
-        FROM {_T.origscore} s JOIN {_T.clip} c ON c.id = s.clip_id
-        WHERE s.run_id = %(run)s AND c.dataset_id = %(ds)s
-          AND s.clap_score <= %(thr)s - %(margin)s
-    )""" if with_scores else """
-    clap_low AS (SELECT NULL::int AS clip_id, NULL::int AS label_id WHERE false)"""
-    scores = f"""
-    scores AS (
-        SELECT k.clip_id, k.label_id, max(k.clap_score) AS score
-        FROM {_T.candidate} k JOIN pairs p ON p.clip_id = k.clip_id AND p.label_id = k.label_id
-        WHERE k.run_id = %(run)s AND k.selected AND k.clap_score IS NOT NULL
-        GROUP BY k.clip_id, k.label_id
-        UNION ALL
-        SELECT s.clip_id, s.label_id, s.clap_score
-        FROM {_T.origscore} s JOIN pairs p ON p.clip_id = s.clip_id AND p.label_id = s.label_id
-        WHERE s.run_id = %(run)s
-    ),
-    score AS (SELECT clip_id, label_id, max(score) AS score FROM scores
-              GROUP BY clip_id, label_id)""" if with_scores else """
-    score AS (SELECT NULL::int AS clip_id, NULL::int AS label_id, NULL::float8 AS score
-              WHERE false)"""
     return f"""
-    WITH votes AS (
+    votes AS (
         -- Grouped first, the dataset checked after on the disputed pairs only: a decision
         -- carries no dataset, and looking up the clip of every decision was most of the
         -- statement's time at 2M clips (50,000 decisions).
@@ -126,8 +101,25 @@ def _per_clip_sql(f: QueueFilter) -> str:
                    > count(*) FILTER (WHERE d.verdict = 'accept')
         ) v JOIN {_T.clip} c ON c.id = v.clip_id
         WHERE c.dataset_id = %(ds)s
-    ),
-    {clap_low.strip()},
+    )"""
+
+
+def _clap_low_cte(with_scores: bool) -> str:
+    """clap_low: original labels whose CLAP score lies the margin or more below the
+    run's threshold (none without a run's scores)."""
+    return f"""
+    clap_low AS (
+        SELECT s.clip_id, s.label_id
+        FROM {_T.origscore} s JOIN {_T.clip} c ON c.id = s.clip_id
+        WHERE s.run_id = %(run)s AND c.dataset_id = %(ds)s
+          AND s.clap_score <= %(thr)s - %(margin)s
+    )""" if with_scores else """
+    clap_low AS (SELECT NULL::int AS clip_id, NULL::int AS label_id WHERE false)"""
+
+
+def _gold_miss_cte() -> str:
+    """gold_miss: per clip, the reviewers' verdicts that contradict a gold answer."""
+    return f"""
     gold_miss AS (
         SELECT d.clip_id, count(*) AS n
         FROM {_T.decision} d
@@ -137,14 +129,31 @@ def _per_clip_sql(f: QueueFilter) -> str:
           AND ((d.verdict = 'accept' AND NOT coalesce(gl.present, NOT g.complete))
                OR (d.verdict = 'reject' AND coalesce(gl.present, false)))
         GROUP BY d.clip_id
+    )"""
+
+
+def _scores_cte(with_scores: bool) -> str:
+    """score: the best CLAP score of each disputed pair (candidate or original label)."""
+    return f"""
+    scores AS (
+        SELECT k.clip_id, k.label_id, max(k.clap_score) AS score
+        FROM {_T.candidate} k JOIN pairs p ON p.clip_id = k.clip_id AND p.label_id = k.label_id
+        WHERE k.run_id = %(run)s AND k.selected AND k.clap_score IS NOT NULL
+        GROUP BY k.clip_id, k.label_id
+        UNION ALL
+        SELECT s.clip_id, s.label_id, s.clap_score
+        FROM {_T.origscore} s JOIN pairs p ON p.clip_id = s.clip_id AND p.label_id = s.label_id
+        WHERE s.run_id = %(run)s
     ),
-    pairs AS (
-        -- Only pairs the votes make disputed (or a low score): the per-pair lookups below
-        -- (original label? adjudicated? score?) run on those, not on every decided pair.
-        SELECT v.clip_id, v.label_id FROM votes v
-        UNION SELECT clip_id, label_id FROM clap_low
-    ),
-    {scores.strip()},
+    score AS (SELECT clip_id, label_id, max(score) AS score FROM scores
+              GROUP BY clip_id, label_id)""" if with_scores else """
+    score AS (SELECT NULL::int AS clip_id, NULL::int AS label_id, NULL::float8 AS score
+              WHERE false)"""
+
+
+def _per_clip_cte() -> str:
+    """flags, disputed and per_clip: each pair's flags summed per clip, with the stake."""
+    return f"""
     flags AS (
         SELECT p.clip_id, p.label_id,
                coalesce(v.n_accept > 0 AND v.n_reject > 0, false) AS disagree,
@@ -187,6 +196,24 @@ def _per_clip_sql(f: QueueFilter) -> str:
                (coalesce(d.n_disputed, 0) + coalesce(d.evidence, 0))::float8 AS stake
         FROM disputed d FULL JOIN gold_miss g ON g.clip_id = d.clip_id
     )"""
+
+
+def _per_clip_sql(f: QueueFilter) -> str:
+    """CTEs ending in ``per_clip`` (clip_id, position, n_disagree, n_unsure,
+    n_original_rejected, n_gold_missed, n_clap_low, n_disputed, evidence, stake)."""
+    with_scores = f.run_id is not None and f.threshold is not None
+    return f"""
+    WITH {_votes_cte(f).strip()},
+    {_clap_low_cte(with_scores).strip()},
+{_gold_miss_cte().rstrip()},
+    pairs AS (
+        -- Only pairs the votes make disputed (or a low score): the per-pair lookups below
+        -- (original label? adjudicated? score?) run on those, not on every decided pair.
+        SELECT v.clip_id, v.label_id FROM votes v
+        UNION SELECT clip_id, label_id FROM clap_low
+    ),
+    {_scores_cte(with_scores).strip()},
+{_per_clip_cte()}"""
 
 
 def _where(f: QueueFilter) -> str:
@@ -288,11 +315,7 @@ def queue_filter_for(*, dataset: Dataset, run: PipelineRun | None, reason: str =
     """The filter with the run's CLAP threshold and the dataset's gold rule applied."""
     from .gold import flagged_reviewer_ids
 
-    threshold = None
-    if run is not None:
-        value = (run.config.get("filter") or {}).get("threshold")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            threshold = float(value)
+    threshold = run.threshold if run is not None else None
     return QueueFilter(dataset_id=dataset.pk, reason=reason,
                        run_id=run.pk if run else None, threshold=threshold, margin=margin,
                        excluded_reviewer_ids=flagged_reviewer_ids(dataset=dataset))

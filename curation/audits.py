@@ -78,7 +78,7 @@ def _label_fields(label: Label | None) -> dict:
 def run_summary(run: PipelineRun | None) -> dict | None:
     if run is None:
         return None
-    threshold = (run.config.get("filter") or {}).get("threshold")
+    threshold = run.threshold
     return {
         "id": run.pk, "kind": run.kind, "profile": run.profile_name, "status": run.status,
         "threshold": threshold, "random_weights": run.random_weights,
@@ -227,7 +227,7 @@ def _pipeline_vs_experts(cur, run: PipelineRun) -> dict:
         GROUP BY p.clap_score""")
     points = metrics.pr_curve(groups)
     best = metrics.best_f1(points)
-    threshold = (run.config.get("filter") or {}).get("threshold")
+    threshold = run.threshold
     at_run = None
     if threshold is not None and points:
         above = [p for p in points if p.threshold >= threshold]

@@ -264,8 +264,8 @@ def export_jobs_recover(*, now=None) -> dict[str, list[int]]:
     it with the reason the second time; remove their partial files. A worker is gone
     when its job has not beaten for settings.EXPORT_HEARTBEAT_STALE_S, or at once when it
     ran on this machine and its process no longer exists. Cheap when nothing runs (one
-    indexed query). Called when the exports page loads, when a worker starts, and by
-    ``manage.py recover_exports``."""
+    indexed query). Called by the periodic task curation.recover_exports (beat), when a
+    worker starts, and by ``manage.py recover_exports``."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.EXPORT_HEARTBEAT_STALE_S)
     out: dict[str, list[int]] = {"requeued": [], "failed": []}

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from pipeline import chain
 from pipeline.models import (
     Candidate,
     ClassThreshold,
@@ -92,13 +93,6 @@ class Fit:
 def clap_model_of(run: PipelineRun) -> str:
     """The CLAP model a run's scores come from, as its resolved profile names it."""
     return _clap_model_of(run.config, run.profile_name)
-
-
-def run_global_threshold(run: PipelineRun) -> float | None:
-    value = ((run.config or {}).get("filter") or {}).get("threshold")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 # --- fitting (pure) -------------------------------------------------------------------------
@@ -246,7 +240,7 @@ def threshold_set_fit(*, dataset: Dataset, run: PipelineRun, name: str | None = 
     evaluation = kfold_evaluation(samples, min_decisions=min_decisions, folds=folds)
     evaluation.update({
         "samples": len(samples), "positives": sum(s.accepted for s in samples),
-        "global_f1": f.global_f1, "run_threshold": run_global_threshold(run),
+        "global_f1": f.global_f1, "run_threshold": run.threshold,
     })
     with transaction.atomic():
         # Versions per name: lock the name's rows so two fits cannot take one version.
@@ -364,7 +358,7 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
     config["derived"] = {
         "source_run": run.pk, "threshold_set": threshold_set.pk,
         "threshold_set_name": threshold_set.name, "threshold_set_version": threshold_set.version,
-        "source_threshold": run_global_threshold(run),
+        "source_threshold": run.threshold,
     }
     now = timezone.now()
     score_cols = _copy_columns(OriginalLabelScore, skip=["run_id"])
@@ -393,12 +387,13 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
         # at 2M clips); the review page reads those from the source run
         # (review.selectors._derived_text_from_source). Statuses, errors and the summary flag stay, so the
         # derived run covers exactly the clips its source covers.
+        statuses = ", ".join(chain.status_fields())
         cur.execute(f"""
-            INSERT INTO {_table(ClipResult)} (run_id, clip_id, caption_status, predict_status,
-                match_status, filter_status, caption, summary, summary_ok, predict,
-                free_labels, best_attempt, error_stage, error, timings, updated_at)
-            SELECT %(dst)s, clip_id, caption_status, predict_status, match_status,
-                   filter_status, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb, '[]'::jsonb,
+            INSERT INTO {_table(ClipResult)} (run_id, clip_id, {statuses}, caption, summary,
+                summary_ok, predict, free_labels, best_attempt, error_stage, error, timings,
+                updated_at)
+            SELECT %(dst)s, clip_id, {statuses}, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb,
+                   '[]'::jsonb,
                    best_attempt, error_stage, error, '{{}}'::jsonb, now()
             FROM {_table(ClipResult)} WHERE run_id = %(src)s
             ORDER BY clip_id""", params)

@@ -281,10 +281,9 @@ def exports(request: HttpRequest, name: str) -> HttpResponse:
             messages.success(request, f"Export #{job.pk} queued.")
             return redirect("curation:exports", name=dataset.name)
     elif request.method == "GET":
+        # Jobs whose worker died are recovered by the worker-cpu's beat
+        # (curation.recover_exports), at worker start and by manage.py recover_exports.
         form = ExportForm()
-        # A periodic check with no scheduler: jobs whose worker died are re-queued once,
-        # then failed, when someone looks (also done at worker start, recover_exports).
-        export_jobs.export_jobs_recover()
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     return render(request, "curation/exports.html", {

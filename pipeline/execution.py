@@ -9,15 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-
-from django.db import transaction
-from django.utils import timezone
-
-from relabel_app.models import Clip, Label
 
 from . import chain
-from .models import Candidate, ClipResult, PipelineRun, StageStatus
+from .models import ClipResult, PipelineRun, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +32,6 @@ class ModelTimer:
         return timed
 
 
-def backend_spec_with_placement(spec: dict) -> dict:
-    """The spec with device and dtype from settings (RELABEL_MODEL_DEVICE/_DTYPE) unless
-    the profile names them: local model adapters only; HTTP adapters have no placement."""
-    from django.conf import settings
-
-    spec = dict(spec)
-    adapter = spec.get("adapter", "")
-    if adapter.startswith("transformers-") or adapter == "sentence-transformers":
-        spec.setdefault("device", settings.MODEL_DEVICE)
-    if adapter.startswith("transformers-"):
-        spec.setdefault("dtype", settings.MODEL_DTYPE)
-    return spec
-
-
-def _backend(run: PipelineRun, role: str):
-    from .backends.registry import build_backend
-
-    spec = run.config["backends"].get(role)
-    if not spec:
-        return None
-    return build_backend(backend_spec_with_placement(spec))
-
-
 def _results(run_id: int, clip_ids: list[int], stage: str, prev: str | None):
     qs = ClipResult.objects.filter(run_id=run_id, clip_id__in=clip_ids, error_stage="")
     qs = qs.filter(**{f"{stage}_status": StageStatus.PENDING})
@@ -70,32 +41,6 @@ def _results(run_id: int, clip_ids: list[int], stage: str, prev: str | None):
     # answers): the largest JSON documents of the row stay in the database.
     return list(qs.select_related("clip", "clip__dataset").defer("caption", "predict")
                 .order_by("clip_id"))
-
-
-def _save(result: ClipResult, stage: str, fields: dict,
-          candidates: list[Candidate] | None = None, replace_candidates: bool = False) -> bool:
-    """Write a stage's outcome if that stage is still pending; False if someone else did.
-
-    The check and the write are one conditional UPDATE: no lock to take first, no
-    transaction of its own unless candidates are written with it (then all or nothing)."""
-    with transaction.atomic() if (candidates or replace_candidates) else nullcontext():
-        written = ClipResult.objects.filter(
-            pk=result.pk, error_stage="", **{f"{stage}_status": StageStatus.PENDING}
-        ).update(**fields, updated_at=timezone.now())
-        if not written:
-            return False
-        if replace_candidates:
-            Candidate.objects.filter(run_id=result.run_id, clip_id=result.clip_id).delete()
-        if candidates:
-            Candidate.objects.bulk_create(candidates)
-        return True
-
-
-def _fail(result: ClipResult, stage: str, err: Exception | str, **fields) -> None:
-    """Mark the clip failed in `stage` with the reason (and any raw output in `fields`)."""
-    msg = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
-    _save(result, stage, {**fields, f"{stage}_status": StageStatus.FAILED, "error_stage": stage,
-                          "error": msg[:2000]})
 
 
 def run_chunk(stage_name: str, run_id: int, clip_ids: list[int]) -> None:
@@ -137,64 +82,3 @@ def run_chunk(stage_name: str, run_id: int, clip_ids: list[int]) -> None:
         stage.write(ok)
 
 
-def audio_path(clip: Clip):
-    if not clip.audio_path:
-        raise FileNotFoundError(f"no local audio file for {clip.ytid} ({clip.audio_status})")
-    root = clip.dataset.resolved_audio_root().resolve()
-    path = (root / clip.audio_path).resolve()
-    # The same containment rule as the audio view: never read outside the audio root.
-    if not path.is_relative_to(root):
-        raise PermissionError(f"audio path {clip.audio_path!r} is outside the audio root")
-    return path
-
-
-def load_clip_audio(clip: Clip, sample_rate: int):
-    from .audio import load_audio
-
-    return load_audio(audio_path(clip), sample_rate)
-
-
-_INDEXES: dict[str | None, object] = {}
-
-
-def label_index(embedder):
-    """The matcher's index of the 527 classes, built once per process and embedder; the
-    synonym tier's class-text embeddings are also kept on disk, so a new worker reads them
-    instead of embedding 1,200 texts again."""
-    from django.conf import settings
-
-    from relabel_app.ontology_source import OntologyClass
-
-    from .stages.match import LabelIndex
-
-    key = embedder.model_id if embedder is not None else None
-    if key not in _INDEXES:
-        classes = [
-            OntologyClass(mid=m, name=n, description=d, child_ids=(), restrictions=(), index=i)
-            for m, n, d, i in Label.objects.filter(index__isnull=False).order_by("index")
-            .values_list("mid", "name", "description", "index")
-        ]
-        _INDEXES[key] = LabelIndex.build(
-            classes, embedder, cache_dir=str(settings.MODEL_DIR / "cache")
-        )
-    return _INDEXES[key]
-
-
-def trainable_ids_by_mid() -> dict[str, int]:
-    return dict(Label.objects.filter(index__isnull=False).values_list("mid", "id"))
-
-
-_TEXT_CACHE = None
-
-
-def class_text_cache():
-    """CLAP text embeddings of the 527 classes: once per model per process (and on disk)."""
-    global _TEXT_CACHE
-    from django.conf import settings
-
-    from .stages.filter import ClassTextEmbeddingCache
-
-    if _TEXT_CACHE is None:
-        classes = list(Label.objects.filter(index__isnull=False).order_by("index"))
-        _TEXT_CACHE = ClassTextEmbeddingCache(classes, cache_dir=settings.MODEL_DIR / "cache")
-    return _TEXT_CACHE

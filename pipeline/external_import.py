@@ -188,6 +188,279 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
+@dataclass
+class _Matched:
+    """What matching the file's items to the dataset's clips found."""
+
+    unmatched: int
+    unmatched_ytids: list[str]
+    items_matched: int
+    ambiguous: int
+    clips_matched: int
+
+
+class _BadItems:
+    """A bad item: stops the import, or (``skip_bad``) is listed in the report."""
+
+    def __init__(self, source: str, unit: str, skip_bad: bool) -> None:
+        self.source, self.unit, self.skip_bad = source, unit, skip_bad
+        self.items: list[BadItem] = []
+
+    def __call__(self, number: int, reason: str) -> None:
+        if not self.skip_bad:
+            raise LabelsetImportError(self.source, f"{self.unit} {number}", reason)
+        self.items.append(BadItem(f"{self.unit} {number}", reason))
+
+
+def _checked_inputs(path: Path, name: str, dataset_name: str) -> tuple[str, Dataset, dict]:
+    """The file's format, the dataset and the ontology's MID -> id, or the error that
+    stops the import before anything is read."""
+    source = str(path)
+    max_name = PipelineRun._meta.get_field("profile_name").max_length
+    if not name or len(name) > max_name:
+        raise LabelsetImportError(source, "", f"the name must be 1 to {max_name} characters")
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise LabelsetImportError(source, "", f"cannot read: {e.strerror or e}") from None
+    fmt = _detect_format(path, head)
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise LabelsetImportError(
+            source, "", f"no dataset named {dataset_name!r}; import its clips first"
+        )
+    label_ids = dict(Label.objects.values_list("mid", "id"))
+    if not label_ids:
+        raise LabelsetImportError(source, "", "no ontology loaded; run load_ontology first")
+    return fmt, dataset, label_ids
+
+
+def _temp_tables_create(cur) -> None:
+    for table in (_ITEMS, _ITEM_LABELS, _MATCH, _NEW):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    cur.execute(
+        f"CREATE TEMP TABLE {_ITEMS} (item integer NOT NULL, ytid text NOT NULL, "
+        "start_s float8) ON COMMIT DROP"
+    )
+    cur.execute(
+        f"CREATE TEMP TABLE {_ITEM_LABELS} (item integer NOT NULL, label_id bigint NOT NULL)"
+        " ON COMMIT DROP"
+    )
+
+
+def _items_copy(cur, items: Iterator[_Item | None], label_ids: dict, bad: _BadItems) -> int:
+    """Parse and stream the items into the temporary tables (COPY, in batches); returns
+    the number of items read."""
+    items_read = 0
+    item_rows: list[str] = []
+    label_rows: list[str] = []
+
+    def flush() -> None:
+        if item_rows:
+            with cur.copy(f"COPY {_ITEMS} (item, ytid, start_s) FROM STDIN") as cp:
+                cp.write("".join(item_rows))
+        if label_rows:
+            with cur.copy(f"COPY {_ITEM_LABELS} (item, label_id) FROM STDIN") as cp:
+                cp.write("".join(label_rows))
+        item_rows.clear()
+        label_rows.clear()
+
+    for it in items:
+        items_read += 1
+        if it is None:  # reported by bad() already
+            continue
+        ids = []
+        for mid in it.mids:
+            lid = label_ids.get(mid)
+            if lid is None:
+                bad(it.number, f"unknown label {mid[:80]!r}")
+                break
+            ids.append(lid)
+        else:
+            start = "\\N" if it.start is None else repr(float(it.start))
+            item_rows.append(f"{it.number}\t{_copy_text(it.ytid)}\t{start}\n")
+            label_rows.extend(f"{it.number}\t{lid}\n" for lid in dict.fromkeys(ids))
+            if len(item_rows) >= COPY_BATCH_ITEMS:
+                flush()
+    flush()
+    return items_read
+
+
+def _items_match(cur, *, dataset: Dataset, bad: _BadItems, items_read: int) -> _Matched:
+    """Match the items to the dataset's clips (temporary table _MATCH); a second item for
+    a clip already given is bad. No match at all stops the import."""
+    cur.execute(f"ANALYZE {_ITEMS}")
+    clip_t = Clip._meta.db_table
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE {_MATCH} ON COMMIT DROP AS
+        SELECT i.item, c.id AS clip_id, c.ytid, c.start_s
+        FROM {_ITEMS} i JOIN {clip_t} c
+          ON c.dataset_id = %s AND c.ytid = i.ytid
+         AND (i.start_s IS NULL OR abs(c.start_s - i.start_s) < %s)
+        """,
+        [dataset.pk, START_TOLERANCE_S],
+    )
+    cur.execute(
+        f"SELECT count(*) FROM {_ITEMS} i "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {_MATCH} m WHERE m.item = i.item)"
+    )
+    unmatched = cur.fetchone()[0]
+    cur.execute(
+        f"SELECT i.ytid FROM {_ITEMS} i "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {_MATCH} m WHERE m.item = i.item) "
+        "ORDER BY i.item LIMIT %s",
+        [UNMATCHED_SAMPLE],
+    )
+    unmatched_ytids = [r[0] for r in cur.fetchall()]
+    # A clip given by two items (the same file twice, or Y<id>.wav beside <id>.wav):
+    # the later item is bad.
+    cur.execute(
+        f"""
+        SELECT item, ytid, start_s, first FROM (
+            SELECT item, ytid, start_s, min(item) OVER (PARTITION BY clip_id) AS first
+            FROM {_MATCH}) m
+        WHERE item > first ORDER BY item
+        """
+    )
+    dupes = cur.fetchall()
+    for number, ytid, start_s, first in dupes:
+        bad(number, f"clip {ytid} at {start_s:.3f} s is already given by {bad.unit} {first}")
+    if dupes:
+        cur.execute(
+            f"DELETE FROM {_MATCH} m USING (SELECT clip_id, min(item) AS first "
+            f"FROM {_MATCH} GROUP BY clip_id) f "
+            "WHERE f.clip_id = m.clip_id AND m.item > f.first"
+        )
+    cur.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE n > 1), "
+        f"(SELECT count(DISTINCT clip_id) FROM {_MATCH}) FROM "
+        f"(SELECT item, count(*) AS n FROM {_MATCH} GROUP BY item) per_item"
+    )
+    items_matched, ambiguous, clips_matched = cur.fetchone()
+    if not items_matched:
+        # Most likely the wrong dataset: an empty "done" run would look like a result.
+        sample = ", ".join(unmatched_ytids[:5])
+        raise LabelsetImportError(
+            bad.source, "",
+            f"none of its {items_read:,} items matches a clip of dataset "
+            f"{dataset.name!r} (first YTIDs: {sample or 'none'}); is it the right dataset?",
+        )
+    return _Matched(unmatched, unmatched_ytids, items_matched, ambiguous, clips_matched)
+
+
+def _run_take(cur, *, dataset: Dataset, name: str, config: dict,
+              user) -> tuple[PipelineRun, bool, int]:
+    """The external run of this name: created, or the earlier one with what the new file
+    no longer gives removed. Returns (run, created, candidates removed)."""
+    run = (
+        PipelineRun.objects.select_for_update()
+        .filter(dataset=dataset, kind=PipelineRun.Kind.EXTERNAL, profile_name=name)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    created = run is None
+    if created:
+        run = PipelineRun.objects.create(
+            dataset=dataset, kind=PipelineRun.Kind.EXTERNAL, profile_name=name,
+            config=config, created_by=user,
+        )
+    cand_t, result_t = Candidate._meta.db_table, ClipResult._meta.db_table
+    cur.execute(
+        f"CREATE TEMP TABLE {_NEW} ON COMMIT DROP AS "
+        f"SELECT DISTINCT m.clip_id, l.label_id "
+        f"FROM {_MATCH} m JOIN {_ITEM_LABELS} l ON l.item = m.item"
+    )
+    cur.execute(f"ANALYZE {_NEW}")
+    cur.execute(f"ANALYZE {_MATCH}")
+    removed = 0
+    if not created:
+        # A re-import changes only what changed: deleting every row and inserting it
+        # again costs twice as much (each insert meets its own deleted twin in the
+        # unique index). Done before the FK triggers go off, so a row that refers to
+        # one of these stops us rather than being left dangling.
+        cur.execute(
+            f"DELETE FROM {cand_t} c WHERE c.run_id = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {_NEW} n WHERE n.clip_id = c.clip_id "
+            "AND n.label_id = c.label_id AND c.attempt = 0)",
+            [run.pk],
+        )
+        removed = cur.rowcount
+        cur.execute(
+            f"DELETE FROM {result_t} r WHERE r.run_id = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {_MATCH} m WHERE m.clip_id = r.clip_id)",
+            [run.pk],
+        )
+    return run, created, removed
+
+
+def _results_write(cur, *, run: PipelineRun, created: bool) -> tuple[int, int]:
+    """Results and candidates, set-based; the temporary tables dropped. Returns (candidates
+    added, the run's candidates)."""
+    cand_t, result_t = Candidate._meta.db_table, ClipResult._meta.db_table
+    fk_off = _disable_fk_triggers(cur)
+    done = StageStatus.DONE.value
+    # Every stage done; the other columns (empty outputs) are database defaults.
+    status_cols = ", ".join(chain.status_fields())
+    status_vals = ", ".join(f"'{done}'" for _ in chain.names())
+    # On a re-import, rows that are already there stay as they are.
+    new_results = "" if created else (
+        f"WHERE NOT EXISTS (SELECT 1 FROM {result_t} r "
+        "WHERE r.run_id = %(run)s AND r.clip_id = m.clip_id)"
+    )
+    new_candidates = "" if created else (
+        f"WHERE NOT EXISTS (SELECT 1 FROM {cand_t} c WHERE c.run_id = %(run)s "
+        "AND c.clip_id = n.clip_id AND c.attempt = 0 AND c.label_id = n.label_id)"
+    )
+    cur.execute(
+        f"""
+        INSERT INTO {result_t}
+            (run_id, clip_id, {status_cols})
+        SELECT %(run)s, clip_id, {status_vals}
+        FROM (SELECT DISTINCT clip_id FROM {_MATCH}) m {new_results}
+        ORDER BY clip_id
+        """,
+        {"run": run.pk},
+    )
+    cur.execute(
+        f"""
+        INSERT INTO {cand_t}
+            (run_id, clip_id, label_id, attempt, tier, phrase, match_score, clap_score,
+             kept, selected)
+        SELECT %(run)s, n.clip_id, n.label_id, 0, %(tier)s, '', NULL, NULL, true, true
+        FROM {_NEW} n {new_candidates}
+        ORDER BY n.clip_id, n.label_id
+        """,
+        {"run": run.pk, "tier": Candidate.Tier.EXTERNAL.value},
+    )
+    added = cur.rowcount
+    cur.execute(f"SELECT count(*) FROM {_NEW}")
+    candidates = cur.fetchone()[0]
+    if fk_off:
+        cur.execute("SET LOCAL session_replication_role = origin")
+    for table in (_ITEMS, _ITEM_LABELS, _MATCH, _NEW):
+        # ON COMMIT DROP is not enough when this runs inside an outer transaction.
+        cur.execute(f"DROP TABLE {table}")
+    if added > 100_000:
+        cur.execute(f"ANALYZE {Candidate._meta.db_table}")
+        cur.execute(f"ANALYZE {ClipResult._meta.db_table}")
+    return added, candidates
+
+
+def _run_finish(run: PipelineRun, config: dict, clips_matched: int) -> None:
+    now = timezone.now()
+    config["imported_at"] = now.isoformat()
+    run.config = config
+    run.status = PipelineRun.Status.DONE
+    run.clip_count = clips_matched
+    run.started_at = run.finished_at = now
+    run.save(update_fields=["config", "status", "clip_count", "started_at", "finished_at"])
+    from .signals import run_finished
+
+    transaction.on_commit(lambda: run_finished.send(sender=PipelineRun, run=run))
+
+
 def labelset_import(
     *,
     path: str | Path,
@@ -207,32 +480,8 @@ def labelset_import(
     path = Path(path)
     source = str(path)
     name = name.strip()
-    max_name = PipelineRun._meta.get_field("profile_name").max_length
-    if not name or len(name) > max_name:
-        raise LabelsetImportError(source, "", f"the name must be 1 to {max_name} characters")
-    try:
-        with path.open("rb") as f:
-            head = f.read(64)
-    except OSError as e:
-        raise LabelsetImportError(source, "", f"cannot read: {e.strerror or e}") from None
-    fmt = _detect_format(path, head)
-    unit = "item" if fmt == "json" else "line"
-    dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset is None:
-        raise LabelsetImportError(
-            source, "", f"no dataset named {dataset_name!r}; import its clips first"
-        )
-    label_ids = dict(Label.objects.values_list("mid", "id"))
-    if not label_ids:
-        raise LabelsetImportError(source, "", "no ontology loaded; run load_ontology first")
-
-    bad_items: list[BadItem] = []
-
-    def bad(number: int, reason: str) -> None:
-        if not skip_bad:
-            raise LabelsetImportError(source, f"{unit} {number}", reason)
-        bad_items.append(BadItem(f"{unit} {number}", reason))
-
+    fmt, dataset, label_ids = _checked_inputs(path, name, dataset_name)
+    bad = _BadItems(source, "item" if fmt == "json" else "line", skip_bad)
     config = {
         "name": name,
         "source": str(path.resolve()),
@@ -243,7 +492,6 @@ def labelset_import(
         "random_weights": False,
     }
     timings: dict[str, float] = {}
-    items_read = 0
 
     with transaction.atomic(), connection.cursor() as wrapper, ExitStack() as files:
         # Both formats are streamed (never the whole file in memory) and hashed as read.
@@ -252,221 +500,28 @@ def labelset_import(
         cur = wrapper.cursor
         # Two imports of one dataset would race on the run's rows; the second waits.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_NS, dataset.pk])
-        for table in (_ITEMS, _ITEM_LABELS, _MATCH, _NEW):
-            cur.execute(f"DROP TABLE IF EXISTS {table}")
-        cur.execute(
-            f"CREATE TEMP TABLE {_ITEMS} (item integer NOT NULL, ytid text NOT NULL, "
-            "start_s float8) ON COMMIT DROP"
-        )
-        cur.execute(
-            f"CREATE TEMP TABLE {_ITEM_LABELS} (item integer NOT NULL, label_id bigint NOT NULL)"
-            " ON COMMIT DROP"
-        )
-
-        # --- parse and stream into the temporary tables -------------------------------
-        item_rows: list[str] = []
-        label_rows: list[str] = []
-
-        def flush() -> None:
-            if item_rows:
-                with cur.copy(f"COPY {_ITEMS} (item, ytid, start_s) FROM STDIN") as cp:
-                    cp.write("".join(item_rows))
-            if label_rows:
-                with cur.copy(f"COPY {_ITEM_LABELS} (item, label_id) FROM STDIN") as cp:
-                    cp.write("".join(label_rows))
-            item_rows.clear()
-            label_rows.clear()
-
-        for it in items:
-            items_read += 1
-            if it is None:  # reported by bad() already
-                continue
-            ids = []
-            for mid in it.mids:
-                lid = label_ids.get(mid)
-                if lid is None:
-                    bad(it.number, f"unknown label {mid[:80]!r}")
-                    break
-                ids.append(lid)
-            else:
-                start = "\\N" if it.start is None else repr(float(it.start))
-                item_rows.append(f"{it.number}\t{_copy_text(it.ytid)}\t{start}\n")
-                label_rows.extend(f"{it.number}\t{lid}\n" for lid in dict.fromkeys(ids))
-                if len(item_rows) >= COPY_BATCH_ITEMS:
-                    flush()
-        flush()
+        _temp_tables_create(cur)
+        items_read = _items_copy(cur, items, label_ids, bad)
         del items
         config.update(sha256=reader.sha256.hexdigest(), bytes=reader.bytes)
         timings["parse+copy"] = time.perf_counter() - t0
-
-        # --- match items to the dataset's clips -------------------------------------
-        cur.execute(f"ANALYZE {_ITEMS}")
-        clip_t = Clip._meta.db_table
-        cur.execute(
-            f"""
-            CREATE TEMP TABLE {_MATCH} ON COMMIT DROP AS
-            SELECT i.item, c.id AS clip_id, c.ytid, c.start_s
-            FROM {_ITEMS} i JOIN {clip_t} c
-              ON c.dataset_id = %s AND c.ytid = i.ytid
-             AND (i.start_s IS NULL OR abs(c.start_s - i.start_s) < %s)
-            """,
-            [dataset.pk, START_TOLERANCE_S],
-        )
-        cur.execute(
-            f"SELECT count(*) FROM {_ITEMS} i "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {_MATCH} m WHERE m.item = i.item)"
-        )
-        unmatched = cur.fetchone()[0]
-        cur.execute(
-            f"SELECT i.ytid FROM {_ITEMS} i "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {_MATCH} m WHERE m.item = i.item) "
-            "ORDER BY i.item LIMIT %s",
-            [UNMATCHED_SAMPLE],
-        )
-        unmatched_ytids = [r[0] for r in cur.fetchall()]
-        # A clip given by two items (the same file twice, or Y<id>.wav beside <id>.wav):
-        # the later item is bad.
-        cur.execute(
-            f"""
-            SELECT item, ytid, start_s, first FROM (
-                SELECT item, ytid, start_s, min(item) OVER (PARTITION BY clip_id) AS first
-                FROM {_MATCH}) m
-            WHERE item > first ORDER BY item
-            """
-        )
-        dupes = cur.fetchall()
-        for number, ytid, start_s, first in dupes:
-            bad(number, f"clip {ytid} at {start_s:.3f} s is already given by {unit} {first}")
-        if dupes:
-            cur.execute(
-                f"DELETE FROM {_MATCH} m USING (SELECT clip_id, min(item) AS first "
-                f"FROM {_MATCH} GROUP BY clip_id) f "
-                "WHERE f.clip_id = m.clip_id AND m.item > f.first"
-            )
-        cur.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE n > 1), "
-            f"(SELECT count(DISTINCT clip_id) FROM {_MATCH}) FROM "
-            f"(SELECT item, count(*) AS n FROM {_MATCH} GROUP BY item) per_item"
-        )
-        items_matched, ambiguous, clips_matched = cur.fetchone()
-        if not items_matched:
-            # Most likely the wrong dataset: an empty "done" run would look like a result.
-            sample = ", ".join(unmatched_ytids[:5])
-            raise LabelsetImportError(
-                source, "",
-                f"none of its {items_read:,} items matches a clip of dataset "
-                f"{dataset_name!r} (first YTIDs: {sample or 'none'}); is it the right dataset?",
-            )
+        m = _items_match(cur, dataset=dataset, bad=bad, items_read=items_read)
         timings["match"] = time.perf_counter() - t0
-
-        # --- the run: create, or reuse the one of the same name ---------------------
-        run = (
-            PipelineRun.objects.select_for_update()
-            .filter(dataset=dataset, kind=PipelineRun.Kind.EXTERNAL, profile_name=name)
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        created = run is None
-        if created:
-            run = PipelineRun.objects.create(
-                dataset=dataset, kind=PipelineRun.Kind.EXTERNAL, profile_name=name,
-                config=config, created_by=user,
-            )
-        cand_t, result_t = Candidate._meta.db_table, ClipResult._meta.db_table
-        cur.execute(
-            f"CREATE TEMP TABLE {_NEW} ON COMMIT DROP AS "
-            f"SELECT DISTINCT m.clip_id, l.label_id "
-            f"FROM {_MATCH} m JOIN {_ITEM_LABELS} l ON l.item = m.item"
-        )
-        cur.execute(f"ANALYZE {_NEW}")
-        cur.execute(f"ANALYZE {_MATCH}")
-        removed = 0
-        if not created:
-            # A re-import changes only what changed: deleting every row and inserting it
-            # again costs twice as much (each insert meets its own deleted twin in the
-            # unique index). Done before the FK triggers go off, so a row that refers to
-            # one of these stops us rather than being left dangling.
-            cur.execute(
-                f"DELETE FROM {cand_t} c WHERE c.run_id = %s AND NOT EXISTS ("
-                f"SELECT 1 FROM {_NEW} n WHERE n.clip_id = c.clip_id "
-                "AND n.label_id = c.label_id AND c.attempt = 0)",
-                [run.pk],
-            )
-            removed = cur.rowcount
-            cur.execute(
-                f"DELETE FROM {result_t} r WHERE r.run_id = %s AND NOT EXISTS ("
-                f"SELECT 1 FROM {_MATCH} m WHERE m.clip_id = r.clip_id)",
-                [run.pk],
-            )
+        run, created, removed = _run_take(cur, dataset=dataset, name=name, config=config,
+                                          user=user)
         timings["replace"] = time.perf_counter() - t0
-
-        # --- results and candidates, set-based ----------------------------------------
-        fk_off = _disable_fk_triggers(cur)
-        done = StageStatus.DONE.value
-        # Every stage done; the other columns (empty outputs) are database defaults.
-        status_cols = ", ".join(chain.status_fields())
-        status_vals = ", ".join(f"'{done}'" for _ in chain.names())
-        # On a re-import, rows that are already there stay as they are.
-        new_results = "" if created else (
-            f"WHERE NOT EXISTS (SELECT 1 FROM {result_t} r "
-            "WHERE r.run_id = %(run)s AND r.clip_id = m.clip_id)"
-        )
-        new_candidates = "" if created else (
-            f"WHERE NOT EXISTS (SELECT 1 FROM {cand_t} c WHERE c.run_id = %(run)s "
-            "AND c.clip_id = n.clip_id AND c.attempt = 0 AND c.label_id = n.label_id)"
-        )
-        cur.execute(
-            f"""
-            INSERT INTO {result_t}
-                (run_id, clip_id, {status_cols})
-            SELECT %(run)s, clip_id, {status_vals}
-            FROM (SELECT DISTINCT clip_id FROM {_MATCH}) m {new_results}
-            ORDER BY clip_id
-            """,
-            {"run": run.pk},
-        )
-        cur.execute(
-            f"""
-            INSERT INTO {cand_t}
-                (run_id, clip_id, label_id, attempt, tier, phrase, match_score, clap_score,
-                 kept, selected)
-            SELECT %(run)s, n.clip_id, n.label_id, 0, %(tier)s, '', NULL, NULL, true, true
-            FROM {_NEW} n {new_candidates}
-            ORDER BY n.clip_id, n.label_id
-            """,
-            {"run": run.pk, "tier": Candidate.Tier.EXTERNAL.value},
-        )
-        added = cur.rowcount
-        cur.execute(f"SELECT count(*) FROM {_NEW}")
-        candidates = cur.fetchone()[0]
-        if fk_off:
-            cur.execute("SET LOCAL session_replication_role = origin")
-        for table in (_ITEMS, _ITEM_LABELS, _MATCH, _NEW):
-            # ON COMMIT DROP is not enough when this runs inside an outer transaction.
-            cur.execute(f"DROP TABLE {table}")
-        if added > 100_000:
-            cur.execute(f"ANALYZE {Candidate._meta.db_table}")
-            cur.execute(f"ANALYZE {ClipResult._meta.db_table}")
+        added, candidates = _results_write(cur, run=run, created=created)
         timings["write"] = time.perf_counter() - t0
-
-        now = timezone.now()
         config.update(
-            items=items_read, items_matched=items_matched, unmatched_items=unmatched,
-            bad_items=len(bad_items), imported_at=now.isoformat(),
+            items=items_read, items_matched=m.items_matched, unmatched_items=m.unmatched,
+            bad_items=len(bad.items),
         )
-        run.config = config
-        run.status = PipelineRun.Status.DONE
-        run.clip_count = clips_matched
-        run.started_at = run.finished_at = now
-        run.save(update_fields=["config", "status", "clip_count", "started_at", "finished_at"])
-        from .signals import run_finished
-
-        transaction.on_commit(lambda: run_finished.send(sender=PipelineRun, run=run))
+        _run_finish(run, config, m.clips_matched)
 
     return LabelsetImportReport(
         run_id=run.pk, created=created, source=source, format=fmt, items_read=items_read,
-        items_matched=items_matched, clips_matched=clips_matched, candidates=candidates,
-        added_candidates=added, removed_candidates=removed, unmatched_items=unmatched,
-        unmatched_ytids=unmatched_ytids, ambiguous_items=ambiguous, bad_items=bad_items,
+        items_matched=m.items_matched, clips_matched=m.clips_matched, candidates=candidates,
+        added_candidates=added, removed_candidates=removed, unmatched_items=m.unmatched,
+        unmatched_ytids=m.unmatched_ytids, ambiguous_items=m.ambiguous, bad_items=bad.items,
         seconds=time.perf_counter() - t0, timings=timings,
     )

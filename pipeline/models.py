@@ -78,6 +78,19 @@ class PipelineRun(models.Model):
     def random_weights(self) -> bool:
         return bool(self.config.get("random_weights"))
 
+    @property
+    def filter_config(self):
+        """The run's filter section as FilterConfig (defaults where the run has none)."""
+        return chain.get("filter").read_config(self.config)
+
+    @property
+    def threshold(self) -> float | None:
+        """The run's CLAP threshold (None when it has none: an external label set). The
+        same fact for SQL: pipeline.selectors.run_threshold_sql."""
+        from .stages.filter import run_threshold
+
+        return run_threshold(self.config)
+
 
 class ClipResult(models.Model):
     """Everything the chain produced for one clip in one run; one row per (run, clip)."""

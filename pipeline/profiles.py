@@ -3,7 +3,6 @@ files (pipeline/profiles/*.json, or any path). A run stores the fully resolved p
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -39,20 +38,6 @@ def _substitute(value, variables: dict[str, str]):
     return value
 
 
-def _stage_defaults(section: str, given: dict) -> dict:
-    """Fill a stage section from its config dataclass so the stored profile has every
-    prompt and threshold, not only what the file overrode."""
-    from pipeline.stages.caption import CaptionConfig
-    from pipeline.stages.match import MatchConfig
-    from pipeline.stages.predict import PredictConfig
-
-    cls = {"caption": CaptionConfig, "predict": PredictConfig, "match": MatchConfig}[section]
-    names = {f.name for f in dataclasses.fields(cls)}
-    extra = {k: v for k, v in given.items() if k not in names}
-    cfg = cls(**{k: v for k, v in given.items() if k in names})
-    return {**dataclasses.asdict(cfg), **extra}
-
-
 def _local_revision(model: str) -> str | None:
     """A content fingerprint of a local model folder (config files and weight sizes)."""
     path = Path(model)
@@ -86,10 +71,14 @@ def resolve_profile(name_or_path: str, *, model_dir: Path) -> dict:
     if not use_llm:
         backends.pop("match_llm", None)
     resolved = _substitute({**raw, "backends": backends}, {"MODEL_DIR": str(model_dir)})
-    for section in ("caption", "predict", "match"):
-        resolved[section] = _stage_defaults(section, resolved.get(section, {}))
-    resolved.setdefault("filter", {})
-    resolved["filter"] = {"threshold": 0.25, "best_of_n": 1, **resolved["filter"]}
+    from . import chain
+
+    # Each stage's section filled from its config class, once: what the run stores is
+    # what every stage reads back (Stage.read_config).
+    for stage in chain.stages():
+        if stage.config_class is not None:
+            section = stage.config_section()
+            resolved[section] = stage.resolve_config(resolved.get(section) or {})
     resolved.setdefault("chunk_size", 16)
     # Fingerprints of local model folders, so a result can be traced to the exact files.
     resolved["model_fingerprints"] = {

@@ -12,7 +12,8 @@ run is named. One rule, used everywhere:
    a run over some clips (`run_pipeline --clips`) counts for those clips only.
 
 The same rule is written once more as SQL (COUNTS_SQL, ORDER_SQL) for the statements that
-pick the run inside one query (the review page, the review queue)."""
+pick the run inside one query (the review page, the review queue); so is a run's CLAP
+threshold (run_threshold_sql, as PipelineRun.threshold)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ COUNTS_SQL = (f"(r.status IN ('{_S.RUNNING.value}', '{_S.DONE.value}') "
               f"OR (r.status = '{_S.PENDING.value}' AND r.started_at IS NOT NULL))")
 ORDER_SQL = (f"r.kind NOT IN ('{_K.MODELS.value}', '{_K.DERIVED.value}'), "
              "r.created_at DESC, r.id DESC")
+
+
+def run_threshold_sql(alias: str = "r") -> str:
+    """SQL of the run's CLAP threshold (float8; NULL when the run has none or it is not a
+    number), as PipelineRun.threshold reads it."""
+    path = "'{filter,threshold}'"
+    return (f"CASE WHEN jsonb_typeof({alias}.config #> {path}) = 'number' "
+            f"THEN ({alias}.config #>> {path})::float8 END")
 
 
 def counting_runs(dataset: Dataset | int | None = None) -> QuerySet[PipelineRun]:

@@ -12,15 +12,14 @@ from django.conf import settings
 
 
 def all_queues() -> list[str]:
-    """Every queue a task of the project is sent to: Celery's default queue, the stages'
-    queues in chain order (pipeline.chain), then the other tasks' own (e.g. `export`)."""
-    from relabel_app.celery import app
+    """Every queue a task of the project is sent to: the default queue, the stages' queues
+    in chain order (pipeline.chain), then the other tasks' own (relabel_app.queues)."""
+    from relabel_app.queues import CeleryQueue
 
     from . import chain
 
-    app.loader.import_default_modules()  # the autodiscovered tasks modules
-    others = sorted(q for q in (getattr(t, "queue_name", None) for t in app.tasks.values()) if q)
-    return list(dict.fromkeys([app.conf.task_default_queue, *chain.queues(), *others]))
+    others = [q.value for q in CeleryQueue if q is not CeleryQueue.DEFAULT]
+    return list(dict.fromkeys([CeleryQueue.DEFAULT.value, *chain.queues(), *others]))
 
 
 def start_worker(*, concurrency: int = 1, log_file: Path | None = None,

@@ -170,6 +170,146 @@ def _copy(cursor, sql: str, chunks: list[bytes]) -> None:
             cp.write(chunk)
 
 
+@dataclass
+class _Parsed:
+    """What the parse phase hands to the label writes."""
+
+    label_chunks: list[bytes]  # ClipLabel rows of the new clips, COPY text
+    merge_rows: list[bytes]  # labels of clips that exist already
+    next_id: int  # the first clip id not used
+    positive: int = 0
+    unique: set[bytes] = field(default_factory=set)
+
+
+def _checked_inputs(*, source_name: str, dataset_name: str, audio_root: str | None) -> dict:
+    """The ontology's MID -> id (as COPY text), or the error that stops the import before
+    anything is read or written."""
+    if problem := dataset_name_problem(dataset_name):
+        raise SegmentImportError(source_name, 0, problem)
+    if audio_root and (problem := audio_root_problem(audio_root)):
+        raise SegmentImportError(source_name, 0, problem)
+    label_ids = {m.encode(): str(i).encode() for m, i in Label.objects.values_list("mid", "id")}
+    if not label_ids:
+        raise SegmentImportError(source_name, 0, "no ontology loaded; run load_ontology first")
+    return label_ids
+
+
+def _clip_ids_reserve(cur) -> tuple[str, int]:
+    """Lock the clip table (nobody else inserts clips while this import holds it) and
+    return its id sequence and the next id."""
+    clip_table = Clip._meta.db_table
+    cur.execute(f"LOCK TABLE {clip_table} IN EXCLUSIVE MODE")
+    cur.execute(f"SELECT pg_get_serial_sequence('{clip_table}', 'id')")
+    seq = cur.fetchone()[0]
+    cur.execute("SELECT nextval(%s)", [seq])
+    return seq, cur.fetchone()[0]
+
+
+def _clips_copy(cur, *, source: BinaryIO, ds: Dataset, label_ids: dict, next_id: int,
+                report: ImportReport, bad) -> _Parsed:
+    """Parse the file and COPY its new clips; their labels and the labels of clips that
+    exist already are returned for the next phases."""
+    ds_id = str(ds.id).encode()
+    existing: dict[tuple[bytes, float], int] = {
+        (y.encode(), s): i
+        for y, s, i in Clip.objects.filter(dataset=ds).values_list("ytid", "start_s", "id")
+    }
+    position = (
+        Clip.objects.filter(dataset=ds).order_by("-position").values_list("position", flat=True)
+        .first()
+    )
+    position = -1 if position is None else position
+    out = _Parsed(label_chunks=[], merge_rows=[], next_id=next_id)
+    label_chunks, merge_rows, unique = out.label_chunks, out.merge_rows, out.unique
+    clip_rows: list[bytes] = []
+    label_rows: list[bytes] = []
+    seen: set[bytes] = set()
+    positive = 0
+    # Clip rows stream to the server while the file is still being parsed, so
+    # PostgreSQL works on one core while Python parses on the other. Labels wait
+    # in memory (a few bytes each) for their own COPY.
+    with cur.copy(
+        f"COPY {Clip._meta.db_table} (id, dataset_id, ytid, start_s, end_s, position, "
+        "audio_path, audio_status, audio_error) FROM STDIN"
+    ) as clip_copy:
+        for lineno, line in iter_lines(source):
+            if line is None:
+                report.rows_read += 1
+                bad(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line.strip():
+                continue
+            if line.startswith(b"#"):
+                for k, v in HEADER_COUNTS_RE.findall(line):
+                    report.header_counts[k.decode()] = int(v)
+                continue
+            report.rows_read += 1
+            try:
+                ytid, start, end, mids = parse_segment_line(line)
+            except ValueError as e:
+                bad(lineno, str(e))
+                continue
+            ids = []
+            unknown = None
+            for m in mids:
+                lid = label_ids.get(m)
+                if lid is None:
+                    unknown = m
+                    break
+                ids.append(lid)
+            if unknown is not None:
+                bad(lineno, f"unknown label {unknown[:80].decode(errors='replace')!r}")
+                continue
+            key = ytid + b"|" + repr(start).encode()
+            if key in seen:
+                bad(lineno, f"duplicate segment {ytid.decode()} at {start:.3f} in this file")
+                continue
+            seen.add(key)
+            ids = list(dict.fromkeys(ids))
+            positive += len(ids)
+            unique.update(ids)
+            old = existing.get((ytid, start)) if existing else None
+            if old is not None:
+                report.clips_existing += 1
+                cid = str(old).encode()
+                merge_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
+            else:
+                cid = str(next_id).encode()
+                next_id += 1
+                position += 1
+                clip_rows.append(
+                    b"%s\t%s\t%s\t%r\t%r\t%d\t\tunknown\t\n"
+                    % (cid, ds_id, ytid, start, end, position)
+                )
+                label_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
+            if len(clip_rows) >= COPY_BATCH_ROWS:
+                clip_copy.write(b"".join(clip_rows))
+                label_chunks.append(b"".join(label_rows))
+                clip_rows.clear()
+                label_rows.clear()
+        clip_copy.write(b"".join(clip_rows))
+        label_chunks.append(b"".join(label_rows))
+    out.next_id, out.positive = next_id, positive
+    return out
+
+
+def _labels_merge(cur, merge_rows: list[bytes]) -> int:
+    """Add the labels of clips that exist already (those they lack); returns how many."""
+    cur.execute("CREATE TEMP TABLE import_merge (clip_id bigint, label_id bigint) ON COMMIT DROP")
+    _copy(cur, "COPY import_merge (clip_id, label_id) FROM STDIN", [b"".join(merge_rows)])
+    cur.execute(
+        f"INSERT INTO {ClipLabel._meta.db_table} (clip_id, label_id) "
+        "SELECT clip_id, label_id FROM import_merge "
+        "ON CONFLICT (clip_id, label_id) DO NOTHING"
+    )
+    added = cur.rowcount
+    # ON COMMIT DROP is not enough when this runs inside an outer transaction.
+    cur.execute("DROP TABLE import_merge")
+    return added
+
+
 def segments_import(
     *,
     source: BinaryIO,
@@ -184,154 +324,42 @@ def segments_import(
     Rows whose (ytid, start) already exist in the dataset add only their missing labels.
     """
     # The name and the audio root are checked before anything is read or written.
-    if problem := dataset_name_problem(dataset_name):
-        raise SegmentImportError(source_name, 0, problem)
-    if audio_root and (problem := audio_root_problem(audio_root)):
-        raise SegmentImportError(source_name, 0, problem)
+    label_ids = _checked_inputs(source_name=source_name, dataset_name=dataset_name,
+                                audio_root=audio_root)
     t0 = time.perf_counter()
     report = ImportReport(dataset=dataset_name, source=source_name)
     timings: dict[str, float] = {}
-    label_ids = {m.encode(): str(i).encode() for m, i in Label.objects.values_list("mid", "id")}
-    if not label_ids:
-        raise SegmentImportError(source_name, 0, "no ontology loaded; run load_ontology first")
+
+    def bad(lineno: int, reason: str) -> None:
+        if not skip_bad:
+            raise SegmentImportError(source_name, lineno, reason)
+        report.bad_rows.append(BadRow(lineno, reason))
 
     with transaction.atomic():
         ds, ds_created = _dataset_for(dataset_name, audio_root)
-        ds_id = str(ds.id).encode()
-        existing: dict[tuple[bytes, float], int] = {
-            (y.encode(), s): i
-            for y, s, i in Clip.objects.filter(dataset=ds).values_list("ytid", "start_s", "id")
-        }
-        position = (
-            Clip.objects.filter(dataset=ds).order_by("-position").values_list("position", flat=True)
-            .first()
-        )
-        position = -1 if position is None else position
-
         with connection.cursor() as wrapper:
             cur = wrapper.cursor
-            clip_table = Clip._meta.db_table
-            label_table = ClipLabel._meta.db_table
-            # Reserve ids: nobody else inserts clips while this import holds the lock.
-            cur.execute(f"LOCK TABLE {clip_table} IN EXCLUSIVE MODE")
-            cur.execute(f"SELECT pg_get_serial_sequence('{clip_table}', 'id')")
-            seq = cur.fetchone()[0]
-            cur.execute("SELECT nextval(%s)", [seq])
-            next_id = cur.fetchone()[0]
-            first_id = next_id
-
-            label_chunks: list[bytes] = []
-            clip_rows: list[bytes] = []
-            label_rows: list[bytes] = []
-            merge_rows: list[bytes] = []
-            seen: set[bytes] = set()
-            positive = 0
-            unique: set[bytes] = set()
+            seq, first_id = _clip_ids_reserve(cur)
             # Per-row FK triggers off (when allowed) before any COPY starts.
             fk_triggers_off = _disable_fk_triggers(cur)
-
-            def bad(lineno: int, reason: str) -> None:
-                if not skip_bad:
-                    raise SegmentImportError(source_name, lineno, reason)
-                report.bad_rows.append(BadRow(lineno, reason))
-
-            # Clip rows stream to the server while the file is still being parsed, so
-            # PostgreSQL works on one core while Python parses on the other. Labels wait
-            # in memory (a few bytes each) for their own COPY.
-            with cur.copy(
-                f"COPY {clip_table} (id, dataset_id, ytid, start_s, end_s, position, "
-                "audio_path, audio_status, audio_error) FROM STDIN"
-            ) as clip_copy:
-                for lineno, line in iter_lines(source):
-                    if line is None:
-                        report.rows_read += 1
-                        bad(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
-                        continue
-                    if line.endswith(b"\r"):
-                        line = line[:-1]
-                    if not line.strip():
-                        continue
-                    if line.startswith(b"#"):
-                        for k, v in HEADER_COUNTS_RE.findall(line):
-                            report.header_counts[k.decode()] = int(v)
-                        continue
-                    report.rows_read += 1
-                    try:
-                        ytid, start, end, mids = parse_segment_line(line)
-                    except ValueError as e:
-                        bad(lineno, str(e))
-                        continue
-                    ids = []
-                    unknown = None
-                    for m in mids:
-                        lid = label_ids.get(m)
-                        if lid is None:
-                            unknown = m
-                            break
-                        ids.append(lid)
-                    if unknown is not None:
-                        bad(lineno, f"unknown label {unknown[:80].decode(errors='replace')!r}")
-                        continue
-                    key = ytid + b"|" + repr(start).encode()
-                    if key in seen:
-                        bad(lineno, f"duplicate segment {ytid.decode()} at {start:.3f} in this file")
-                        continue
-                    seen.add(key)
-                    ids = list(dict.fromkeys(ids))
-                    positive += len(ids)
-                    unique.update(ids)
-                    old = existing.get((ytid, start)) if existing else None
-                    if old is not None:
-                        report.clips_existing += 1
-                        cid = str(old).encode()
-                        merge_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
-                    else:
-                        cid = str(next_id).encode()
-                        next_id += 1
-                        position += 1
-                        clip_rows.append(
-                            b"%s\t%s\t%s\t%r\t%r\t%d\t\tunknown\t\n"
-                            % (cid, ds_id, ytid, start, end, position)
-                        )
-                        label_rows.extend(cid + b"\t" + lid + b"\n" for lid in ids)
-                    if len(clip_rows) >= COPY_BATCH_ROWS:
-                        clip_copy.write(b"".join(clip_rows))
-                        label_chunks.append(b"".join(label_rows))
-                        clip_rows.clear()
-                        label_rows.clear()
-                clip_copy.write(b"".join(clip_rows))
-                label_chunks.append(b"".join(label_rows))
-            del seen, clip_rows, label_rows
+            parsed = _clips_copy(cur, source=source, ds=ds, label_ids=label_ids,
+                                 next_id=first_id, report=report, bad=bad)
             timings["parse+copy_clips"] = time.perf_counter() - t0
-
-            report.clips_created = next_id - first_id
+            report.clips_created = parsed.next_id - first_id
             if report.clips_created:
-                cur.execute("SELECT setval(%s, %s)", [seq, next_id - 1])
-                _copy(cur, f"COPY {label_table} (clip_id, label_id) FROM STDIN", label_chunks)
-                report.labels_created = sum(c.count(b"\n") for c in label_chunks)
-            del label_chunks
+                cur.execute("SELECT setval(%s, %s)", [seq, parsed.next_id - 1])
+                _copy(cur, f"COPY {ClipLabel._meta.db_table} (clip_id, label_id) FROM STDIN",
+                      parsed.label_chunks)
+                report.labels_created = sum(c.count(b"\n") for c in parsed.label_chunks)
+            parsed.label_chunks.clear()
             timings["copy_labels"] = time.perf_counter() - t0
-            merge_chunks = [b"".join(merge_rows)]
-            del merge_rows
             if report.clips_existing:
-                cur.execute(
-                    "CREATE TEMP TABLE import_merge (clip_id bigint, label_id bigint) "
-                    "ON COMMIT DROP"
-                )
-                _copy(cur, "COPY import_merge (clip_id, label_id) FROM STDIN", merge_chunks)
-                cur.execute(
-                    f"INSERT INTO {label_table} (clip_id, label_id) "
-                    "SELECT clip_id, label_id FROM import_merge "
-                    "ON CONFLICT (clip_id, label_id) DO NOTHING"
-                )
-                report.labels_created += cur.rowcount
-                # ON COMMIT DROP is not enough when this runs inside an outer transaction.
-                cur.execute("DROP TABLE import_merge")
+                report.labels_created += _labels_merge(cur, parsed.merge_rows)
             if fk_triggers_off:
                 cur.execute("SET LOCAL session_replication_role = origin")
             if report.clips_created > 10_000:
-                cur.execute(f"ANALYZE {clip_table}")
-                cur.execute(f"ANALYZE {label_table}")
+                cur.execute(f"ANALYZE {Clip._meta.db_table}")
+                cur.execute(f"ANALYZE {ClipLabel._meta.db_table}")
         if ds_created and report.clips_created == 0:
             # Nothing usable (every row bad and skipped, or no rows at all): leave no
             # empty dataset behind. Raising rolls the whole transaction back.
@@ -339,8 +367,8 @@ def segments_import(
                 source_name, 0,
                 f"no clip could be imported ({report.rows_read} rows read, "
                 f"{len(report.bad_rows)} bad); dataset {dataset_name!r} was not created")
-    report.positive_labels = positive
-    report.unique_labels = len(unique)
+    report.positive_labels = parsed.positive
+    report.unique_labels = len(parsed.unique)
     report.seconds = time.perf_counter() - t0
     report.timings = timings
     return report

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from pipeline import chain
 from pipeline.models import (
     Candidate,
     ClassThreshold,
@@ -109,10 +110,11 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
             {},
         )
     run = PipelineRun.objects.only("config", "profile_name", "threshold_set").get(pk=run_id)
-    threshold = float((run.config.get("filter") or {}).get("threshold", 0.25))
+    threshold = run.filter_config.threshold
     tset = active_threshold_set(run)
     cand_t, res_t = Candidate._meta.db_table, ClipResult._meta.db_table
     score_t, ct_t = OriginalLabelScore._meta.db_table, ClassThreshold._meta.db_table
+    chain_done = chain.status_fields()[-1]  # a clip the chain's last stage finished
     # Plain joins and aggregates (no correlated subqueries): on millions of clips the
     # planner turns them into hash or merge joins, one pass over each table.
     sql = f"""
@@ -152,7 +154,7 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
                END AS rank
         FROM {clip_t} k
         LEFT JOIN {res_t} r ON r.run_id = %(run)s AND r.clip_id = k.id
-                           AND r.filter_status = '{StageStatus.DONE.value}'
+                           AND r.{chain_done} = '{StageStatus.DONE.value}'
         LEFT JOIN cand ON cand.clip_id = k.id
         LEFT JOIN orig ON orig.clip_id = k.id
         LEFT JOIN far ON far.clip_id = k.id
@@ -205,6 +207,62 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
     )
 
 
+def _slots_insert(cur, *, dataset: Dataset, after: int, k: int, rank_sql: str,
+                  rank_params: dict) -> int:
+    """The missing slots (k per clip) of the clips after position ``after``, ranked as
+    they are inserted; returns how many."""
+    cur.execute(
+        f"""
+        WITH ranked AS ({rank_sql}),
+        clips AS (
+            -- A hash, not random(): every slot of a clip, whenever made, shares it.
+            SELECT k.id, k.position, hashint8extended(k.id, %(ds)s)::float8 AS rnd
+            FROM {Clip._meta.db_table} k WHERE k.dataset_id = %(ds)s AND k.position > %(after)s)
+        INSERT INTO {QueueSlot._meta.db_table} (dataset_id, clip_id, slot, rank_uncertain,
+                                                rank_order, rank_random)
+        SELECT %(ds)s, clips.id, s.n, ranked.rank, clips.position, clips.rnd
+        FROM clips JOIN ranked ON ranked.clip_id = clips.id
+        CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
+        ON CONFLICT (clip_id, slot) DO NOTHING
+        """,
+        {"ds": dataset.pk, "after": after, "k": k, **rank_params},
+    )
+    return cur.rowcount
+
+
+def _slots_trim(cur, *, dataset: Dataset, k: int) -> int:
+    """Overlap lowered: drop the open slots beyond k (finished ones stay as history)."""
+    cur.execute(
+        f"DELETE FROM {QueueSlot._meta.db_table} WHERE dataset_id = %s AND slot >= %s "
+        "AND done_by_id IS NULL",
+        [dataset.pk, k],
+    )
+    return cur.rowcount
+
+
+def _slots_rerank(cur, *, dataset: Dataset, rank_sql: str, rank_params: dict) -> None:
+    """Every slot's rank_uncertain from the run that counts now. Ranks go into a temporary
+    table first, analyzed, so that the UPDATE is one hash join rather than a nested loop
+    over millions of rows."""
+    slot_t = QueueSlot._meta.db_table
+    cur.execute(
+        f"CREATE TEMP TABLE review_rank_tmp ON COMMIT DROP AS {rank_sql}",
+        {"ds": dataset.pk, "after": -1, **rank_params},
+    )
+    cur.execute("ANALYZE review_rank_tmp")
+    cur.execute(
+        f"""
+        UPDATE {slot_t} s SET rank_uncertain = t.rank
+        FROM review_rank_tmp t
+        WHERE s.clip_id = t.clip_id AND s.dataset_id = %s
+          AND s.rank_uncertain IS DISTINCT FROM t.rank
+        """,
+        [dataset.pk],
+    )
+    if cur.rowcount > 10_000:
+        cur.execute(f"ANALYZE {slot_t}")
+
+
 def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     """Bring the dataset's queue slots up to date with its clips, its overlap
     (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when nothing changed (one
@@ -215,7 +273,6 @@ def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     if freshness is None or (freshness.fresh and not force):
         return False
     max_position, k, run_id = freshness.wanted
-    slot_t, clip_t = QueueSlot._meta.db_table, Clip._meta.db_table
     with transaction.atomic(), connection.cursor() as cur:
         # One refresh per dataset at a time; the others wait, then find it done.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUEUE_LOCK_NS, dataset.pk])
@@ -234,54 +291,16 @@ def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
         rank_sql, rank_params = _uncertain_rank_sql(run_id)
         changed = 0
         if max_position > after:
-            cur.execute(
-                f"""
-                WITH ranked AS ({rank_sql}),
-                clips AS (
-                    -- A hash, not random(): every slot of a clip, whenever made, shares it.
-                    SELECT k.id, k.position, hashint8extended(k.id, %(ds)s)::float8 AS rnd
-                    FROM {clip_t} k WHERE k.dataset_id = %(ds)s AND k.position > %(after)s)
-                INSERT INTO {slot_t} (dataset_id, clip_id, slot, rank_uncertain, rank_order,
-                                      rank_random)
-                SELECT %(ds)s, clips.id, s.n, ranked.rank, clips.position, clips.rnd
-                FROM clips JOIN ranked ON ranked.clip_id = clips.id
-                CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
-                ON CONFLICT (clip_id, slot) DO NOTHING
-                """,
-                {"ds": dataset.pk, "after": after, "k": k, **rank_params},
-            )
-            changed += cur.rowcount
+            changed += _slots_insert(cur, dataset=dataset, after=after, k=k, rank_sql=rank_sql,
+                                     rank_params=rank_params)
         if k < state.required_reviews:
-            # Overlap lowered: drop the open slots beyond k (finished ones stay as history).
-            cur.execute(
-                f"DELETE FROM {slot_t} WHERE dataset_id = %s AND slot >= %s "
-                "AND done_by_id IS NULL",
-                [dataset.pk, k],
-            )
-            changed += cur.rowcount
+            changed += _slots_trim(cur, dataset=dataset, k=k)
         if changed > 10_000 or rerank:
             # Fresh statistics after bulk changes (and before the join below), so plans stay
             # hash joins here and an index walk in the pick.
-            cur.execute(f"ANALYZE {slot_t}")
+            cur.execute(f"ANALYZE {QueueSlot._meta.db_table}")
         if rerank:
-            # Ranks into a temporary table first, analyzed, so that the UPDATE is one hash
-            # join rather than a nested loop over millions of rows.
-            cur.execute(
-                f"CREATE TEMP TABLE review_rank_tmp ON COMMIT DROP AS {rank_sql}",
-                {"ds": dataset.pk, "after": -1, **rank_params},
-            )
-            cur.execute("ANALYZE review_rank_tmp")
-            cur.execute(
-                f"""
-                UPDATE {slot_t} s SET rank_uncertain = t.rank
-                FROM review_rank_tmp t
-                WHERE s.clip_id = t.clip_id AND s.dataset_id = %s
-                  AND s.rank_uncertain IS DISTINCT FROM t.rank
-                """,
-                [dataset.pk],
-            )
-            if cur.rowcount > 10_000:
-                cur.execute(f"ANALYZE {slot_t}")
+            _slots_rerank(cur, dataset=dataset, rank_sql=rank_sql, rank_params=rank_params)
         state.max_position, state.required_reviews, state.run_id = max_position, k, run_id
         state.refreshed_at = timezone.now()
         state.save()

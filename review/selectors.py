@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Count
 
 from pipeline.models import Candidate, ClipResult, OriginalLabelScore, PipelineRun
-from pipeline.selectors import COUNTS_SQL, ORDER_SQL
+from pipeline.selectors import COUNTS_SQL, ORDER_SQL, run_threshold_sql
 from relabel_app.label_info import LabelInfo, ontology
 from relabel_app.models import Clip, ClipLabel, Dataset
 from relabel_app.roles import user_is_curator
@@ -236,23 +236,13 @@ def _pct(value: float | None, scale: float) -> float:
     return round(max(0.0, min(1.0, value / scale)) * 100, 1)
 
 
-def _as_threshold(value) -> float | None:
-    """The run config's filter.threshold as a number; None when absent or not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
 # The rows' data in one round trip; the clip page runs on every decision, so its reads are
 # one statement rather than five ORM queries (most of a decision's time was building them).
 # The run: the run that counts for the clip (pipeline.selectors, rule in SQL). Candidates in
 # the order of ORDER BY clap_score DESC (NULLs first, as the ORM's "-clap_score"), label_id.
 _PAGE_ROWS_SQL = """
 WITH res AS (
-    SELECT r.id AS run_id, r.config #> '{{filter,threshold}}' AS threshold
+    SELECT r.id AS run_id, {threshold} AS threshold
     FROM {run} r
     WHERE r.dataset_id = %(dataset)s AND {counts}
       AND (EXISTS (SELECT 1 FROM {result} cr WHERE cr.run_id = r.id AND cr.clip_id = %(clip)s)
@@ -319,7 +309,7 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
         cliplabel=ClipLabel._meta.db_table, candidate=Candidate._meta.db_table,
         decision=Decision._meta.db_table, category=ErrorCategory._meta.db_table,
         origscore=OriginalLabelScore._meta.db_table, settings=ReviewerSettings._meta.db_table,
-        counts=COUNTS_SQL, order=ORDER_SQL,
+        counts=COUNTS_SQL, order=ORDER_SQL, threshold=run_threshold_sql("r"),
     )
     with connection.cursor() as cur:
         cur.execute(sql, {"clip": clip.pk, "dataset": clip.dataset_id, "reviewer": reviewer.pk,
@@ -330,7 +320,7 @@ def _page_rows_fetch(*, clip: Clip, reviewer, show_all: bool) -> _RowsData:
     for n in counts or []:
         by_label[n["label_id"]][n["verdict"]] = n["n"]
     return _RowsData(
-        run_id=run_id, threshold=_as_threshold(threshold), original_ids=set(original_ids),
+        run_id=run_id, threshold=threshold, original_ids=set(original_ids),
         candidates=[_instance(Candidate, c) for c in candidates or []],
         decisions={d["label_id"]: _decision_from_json(d) for d in decisions or []},
         counts=by_label,

@@ -21,7 +21,7 @@ class CaptionStage(Stage):
         self.chat = self.backend("audio_chat")
 
     def prepare(self, chunk):
-        from pipeline.execution import load_clip_audio
+        from pipeline.stage_io import load_clip_audio
 
         items = []
         for row in chunk:

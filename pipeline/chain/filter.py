@@ -6,7 +6,12 @@ reviewers and audits, never a candidate)."""
 
 from __future__ import annotations
 
-from pipeline.stages.filter import best_of_n, filter_candidates, original_label_scores
+from pipeline.stages.filter import (
+    FilterConfig,
+    best_of_n,
+    filter_candidates,
+    original_label_scores,
+)
 from pipeline.stages.match import Candidate as StageCandidate
 
 from .registry import Item, Stage
@@ -15,17 +20,18 @@ from .registry import Item, Stage
 class FilterStage(Stage):
     name = "filter"
     queue = "clap"
+    config_class = FilterConfig
     backends = ("clap",)
 
     def setup(self) -> None:
-        from pipeline.execution import class_text_cache
+        from pipeline.stage_io import class_text_cache
 
         self.clap = self.backend("clap")
-        self.threshold = float(self.config.get("threshold", 0.25))
+        self.threshold = float(self.config.threshold)
         self.cache = class_text_cache()
 
     def prepare(self, chunk):
-        from pipeline.execution import load_clip_audio
+        from pipeline.stage_io import load_clip_audio
 
         items = []
         for row in chunk:

@@ -21,7 +21,7 @@ class MatchStage(Stage):
     backends = ("text_embedder", "match_llm")
 
     def setup(self) -> None:
-        from pipeline.execution import label_index, trainable_ids_by_mid
+        from pipeline.stage_io import label_index, trainable_ids_by_mid
 
         embedder = self.backend("text_embedder") if self.config.use_synonym else None
         self.index = label_index(embedder)

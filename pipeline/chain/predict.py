@@ -20,7 +20,7 @@ class PredictStage(Stage):
 
     def setup(self) -> None:
         self.chat = self.backend("text_chat")
-        self.attempts = max(1, int(self.run.config["filter"].get("best_of_n", 1)))
+        self.attempts = max(1, int(self.run.filter_config.best_of_n))
 
     def prepare(self, chunk):
         return [Item(row, row.summary) for row in chunk]

@@ -72,8 +72,24 @@ class Stage:
 
     # -- helpers -----------------------------------------------------------------------
     @classmethod
+    def config_section(cls) -> str:
+        return cls.config_key or cls.name
+
+    @classmethod
+    def resolve_config(cls, values: dict) -> dict:
+        """The profile section as a run stores it: every field of the config class with its
+        default where the file gave none (so the run says every prompt and threshold), and
+        any other key the file gave, kept as written."""
+        if cls.config_class is None:
+            return dict(values)
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        cfg = cls.config_class(**{k: v for k, v in values.items() if k in names})
+        return {**dataclasses.asdict(cfg), **{k: v for k, v in values.items() if k not in names}}
+
+    @classmethod
     def read_config(cls, profile: dict):
-        values = profile.get(cls.config_key or cls.name, {}) or {}
+        """The stage's config from a resolved profile (a run's config)."""
+        values = profile.get(cls.config_section(), {}) or {}
         if cls.config_class is None:
             return dict(values)
         names = {f.name for f in dataclasses.fields(cls.config_class)}
@@ -88,9 +104,9 @@ class Stage:
         if role not in self.backends:
             raise KeyError(f"stage {self.name!r} does not declare backend {role!r}")
         if role not in self._backends:
-            from pipeline.execution import _backend
+            from pipeline.stage_io import stage_backend
 
-            self._backends[role] = _backend(self.run, role)
+            self._backends[role] = stage_backend(self.run, role)
         return self._backends[role]
 
     def done(self, row, **fields) -> dict:
@@ -103,14 +119,14 @@ class Stage:
         return {**fields, self.status_field(): StageStatus.DONE, "timings": timings}
 
     def save(self, row, fields: dict, candidates=None, replace_candidates: bool = False) -> bool:
-        from pipeline.execution import _save
+        from pipeline.stage_io import stage_result_save
 
-        return _save(row, self.name, fields, candidates, replace_candidates)
+        return stage_result_save(row, self.name, fields, candidates, replace_candidates)
 
     def fail(self, row, err: Exception | str, **fields) -> None:
-        from pipeline.execution import _fail
+        from pipeline.stage_io import stage_result_fail
 
-        _fail(row, self.name, err, **fields)
+        stage_result_fail(row, self.name, err, **fields)
 
 
 _STAGES: list[type[Stage]] = []

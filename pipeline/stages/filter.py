@@ -31,6 +31,26 @@ CLAP_TEXT_TEMPLATE = "This is a sound of {name}."
 
 
 @dataclass
+class FilterConfig:
+    """The profile's ``filter`` section; its defaults are the only ones (a run stores them
+    resolved, see pipeline.profiles)."""
+
+    threshold: float = 0.25
+    # Stages 2 to 4 are tried N times (predict asks N times) and the filter keeps the attempt
+    # with the best CLAP scores: N belongs to the stage that chooses.
+    best_of_n: int = 1
+
+
+def run_threshold(config: dict | None) -> float | None:
+    """A resolved run config's CLAP threshold; None for a run that has none (an external
+    label set) or whose value is not a number."""
+    value = ((config or {}).get("filter") or {}).get("threshold")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass
 class FilteredCandidate:
     mid: str
     tier: str

@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from csp.constants import NONCE, NONE, SELF
 
+from relabel_app.queues import CeleryQueue
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 environ.Env.read_env(os.environ.get("RELABEL_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
@@ -195,7 +197,14 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Queues: each task declares its own (`queue_name=`; the stages' come from pipeline.chain),
 # so GPU and CPU workers scale apart; pipeline.worker.all_queues() lists them.
 CELERY_TASK_ROUTES = ("relabel_app.celery.route_to_declared_queue",)
+CELERY_TASK_DEFAULT_QUEUE = CeleryQueue.DEFAULT.value
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic checks, run by the beat embedded in worker-cpu (`worker -B`, docker/compose.yml):
+# export jobs whose worker is gone, as often as a job may stay silent.
+CELERY_BEAT_SCHEDULE = {
+    "recover-exports": {"task": "curation.recover_exports",
+                        "schedule": float(EXPORT_HEARTBEAT_STALE_S)},
+}
 
 # REST API (api/): token or session auth, same roles as the UI (api.permissions).
 REST_FRAMEWORK = {

@@ -111,7 +111,8 @@ def test_worker_known_dead_is_recovered_at_once_and_live_ones_are_left(export_di
 
 
 @pytest.mark.django_db
-def test_exports_page_recovers_and_offers_retry_and_cancel(client, export_dir, settings):
+def test_the_periodic_check_recovers_and_the_page_offers_retry_and_cancel(client, export_dir,
+                                                                         settings):
     ds = _dataset("recpage")
     curator = UserFactory(role="curator")
     old = timezone.now() - timedelta(hours=1)
@@ -119,6 +120,13 @@ def test_exports_page_recovers_and_offers_retry_and_cancel(client, export_dir, s
                                      attempts=2, heartbeat_at=old, worker="gone:1")
     queued = ExportJob.objects.create(dataset=ds, format="decisions")
     client.force_login(curator)
+    client.get(f"/curation/dataset/{ds.name}/exports/")
+    stuck.refresh_from_db()
+    assert stuck.status == "running"  # a GET writes nothing
+    from curation.tasks import recover_exports_task
+
+    assert recover_exports_task() == {"requeued": [], "failed": [stuck.pk]}
+    assert settings.CELERY_BEAT_SCHEDULE["recover-exports"]["task"] == recover_exports_task.name
     page = client.get(f"/curation/dataset/{ds.name}/exports/").content.decode()
     stuck.refresh_from_db()
     assert stuck.status == "failed" and "interrupted twice" in stuck.error
@@ -222,12 +230,10 @@ def test_killed_worker_export_is_requeued_and_done_by_a_new_worker(worker, worke
     stuck = ExportJob.objects.get(pk=job.pk)
     assert (stuck.status, stuck.rows_done) == ("running", 0)  # what the issue saw
 
-    # The periodic check: a curator opening the exports page.
-    from django.test import Client
+    # The periodic check (the beat's task, called here).
+    from curation.tasks import recover_exports_task
 
-    c = Client()
-    c.force_login(curator)
-    assert c.get(f"/curation/dataset/{ds.name}/exports/").status_code == 200
+    assert recover_exports_task()["requeued"] == [job.pk]
     job.refresh_from_db()
     assert job.status == "pending" and "stopped" in job.error
     assert list(worker_env.rglob("*.part")) == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import execution
+from pipeline import execution, stage_io
 from pipeline.backends.base import derive_seed
 from pipeline.models import Candidate, ClipResult, OriginalLabelScore, StageStatus
 from pipeline.services import run_get_or_create
@@ -86,13 +86,13 @@ def test_filter_scores_every_original_label_once_and_not_as_a_candidate(chain):
 
     # The same cosine as the candidates': one audio embedding, the cached class texts.
     cands = {(c.clip_id, c.label_id): c.clap_score for c in Candidate.objects.filter(run=run)}
-    clap = execution._backend(run, "clap")
-    cache = execution.class_text_cache()
+    clap = stage_io.stage_backend(run, "clap")
+    cache = stage_io.class_text_cache()
     for row in rows[:6]:
         clip = Clip.objects.select_related("dataset").get(pk=row.clip_id)
         from pipeline.audio import load_audio
 
-        audio = load_audio(execution.audio_path(clip), clap.sample_rate)
+        audio = load_audio(stage_io.audio_path(clip), clap.sample_rate)
         emb = clap.embed_audio([audio])[0]
         mid = row.label.mid
         expected = cache.scores(clap, emb, [mid])[mid]

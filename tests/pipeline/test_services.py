@@ -77,7 +77,7 @@ def test_cli_cancel_and_continue(dataset, capsys, django_capture_on_commit_callb
 
 
 def test_model_placement_comes_from_settings_unless_the_profile_says(settings):
-    from pipeline.execution import backend_spec_with_placement
+    from pipeline.stage_io import backend_spec_with_placement
 
     settings.MODEL_DEVICE, settings.MODEL_DTYPE = "cuda", "bfloat16"
     clap = backend_spec_with_placement({"adapter": "transformers-clap", "model": "m"})

@@ -132,3 +132,14 @@ def test_the_image_installs_the_whole_tree_plainly_with_the_chosen_torch_index()
     packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     for app in ("relabel_app", "pipeline", "review", "curation", "api"):
         assert f"{app}*" in packages and (ROOT / app / "__init__.py").exists()
+
+
+def test_every_task_is_sent_to_a_queue_of_the_registry_or_the_queue_enum():
+    """all_queues() is built from pipeline.chain and relabel_app.queues.CeleryQueue only: a
+    task declaring a queue that neither lists would have no worker in compose."""
+    from relabel_app.celery import app
+
+    app.loader.import_default_modules()
+    declared = {getattr(t, "queue_name", None) for t in app.tasks.values()} - {None}
+    assert declared <= set(all_queues())
+    assert app.conf.task_default_queue in all_queues()
