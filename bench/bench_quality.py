@@ -77,7 +77,7 @@ def main() -> None:
         r.clip for r in QualityRecallClip.objects.filter(study=study).select_related("clip")])
     print(f"answered {len(ids):,} questions in {time.perf_counter() - t0:.1f} s")
     curator = UserFactory(username="bench_quality_curator", role="curator")
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")  # in ALLOWED_HOSTS of the dev settings
     client.force_login(curator)
     url = reverse("curation:quality_report", args=[ds.name, study.pk])
     assert client.get(url).status_code == 200  # warm-up
