@@ -5,7 +5,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
-from . import auth_views, search_views, views
+from . import auth_views, quality_views, search_views, views
 
 app_name = "api"
 
@@ -34,5 +34,8 @@ urlpatterns = [
     path("datasets/<int:pk>/audit/", views.dataset_audit_view, name="dataset-audit"),
     path("clips/<int:pk>/similar/", search_views.ClipSimilarView.as_view(), name="clip-similar"),
     path("search/", search_views.SearchView.as_view(), name="search"),
+    path("datasets/<int:pk>/quality/", quality_views.quality_study_list, name="quality-studies"),
+    path("datasets/<int:pk>/quality/<int:study_id>/", quality_views.quality_study_report,
+         name="quality-study-report"),
     path("", include(router.urls)),
 ]

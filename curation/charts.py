@@ -231,3 +231,33 @@ def line_chart(series: Sequence[tuple[Series, Sequence[float]]], *, title: str,
     if len(legend) > 1:
         body += _legend(legend, left + 10, top + ph - 16 * len(legend) + 4)
     return _svg(width, height, title, body)
+
+
+def interval_bars(items: Sequence[tuple[str, float, float | None, float | None]], *, title: str,
+                  width: int = 620, color: str = PALETTE[0]) -> SafeString:
+    """One row per (label, value, low, high) on a 0-1 axis: a dot at the value and a bar
+    from low to high (a confidence interval), in the order given."""
+    left, right, top, row = 250, 60, 40, 16
+    height = top + row * max(1, len(items)) + 8
+    pw = width - left - right
+    body = [f'<text x="4" y="14" {FONT} font-weight="600">{escape(title)}</text>']
+    for i, tick in enumerate(("0", "0.25", "0.5", "0.75", "1")):
+        x = left + pw * i / 4
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" y2="{height - 8}" '
+                    'stroke="#e4e7ee"/>')
+        body.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" {FONT}>{tick}</text>')
+    for i, (name, v, lo, hi) in enumerate(items):
+        y = top + i * row + row / 2
+        short = name if len(name) <= 38 else name[:36] + "…"
+        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
+                    f"<title>{escape(name)}</title>{escape(short)}</text>")
+        if lo is not None and hi is not None:
+            body.append(f'<line x1="{left + pw * lo:.1f}" x2="{left + pw * hi:.1f}" '
+                        f'y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="3" '
+                        'stroke-opacity="0.45"/>')
+        label = f"{v:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
+        body.append(f'<circle cx="{left + pw * v:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
+                    f"<title>{escape(name)}: {escape(label)}</title></circle>")
+    if not items:
+        body.append(f'<text x="{left}" y="{top + 13}" {FONT} fill="#5b6475">no answers yet</text>')
+    return _svg(width, height, title, body)

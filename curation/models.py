@@ -253,3 +253,12 @@ class ThresholdFitJob(models.Model):
     @property
     def active(self) -> bool:
         return self.status in self.ACTIVE
+# Quality studies live in their own package; imported here so Django registers them.
+from .quality.models import (  # noqa: E402, F401
+    QualityAnswer,
+    QualityClipDone,
+    QualityQuestion,
+    QualityRecallClip,
+    QualityStratum,
+    QualityStudy,
+)

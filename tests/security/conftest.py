@@ -48,6 +48,8 @@ class World:
             "run": self.run.pk,
             "candidate": self.candidates[0].pk,
             "original_score": self.extra["original_score"].pk,
+            "study": self.extra["study"].pk,
+            "study_question": self.extra["study_question"].pk,
             "label_bark": label("bark").pk,
             "label_dog": label("dog").pk,
             "label_speech": label("speech").pk,
@@ -130,9 +132,17 @@ def world(db, tmp_path, settings) -> World:
     tokens = {k: AuthToken.objects.create(user=u)[1] for k, u in users.items()}
     _login_records(users["reviewer"])
     queue_sync(dataset=ds)
+    from curation.quality.models import QualityQuestion
+    from curation.quality.sampling import quality_study_create
+
+    # Every clip a recall clip: clip 0 is one, so its add / done URLs answer.
+    study = quality_study_create(dataset=ds, name="secstudy", sources=["original", f"run:{run.pk}"],
+                                 recall_clips=3)
+    study_question = QualityQuestion.objects.filter(study=study, clip=clips[0]).first()
     return World(users=users, dataset=ds, clips=clips, run=run, candidates=candidates,
                  d_rita=d_rita, d_rob=d_rob, adjudication=adj, export=export, tokens=tokens,
-                 audio_root=audio_root, extra={"original_score": original_score})
+                 audio_root=audio_root, extra={"original_score": original_score, "study": study,
+                                                     "study_question": study_question})
 
 
 @pytest.fixture

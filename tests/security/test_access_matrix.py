@@ -109,6 +109,32 @@ MATRIX: dict[str, list[tuple]] = {
         ("post", {"name": "dataset_name"}, {"gold_rate_percent": "5", "gold_floor_percent": "50"},
          (LOGIN, 403, 403, 302, 302)),
     ],
+    # Quality studies: curators create and read reports; reviewers answer (any role may).
+    "curation:quality_studies": [
+        ("get", {"name": "dataset_name"}, None, CURATORS),
+        ("post", {"name": "dataset_name"}, {}, (LOGIN, 403, 403, 400, 400)),  # form errors
+    ],
+    "curation:quality_report": [("get", {"name": "dataset_name", "study_id": "study"}, None,
+                                 CURATORS)],
+    "curation:quality_csv": [("get", {"name": "dataset_name", "study_id": "study"}, None,
+                              CURATORS)],
+    "curation:quality_answer": [("get", {"study_id": "study"}, None, REVIEWERS)],
+    "curation:quality_units": [("get", {"study_id": "study"}, None, REVIEWERS)],
+    "curation:quality_search": [("get", {"study_id": "study"}, None, REVIEWERS)],
+    "curation:quality_answer_question": [
+        ("get", {"study_id": "study", "question_id": "study_question"}, None,
+         (LOGIN, 403, 405, 405, 405)),
+        ("post", {"study_id": "study", "question_id": "study_question"}, {"verdict": "accept"},
+         REVIEWERS),
+    ],
+    "curation:quality_clip_done": [
+        ("get", {"study_id": "study", "clip_id": "clip"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"study_id": "study", "clip_id": "clip"}, {}, (LOGIN, 403, 302, 302, 302)),
+    ],
+    "curation:quality_class_add": [
+        ("get", {"study_id": "study", "clip_id": "clip"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"study_id": "study", "clip_id": "clip"}, {"label": "label_bark"}, REVIEWERS),
+    ],
     "curation:thresholds": [("get", {"name": "dataset_name"}, None, CURATORS)],
     "curation:thresholds_fit": [
         ("get", {"name": "dataset_name"}, None, (LOGIN, 403, 403, 405, 405)),
@@ -237,6 +263,9 @@ MATRIX: dict[str, list[tuple]] = {
         ("get", {"pk": "dataset", "format": "json"}, None, API_REVIEWERS),
     ],
     "api:dataset-audit": [("get", {"pk": "dataset"}, None, API_CURATORS)],
+    "api:quality-studies": [("get", {"pk": "dataset"}, None, API_CURATORS)],
+    "api:quality-study-report": [("get", {"pk": "dataset", "study_id": "study"}, None,
+                                  API_CURATORS)],
     "api:clip-list": [("get", {}, None, API_REVIEWERS)],
     "api:clip-list[format]": [("get", {"format": "json"}, None, API_REVIEWERS)],
     "api:clip-detail": [
