@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import ConsoleWatch, launch, log_in
-from tests.factories import UserFactory
-
-from .conftest import label, make_dataset
+from tests.factories import UserFactory, label, make_dataset
 
 pytestmark = pytest.mark.browser
 
