@@ -20,6 +20,7 @@ from django_htmx.http import HttpResponseStopPolling
 from relabel_app.ids import INTEGER_MAX, BadNumber, optional_id, page_number, parse_int
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required
+from review.clip_notes import clip_notes_list
 from review.models import GoldClip
 
 from . import adjudication, export_jobs, gold_clips
@@ -103,6 +104,7 @@ def clip_adjudicate(request: HttpRequest, clip_id: int) -> HttpResponse:
                               and (seen := gold_reviewed_before(clip=clip, gold=gold))
                               else ""),
         "excluded_reviewers": excluded_reviewer_names(dataset=clip.dataset),
+        "clip_notes": clip_notes_list(clip=clip),
     })
 
 

@@ -3,6 +3,7 @@ from django import forms
 from relabel_app.ids import IdModelChoiceField, IntegerFormField
 from relabel_app.models import Dataset
 
+from .clip_notes import NOTE_MAX_CHARS
 from .models import ErrorCategory, Verdict
 
 
@@ -15,6 +16,11 @@ class CategoryForm(forms.Form):
         queryset=ErrorCategory.objects.filter(active=True), required=False
     )
     note = forms.CharField(required=False, max_length=2000, strip=True)
+
+
+class ClipNoteForm(forms.Form):
+    # Empty removes the note (review.clip_notes.clip_note_save).
+    note = forms.CharField(required=False, max_length=NOTE_MAX_CHARS, strip=True)
 
 
 class DatasetReviewSettingsForm(forms.ModelForm):

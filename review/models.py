@@ -321,3 +321,25 @@ class ReviewerSettings(models.Model):
 
     def __str__(self) -> str:
         return f"review settings of {self.user_id}"
+
+
+class ClipNote(models.Model):
+    """A reviewer's note on a clip as a whole (not on one label's decision): what no label
+    says, e.g. "two overlapping recordings" or "audio cut at 6 s". One per reviewer and
+    clip, updated in place; curators read them on the adjudication page."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="notes", db_index=False)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clip_notes"
+    )
+    text = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Also the index of "the notes of a clip" (its leading column).
+            models.UniqueConstraint(fields=["clip", "reviewer"], name="clipnote_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"note of {self.reviewer_id} on clip {self.clip_id}"

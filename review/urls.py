@@ -19,6 +19,7 @@ urlpatterns = [
         views.decision_category,
         name="category",
     ),
+    path("clips/<int:clip_id>/note/", views.clip_note_set, name="clip_note"),
     path("labels/search/", views.label_search_view, name="label_search"),
     path("clips/<int:clip_id>/counters/", views.clip_counters, name="counters"),
     path("clips/recent/", views.recent_clips_view, name="recent_clips"),

@@ -31,7 +31,7 @@ from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required, reviewer_required, user_is_curator
 
-from . import decisions, finishing, queue, reviewer_settings
+from . import clip_notes, decisions, finishing, queue, reviewer_settings
 from .audio_serving import (
     AudioPathRefused,
     RangeNotSatisfiable,
@@ -43,7 +43,7 @@ from .audio_serving import (
     parse_range,
 )
 from .counters import review_counters
-from .forms import CategoryForm, DatasetReviewSettingsForm, DecisionForm
+from .forms import CategoryForm, ClipNoteForm, DatasetReviewSettingsForm, DecisionForm
 from .label_search import label_search
 from .models import Decision, ErrorCategory, Verdict
 from .recent_clips import reviewer_recent_clips
@@ -173,6 +173,7 @@ def clip_detail(request: HttpRequest, clip_id: int) -> HttpResponse:
         "page": page, "clip": clip, "audio_available": audio_file is not None,
         "audio_refused": audio_refused, "verdicts": Verdict,
         "youtube_url": youtube_segment_url(clip),
+        "clip_note": clip_notes.clip_note_text(clip=clip, reviewer=request.user),
     })
 
 
@@ -240,6 +241,25 @@ def decision_category(request: HttpRequest, clip_id: int, label_id: int) -> Http
     except Decision.DoesNotExist:
         return HttpResponseBadRequest("Decide on the label before giving an error category.")
     return _row_response(request, clip, label.pk)
+
+
+@reviewer_required
+@require_POST
+@no_store
+def clip_note_set(request: HttpRequest, clip_id: int) -> HttpResponse:
+    """The reviewer's note on the clip as a whole; an empty note removes it."""
+    clip = _decided_clip_or_404(clip_id)
+    form = ClipNoteForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text())
+    note = clip_notes.clip_note_save(clip=clip, reviewer=request.user,
+                                     text=form.cleaned_data["note"])
+    if not request.htmx:
+        messages.success(request, "Note on the clip saved." if note else "Note on the clip removed.")
+        return redirect(reverse("review:clip", kwargs={"clip_id": clip.pk}) + "#clip-note-form")
+    return render(request, "review/_clip_note.html", {
+        "clip": clip, "clip_note": note.text if note else "", "saved": True,
+    })
 
 
 @reviewer_required

@@ -1,35 +1,17 @@
 /* Search result lists: "Clips like this" (clip page panel), the find page and class sweeps.
- * One key map per list (declared once below, with the help text the pages show):
- *   j / k     move to the next / previous clip
- *   Space     play or pause the current clip (one audio element per list)
- *   x         select the current clip (find page)
- *   A         select every clip on the page (find page)
- *   Enter     "Add <class> to selected" (find page)
- *   a / r / u accept / reject / unsure the swept class for the current clip, then the next
- *             clip plays (sweep; the next clip's audio is preloaded like rapid mode)
+ * Their keys are declared once per list on the shared key map (keys.js: label + handler,
+ * the hint line drawn from the same entries into [data-keys-help]): j / k move, Space
+ * plays (one audio element per list); on the find page x selects the current clip, A the
+ * page, Enter adds the class to the selected clips; in a sweep a / r / u give the verdict on
+ * the swept class, then the next clip plays (its audio preloaded like rapid mode).
  * The panel's keys act only while focus is inside it (the clip page's own keys stay as
  * they are); the find and sweep pages' keys act anywhere but in a text field. */
+import { KeyMap, isTyping } from "./keys.js";
+import { csrfToken } from "./outbox.js";
+import { toast } from "./toast.js";
 
-const VERDICT_KEYS = { a: "accept", r: "reject", u: "unsure" };
-
-function csrf() {
-  try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; }
-  catch (e) { return ""; }
-}
-
-function toast(text) {
-  const t = document.getElementById("toast");
-  if (!t) return;
-  t.textContent = text;
-  t.hidden = false;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
-}
-
-function typing(el) {
-  return el && (el.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName))
-    && !(el.tagName === "INPUT" && el.type === "checkbox");
-}
+const VERDICT_KEYS = [["a", "accept"], ["r", "reject"], ["u", "unsure"]];
+const TOAST_MS = 3000;
 
 function setup(list) {
   if (list.dataset.searchReady) return;
@@ -75,7 +57,7 @@ function setup(list) {
     rows.forEach((r) => r.classList.toggle("is-playing", r === row));
     if (audio.dataset.src === url && !audio.paused) { audio.pause(); return; }
     if (audio.dataset.src !== url) { audio.src = url; audio.dataset.src = url; }
-    audio.play().catch(() => toast("This clip's audio could not be played."));
+    audio.play().catch(() => toast("This clip's audio could not be played.", TOAST_MS));
   }
   async function decide(verdict) {
     const row = rows[cur];
@@ -83,11 +65,11 @@ function setup(list) {
     const body = new URLSearchParams({ clip: row.dataset.clip, verdict });
     const r = await fetch(list.dataset.sweepDecide, {
       method: "POST", credentials: "same-origin",
-      headers: { "X-CSRFToken": csrf(), "X-Requested-With": "fetch",
+      headers: { "X-CSRFToken": csrfToken(), "X-Requested-With": "fetch",
                  "Content-Type": "application/x-www-form-urlencoded" },
       body,
     });
-    if (!r.ok) { toast(`Not saved: ${await r.text()}`); return; }
+    if (!r.ok) { toast(`Not saved: ${await r.text()}`, TOAST_MS); return; }
     row.dataset.verdict = verdict;
     row.querySelectorAll(".verdicts button").forEach((b) => {
       b.setAttribute("aria-pressed", b.value === verdict ? "true" : "false");
@@ -95,38 +77,42 @@ function setup(list) {
     if (cur + 1 < rows.length) play(cur + 1);
   }
 
-  const keys = {
-    j: () => move(cur + 1),
-    k: () => move(cur - 1),
-    " ": () => play(),
-    x: () => {
-      if (!form) return false;
-      if (cur < 0) move(0);
-      const b = rows[cur].querySelector("input[type=checkbox]");
-      if (b) { b.checked = !b.checked; refreshSelected(); }
-    },
-    A: () => {
-      if (!form) return false;
-      boxes().forEach((b) => { b.checked = true; });
-      refreshSelected();
-    },
-    Enter: () => {
-      if (!form || !addButton) return false;
-      if (addButton.disabled) { toast("Choose a class first."); return; }
-      if (!boxes().some((b) => b.checked)) { toast("Select clips first: x selects, A the page."); return; }
-      form.requestSubmit(addButton);
-    },
-  };
-  if (scope === "sweep") Object.entries(VERDICT_KEYS).forEach(([key, v]) => { keys[key] = () => decide(v); });
+  const keymap = new KeyMap();
+  if (scope === "sweep") {  // first in the hint: one key per clip
+    VERDICT_KEYS.forEach(([key, v]) => keymap.bind(key, v, () => decide(v)));
+  }
+  keymap
+    .bind("j", "next clip", () => move(cur + 1))
+    .bind("k", "previous clip", () => move(cur - 1))
+    .bind(" ", "play / pause", () => play());
+  if (form) {
+    keymap
+      .bind("x", "select the current clip", () => {
+        if (cur < 0) move(0);
+        const b = rows[cur].querySelector("input[type=checkbox]");
+        if (b) { b.checked = !b.checked; refreshSelected(); }
+      })
+      .bind("A", "select every clip on the page", () => {
+        boxes().forEach((b) => { b.checked = true; });
+        refreshSelected();
+      });
+    if (addButton) {
+      keymap.bind("Enter", "add the class to the selected clips", () => {
+        if (addButton.disabled) { toast("Choose a class first.", TOAST_MS); return; }
+        if (!boxes().some((b) => b.checked)) { toast("Select clips first: x selects, A the page.", TOAST_MS); return; }
+        form.requestSubmit(addButton);
+      });
+    }
+  }
+  // The hint sits in the list, or (sweep) above it on the page.
+  keymap.renderInline(list.querySelector("[data-keys-help]")
+    || (scope === "panel" ? null : document.querySelector("[data-keys-help]")));
 
   function onKey(event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (typing(event.target)) return;
-    const handler = keys[event.key];
-    if (!handler) return;
-    if (handler() === false) return;
-    event.preventDefault();
-    event.stopPropagation();
+    // A checkbox is not a text field: j / x / Space still act on the list (isTyping).
+    if (isTyping(event.target)) return;
+    // Consumed here: the clip page's own key map (on document) must not act on it too.
+    if (keymap.handle(event)) event.stopPropagation();
   }
   if (scope === "panel") {
     list.addEventListener("keydown", onKey);

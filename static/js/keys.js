@@ -16,7 +16,9 @@
  *   probe.js   benchmark probes, only with ?probe=1 (or sessionStorage "review.probe")
  *   review.js  the full clip screen: mountReview(root) binds one clip's rows
  *   rapid.js   rapid mode
- *   curation/adjudicate.js  the adjudication page */
+ *   curation/adjudicate.js  the adjudication page
+ *   find.js    search result lists (find page, clips like this, class sweep)
+ *   study.js   the blind quality-study screen */
 
 const NAMES = {
   ArrowDown: "↓", ArrowUp: "↑", ArrowLeft: "←", ArrowRight: "→", " ": "Space",
@@ -29,9 +31,11 @@ export function keyName(key) {
   return key;
 }
 
-/* True when keys belong to a text field (or a select, whose letters pick options). */
+/* True when keys belong to a text field (or a select, whose letters pick options). A
+ * checkbox takes no letters, so a list with checkboxes (find page) keeps its keys. */
 export function isTyping(el) {
-  return !!(el && el.matches && (el.isContentEditable || el.matches("input, textarea, select")));
+  return !!(el && el.matches && (el.isContentEditable
+    || el.matches("input:not([type=checkbox]), textarea, select")));
 }
 
 /* True when Enter / Space belong to a focused control (a button, link, summary). */

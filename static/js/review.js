@@ -14,6 +14,7 @@ import { Outbox, refusal } from "./outbox.js";
 import { LabelSearch } from "./search.js";
 import { keyLeaving } from "./probe.js";
 import { getPlayer } from "./player.js";
+import { focusClipNote, mountClipNote } from "./clip_note.js";
 
 const $ = (id) => document.getElementById(id);
 document.addEventListener("review:toast", (ev) => toast(ev.detail));
@@ -388,6 +389,7 @@ function bindKeys() {
     .bind(["z", "Mod+z"], "undo the last action on this clip (again: further back)", () => s().undo())
     .bind("e", "error category and note for the decision just made", () => s().openCategory())
     .bind("/", "add a label: search, ↑/↓ pick, Enter adds, Esc leaves", () => s().search.focus())
+    .bind("c", "note on the whole clip: Enter saves, Esc leaves", () => focusClipNote())
     .bind(["n", "Enter"], "finish this clip, next clip (with undecided rows: n again, or Esc)", (ev) => {
       if (ev.key === "Enter" && ev.target.closest && ev.target.closest("button, a[href], summary")) return false;
       s().goNext();
@@ -433,6 +435,7 @@ function rememberFold() {
 const root = $("review");
 if (root) {
   bindKeys();
+  mountClipNote({ outbox, onSent: () => screen && screen.cursor.refresh() });
   rememberFold();
   mountReview(root);
   // A page restored from the back/forward cache shows the DOM as it was left; fetch it

@@ -4,8 +4,11 @@
  * clips' questions are fetched, and the next clip's audio loaded into the HTTP cache,
  * while the current one is answered.
  *
- * The keys are declared once, in KEYS below (with the help line rendered from it), so
- * they can move onto the shared key map later. */
+ * The keys are declared once, on the shared key map (keys.js) in bindKeys below; the help
+ * line is drawn from the same entries. */
+import { KeyMap, isTyping, onControl } from "./keys.js";
+import { csrfToken } from "./outbox.js";
+import { toast as showToast } from "./toast.js";
 
 const root = document.getElementById("study");
 let steps = [];          // question sections and recall cards, in order
@@ -18,31 +21,13 @@ let audioClip = null;
 let waiting = false;     // the last loaded question is answered, the next ones on their way
 const answers = new WeakMap();
 
-const KEYS = [
-  { key: "a", label: "yes, present", run: () => answer("accept") },
-  { key: "r", label: "no, absent", run: () => answer("reject") },
-  { key: "u", label: "unsure", run: () => answer("unsure") },
-  { key: "z", label: "back one question", run: () => back() },
-  { key: " ", name: "Space", label: "play / pause", run: () => player()?.togglePlay() },
-  { key: "0", label: "replay", run: () => player()?.replay() },
-];
 
 function player() { return window.ReviewPlayer; }
-function csrf() {
-  try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
-}
-function toast(text) {
-  const t = document.getElementById("toast");
-  if (!t) return;
-  t.textContent = text;
-  t.hidden = false;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
-}
+function toast(text) { showToast(text, 3000); }
 function post(url, body) {
   return fetch(url, {
     method: "POST", credentials: "same-origin",
-    headers: { "X-CSRFToken": csrf(), "Content-Type": "application/x-www-form-urlencoded",
+    headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded",
                Accept: "application/json" },
     body: body || "",
   });
@@ -174,36 +159,37 @@ function addClass(card, btn) {
   })).catch((e) => toast(`Not saved: ${e.message}`));
 }
 
-function onKey(ev) {
-  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-  const t = ev.target;
-  if (t && t.matches && t.matches("input, textarea, select, [contenteditable]")) return;
-  if (ev.key === " " && t && t.matches && t.matches("button, a[href], summary")) return;
-  const k = KEYS.find((x) => x.key === ev.key);
-  if (!k) return;
-  ev.preventDefault();
-  // Between the last loaded question and the next ones a key would act on a hidden one.
-  if (waiting && "arzu".includes(ev.key)) return;
-  k.run();
+/* Between the last loaded question and the next ones an answer key would act on a hidden
+ * question: it is swallowed (consumed, nothing done) until they come. */
+function onQuestion(run) { return () => { if (!waiting) run(); }; }
+
+function bindKeys() {
+  const keymap = new KeyMap()
+    .bind("a", "yes, present", onQuestion(() => answer("accept")))
+    .bind("r", "no, absent", onQuestion(() => answer("reject")))
+    .bind("u", "unsure", onQuestion(() => answer("unsure")))
+    .bind("z", "back one question", onQuestion(() => back()))
+    .bind(" ", "play / pause", (ev) => {
+      if (onControl(ev.target)) return false;  // Space presses the focused button
+      player()?.togglePlay();
+    })
+    .bind("0", "replay", () => { player()?.replay(); });
+  keymap.renderInline(root.querySelector("[data-keys-help]"));
+  document.addEventListener("keydown", (ev) => {
+    if (isTyping(ev.target)) return;
+    keymap.handle(ev);
+  });
 }
 
 function init() {
   if (!root) return;
-  const help = root.querySelector("[data-keys-help]");
-  if (help) {
-    help.replaceChildren(...KEYS.flatMap((k, i) => {
-      const kbd = document.createElement("kbd");
-      kbd.textContent = k.name || k.key;
-      return [...(i ? [document.createTextNode(" · ")] : []), kbd, document.createTextNode(` ${k.label}`)];
-    }));
-  }
+  bindKeys();
   root.addEventListener("click", (ev) => {
     const done = ev.target.closest("[data-action=clip-done]");
     if (done) { clipDone(done.closest("[data-recall-card]")); return; }
     const hit = ev.target.closest("[data-add-label]");
     if (hit) addClass(hit.closest("[data-recall-card]"), hit);
   });
-  document.addEventListener("keydown", onKey);
   collect();
   if (!steps.length) { exhausted = true; finishIfDone(); return; }
   show(0);

@@ -371,8 +371,8 @@ def test_clip_page_query_count_is_constant(review_setup, django_assert_num_queri
     c.get(clip_url(small))  # warm the process' ontology cache
     # session, user with its roles, clip, the rows (originals, candidates of the latest run, own
     # decisions and, for curators, every reviewer's counts: one statement), the captions,
-    # error categories, next-clip peek.
-    expected = 7
+    # error categories, next-clip peek, the reviewer's own note on the clip (issue 21).
+    expected = 8
     with django_assert_num_queries(expected):
         r = c.get(clip_url(small))
     assert r.content.decode().count('class="label-row') == 3

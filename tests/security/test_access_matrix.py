@@ -185,6 +185,10 @@ MATRIX: dict[str, list[tuple]] = {
         ("post", {"clip_id": "clip", "label_id": "label_music"},
          {"error_category": "", "note": "fine"}, (LOGIN, 403, 302, 302, 302)),
     ],
+    "review:clip_note": [
+        ("get", {"clip_id": "clip"}, None, (LOGIN, 403, 405, 405, 405)),
+        ("post", {"clip_id": "clip"}, {"note": "two recordings"}, (LOGIN, 403, 302, 302, 302)),
+    ],
     "review:undo": [
         ("get", {"clip_id": "clip", "label_id": "label_music"}, None,
          (LOGIN, 403, 405, 405, 405)),
