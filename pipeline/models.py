@@ -8,8 +8,9 @@ from django.db.models.functions import Now
 
 from relabel_app.models import Clip, Dataset, Label
 
-from . import chain
+from . import stage_declarations
 from .embeddings import ClipEmbedding, EmbeddingSpace  # noqa: F401  (models of this app)
+from .stages.filter import run_threshold
 from .threshold_sets import ClassThreshold, ThresholdSet  # noqa: F401  (models of this app)
 
 
@@ -82,14 +83,12 @@ class PipelineRun(models.Model):
     @property
     def filter_config(self):
         """The run's filter section as FilterConfig (defaults where the run has none)."""
-        return chain.get("filter").read_config(self.config)
+        return stage_declarations.Filter.read_config(self.config)
 
     @property
     def threshold(self) -> float | None:
         """The run's CLAP threshold (None when it has none: an external label set). The
         same fact for SQL: pipeline.selectors.run_threshold_sql."""
-        from .stages.filter import run_threshold
-
         return run_threshold(self.config)
 
 
@@ -101,7 +100,7 @@ class ClipResult(models.Model):
         PipelineRun, on_delete=models.CASCADE, related_name="results", db_index=False
     )
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="results")
-    # One `<stage>_status` column per stage of pipeline.chain, added after the class.
+    # One `<stage>_status` column per declared stage, added after the class.
     # Caption rounds of every attempt, presence decisions, the chosen summary.
     # Database defaults too: the bulk INSERTs (pipeline.services, pipeline.external_import)
     # name only the columns they set.
@@ -130,8 +129,17 @@ class ClipResult(models.Model):
         return bool(self.error_stage)
 
 
-for _stage in chain.stages():
-    ClipResult.add_to_class(_stage.status_field(), stage_status_field())
+def add_stage_status_fields() -> None:
+    """A `<stage>_status` column for every declared stage that has none yet: the built-in
+    stages' when this module loads, the extra stages' (settings.PIPELINE_EXTRA_STAGES)
+    once PipelineConfig.ready has loaded pipeline.chain, which imports them."""
+    have = {f.name for f in ClipResult._meta.local_fields}
+    for stage in stage_declarations.stages():
+        if stage.status_field() not in have:
+            ClipResult.add_to_class(stage.status_field(), stage_status_field())
+
+
+add_stage_status_fields()
 
 
 class Candidate(models.Model):

@@ -9,6 +9,8 @@ import os
 import re
 from pathlib import Path
 
+from . import stage_declarations
+
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
@@ -71,11 +73,9 @@ def resolve_profile(name_or_path: str, *, model_dir: Path) -> dict:
     if not use_llm:
         backends.pop("match_llm", None)
     resolved = _substitute({**raw, "backends": backends}, {"MODEL_DIR": str(model_dir)})
-    from . import chain
-
     # Each stage's section filled from its config class, once: what the run stores is
     # what every stage reads back (Stage.read_config).
-    for stage in chain.stages():
+    for stage in stage_declarations.stages():
         if stage.config_class is not None:
             section = stage.config_section()
             resolved[section] = stage.resolve_config(resolved.get(section) or {})

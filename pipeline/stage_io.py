@@ -7,19 +7,22 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from relabel_app.models import Clip, Label
+from relabel_app.ontology_source import OntologyClass
 
+from .backends.registry import build_backend
 from .models import Candidate, ClipResult, PipelineRun, StageStatus
+from .stages.filter import ClassTextEmbeddingCache
+from .stages.match import LabelIndex
 
 
 def backend_spec_with_placement(spec: dict) -> dict:
     """The spec with device and dtype from settings (RELABEL_MODEL_DEVICE/_DTYPE) unless
     the profile names them: local model adapters only; HTTP adapters have no placement."""
-    from django.conf import settings
-
     spec = dict(spec)
     adapter = spec.get("adapter", "")
     if adapter.startswith("transformers-") or adapter == "sentence-transformers":
@@ -31,8 +34,6 @@ def backend_spec_with_placement(spec: dict) -> dict:
 
 def stage_backend(run: PipelineRun, role: str):
     """The profile's backend for `role`, placed per settings; None when it names none."""
-    from .backends.registry import build_backend
-
     spec = run.config["backends"].get(role)
     if not spec:
         return None
@@ -77,6 +78,7 @@ def audio_path(clip: Clip):
 
 
 def load_clip_audio(clip: Clip, sample_rate: int):
+    # scipy and soundfile load with the first clip a worker reads, not in every process.
     from .audio import load_audio
 
     return load_audio(audio_path(clip), sample_rate)
@@ -89,12 +91,6 @@ def label_index(embedder):
     """The matcher's index of the 527 classes, built once per process and embedder; the
     synonym tier's class-text embeddings are also kept on disk, so a new worker reads them
     instead of embedding 1,200 texts again."""
-    from django.conf import settings
-
-    from relabel_app.ontology_source import OntologyClass
-
-    from .stages.match import LabelIndex
-
     key = embedder.model_id if embedder is not None else None
     if key not in _INDEXES:
         classes = [
@@ -118,10 +114,6 @@ _TEXT_CACHE = None
 def class_text_cache():
     """CLAP text embeddings of the 527 classes: once per model per process (and on disk)."""
     global _TEXT_CACHE
-    from django.conf import settings
-
-    from .stages.filter import ClassTextEmbeddingCache
-
     if _TEXT_CACHE is None:
         classes = list(Label.objects.filter(index__isnull=False).order_by("index"))
         _TEXT_CACHE = ClassTextEmbeddingCache(classes, cache_dir=settings.MODEL_DIR / "cache")

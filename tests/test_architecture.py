@@ -1,6 +1,8 @@
 """The layering as import-linter contracts ([tool.importlinter] in pyproject.toml): every
-import points down (relabel_app <- pipeline <- review <- search <- curation <- api), the stage logic
-imports no Django and none of the apps, the stage registry does not import its driver."""
+import points down (relabel_app <- pipeline <- review <- search <- curation <- api), the
+stage logic imports no Django and none of the apps, the stage registry does not import its
+driver, the stage declarations are plain data the models read (the models import no write
+code) and no import circle runs among the pipeline's modules."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def _lint_imports(*args: str) -> subprocess.CompletedProcess:
 def test_the_import_contracts_are_kept():
     out = _lint_imports()
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "3 kept, 0 broken" in out.stdout
+    assert "6 kept, 0 broken" in out.stdout
 
 
 def test_a_broken_contract_fails_the_check(tmp_path):
@@ -48,7 +50,7 @@ forbidden_modules = ["numpy"]
     assert "probe BROKEN" in out.stdout and "numpy" in out.stdout
 
 
-@pytest.mark.parametrize("contract", ["layers", "forbidden"])
+@pytest.mark.parametrize("contract", ["layers", "forbidden", "acyclic_siblings"])
 def test_the_contracts_are_in_pyproject(contract):
     import tomllib
 
@@ -57,3 +59,33 @@ def test_the_contracts_are_in_pyproject(contract):
     assert any(c["type"] == contract for c in contracts)
     layers = next(c for c in contracts if c["type"] == "layers")["layers"]
     assert layers == ["api", "curation", "search", "review", "pipeline", "relabel_app"]
+
+
+def test_an_import_circle_through_the_chain_fails_the_check(tmp_path):
+    """The acyclic contract can fail: a copy of the project where pipeline.models imports
+    the chain again (the chain's write code imports the models) is reported with that
+    import."""
+    import shutil as sh
+
+    copy = tmp_path / "proj"
+    sh.copytree(ROOT / "pipeline", copy / "pipeline",
+                ignore=sh.ignore_patterns("__pycache__", "profiles", "migrations"))
+    models = copy / "pipeline" / "models.py"
+    models.write_text("from . import chain  # noqa: F401\n" + models.read_text())
+    config = tmp_path / "contracts.toml"
+    config.write_text("""
+[tool.importlinter]
+root_packages = ["pipeline"]
+
+[[tool.importlinter.contracts]]
+name = "probe"
+type = "acyclic_siblings"
+ancestors = ["pipeline"]
+ignore_imports = ["pipeline.tasks -> pipeline.services", "pipeline.tasks -> pipeline.embed_jobs"]
+""")
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
+    out = subprocess.run([exe, "--no-cache", "--config", str(config)], cwd=copy, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "probe BROKEN" in out.stdout and ".models -> .chain" in out.stdout

@@ -1,7 +1,9 @@
-"""The model chain: the ordered registry of stages (see `registry`). Importing this
-package registers the built-in stages in chain order (BUILTIN), then any stage modules
-named in settings.PIPELINE_EXTRA_STAGES (env RELABEL_EXTRA_STAGES, comma-separated),
-which call `register` themselves."""
+"""The model chain: the stages' write code over their declarations (see `registry`).
+Importing this package attaches the built-in stages' write code to their declarations
+(pipeline.stage_declarations, in chain order), then imports any stage modules named in
+settings.PIPELINE_EXTRA_STAGES (env RELABEL_EXTRA_STAGES, comma-separated), which call
+`register` themselves. PipelineConfig.ready imports it and adds the extra stages' status
+columns."""
 
 import importlib
 
@@ -17,6 +19,7 @@ from .registry import (  # noqa: F401  (the registry's interface)
     first,
     following,
     get,
+    implement,
     last,
     names,
     previous,
@@ -30,8 +33,7 @@ from .registry import (  # noqa: F401  (the registry's interface)
 BUILTIN = (CaptionStage, PredictStage, MatchStage, FilterStage)
 
 for _stage in BUILTIN:
-    if _stage.name not in names():
-        register(_stage)
+    implement(_stage)
 
 for _module in getattr(settings, "PIPELINE_EXTRA_STAGES", ()):
     importlib.import_module(_module)

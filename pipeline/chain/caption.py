@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.stages.caption import CaptionConfig, run_caption_batch
+from pipeline import stage_declarations
+from pipeline.stage_io import load_clip_audio
+from pipeline.stages.caption import run_caption_batch
 
 from .registry import Item, Stage
 
 SAMPLE_RATE = 16000
 
 
-class CaptionStage(Stage):
-    name = "caption"
-    queue = "audio"
-    config_class = CaptionConfig
-    backends = ("audio_chat",)
-
+class CaptionStage(stage_declarations.Caption, Stage):
     def setup(self) -> None:
         self.chat = self.backend("audio_chat")
 
     def prepare(self, chunk):
-        from pipeline.stage_io import load_clip_audio
-
         items = []
         for row in chunk:
             try:

@@ -6,33 +6,30 @@ reviewers and audits, never a candidate)."""
 
 from __future__ import annotations
 
+from django.db import transaction
+
+from pipeline import stage_declarations
+from pipeline.embeddings import embeddings_save
+from pipeline.models import Candidate, OriginalLabelScore
+from pipeline.stage_io import class_text_cache, load_clip_audio
 from pipeline.stages.filter import (
-    FilterConfig,
     best_of_n,
     filter_candidates,
     original_label_scores,
 )
 from pipeline.stages.match import Candidate as StageCandidate
+from relabel_app.models import ClipLabel, Label
 
 from .registry import Item, Stage
 
 
-class FilterStage(Stage):
-    name = "filter"
-    queue = "clap"
-    config_class = FilterConfig
-    backends = ("clap",)
-
+class FilterStage(stage_declarations.Filter, Stage):
     def setup(self) -> None:
-        from pipeline.stage_io import class_text_cache
-
         self.clap = self.backend("clap")
         self.threshold = float(self.config.threshold)
         self.cache = class_text_cache()
 
     def prepare(self, chunk):
-        from pipeline.stage_io import load_clip_audio
-
         items = []
         for row in chunk:
             try:
@@ -46,12 +43,6 @@ class FilterStage(Stage):
         return list(self.clap.embed_audio([item.data for item in items]))
 
     def write(self, results):
-        from django.db import transaction
-
-        from pipeline.embeddings import embeddings_save
-        from pipeline.models import Candidate
-        from relabel_app.models import ClipLabel, Label
-
         mid_of = dict(Label.objects.filter(index__isnull=False).values_list("id", "mid"))
         label_id_of = {m: i for i, m in mid_of.items()}
         clip_ids = [i.row.clip_id for i, _ in results]
@@ -105,8 +96,6 @@ class FilterStage(Stage):
         """One OriginalLabelScore per (clip, original label) scored; a row that exists
         already (a redelivered message, a rerun) gets the new score: one
         INSERT ... ON CONFLICT DO UPDATE for the chunk."""
-        from pipeline.models import OriginalLabelScore
-
         if rows:
             OriginalLabelScore.objects.bulk_create(
                 [OriginalLabelScore(run_id=row.run_id, clip_id=row.clip_id,

@@ -4,8 +4,10 @@ ontology). Writes the candidates; attempt 0 is selected until the filter stage c
 
 from __future__ import annotations
 
+from pipeline import stage_declarations
+from pipeline.models import Candidate
+from pipeline.stage_io import label_index, trainable_ids_by_mid
 from pipeline.stages.match import (
-    MatchConfig,
     build_llm_match_messages,
     match_labels,
     parse_llm_matches,
@@ -14,15 +16,8 @@ from pipeline.stages.match import (
 from .registry import Item, Stage
 
 
-class MatchStage(Stage):
-    name = "match"
-    queue = "llm"
-    config_class = MatchConfig
-    backends = ("text_embedder", "match_llm")
-
+class MatchStage(stage_declarations.Match, Stage):
     def setup(self) -> None:
-        from pipeline.stage_io import label_index, trainable_ids_by_mid
-
         embedder = self.backend("text_embedder") if self.config.use_synonym else None
         self.index = label_index(embedder)
         self.llm = self.backend("match_llm") if self.run.config["match"].get("use_llm") else None
@@ -47,8 +42,6 @@ class MatchStage(Stage):
         return outputs
 
     def write(self, results):
-        from pipeline.models import Candidate
-
         for item, per_attempt in results:
             row = item.row
             cands = [

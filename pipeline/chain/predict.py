@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.stages.predict import PredictConfig, run_predict_best_of_n
+from pipeline import stage_declarations
+from pipeline.stages.predict import run_predict_best_of_n
 
 from .registry import Item, Stage
 
 
-class PredictStage(Stage):
-    name = "predict"
-    queue = "llm"
-    config_class = PredictConfig
-    backends = ("text_chat",)
-
+class PredictStage(stage_declarations.Predict, Stage):
     def setup(self) -> None:
         self.chat = self.backend("text_chat")
         self.attempts = max(1, int(self.run.filter_config.best_of_n))
