@@ -33,7 +33,6 @@ def may_answer(*, study: QualityStudy, user) -> bool:
     return study.answerers.filter(pk=user.pk).exists()
 
 
-@transaction.atomic
 def _tallies_update(question_ids: list[int]) -> None:
     """Recount the accept / reject tallies of these questions from their answers (a
     changed mind moves a vote, so counting again is simpler than adjusting)."""
@@ -48,6 +47,7 @@ def _tallies_update(question_ids: list[int]) -> None:
             WHERE q.id = t.question_id""", [question_ids])
 
 
+@transaction.atomic
 def quality_answers_record(*, study: QualityStudy, reviewer,
                            answers: Sequence[tuple[int, str]]) -> int:
     """Record (question id, verdict) answers of one reviewer; a changed mind (z, then
