@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from relabel_app.models import Clip, Label
@@ -31,6 +31,20 @@ def may_answer(*, study: QualityStudy, user) -> bool:
     if not study.answerers.exists():
         return True
     return study.answerers.filter(pk=user.pk).exists()
+
+
+def _tallies_update(question_ids: list[int]) -> None:
+    """Recount the accept / reject tallies of these questions from their answers (a
+    changed mind moves a vote, so counting again is simpler than adjusting)."""
+    q, a = QualityQuestion._meta.db_table, QualityAnswer._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            UPDATE {q} q SET n_accept = t.n_accept, n_reject = t.n_reject
+            FROM (SELECT question_id,
+                         count(*) FILTER (WHERE verdict = 'accept') AS n_accept,
+                         count(*) FILTER (WHERE verdict = 'reject') AS n_reject
+                  FROM {a} WHERE question_id = ANY(%s) GROUP BY question_id) t
+            WHERE q.id = t.question_id""", [question_ids])
 
 
 @transaction.atomic
@@ -68,6 +82,7 @@ def quality_answers_record(*, study: QualityStudy, reviewer,
     )
     if new:
         QualityQuestion.objects.filter(pk__in=new).update(answer_count=F("answer_count") + 1)
+    _tallies_update(list(wanted))
     # Ordinary decisions, through the decision service. A decision that already says the
     # same needs no call (decision_record would change and log nothing); skipping those
     # keeps bulk answering by an oracle to one query when nothing changes.

@@ -57,25 +57,47 @@ class ClassRow:
                 "taken_whole": self.whole, "differs": self.differs}
 
 
-def _answered_questions(study: QualityStudy) -> list[tuple]:
-    """(question id, clip, label, drawn_in, in_sources, recall, resolved or None)."""
-    q, a = QualityQuestion._meta.db_table, QualityAnswer._meta.db_table
+def _precision_tallies(study: QualityStudy) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """(source, label) -> (true, false, unsure) over the answered questions each source
+    drew, counted in SQL from the questions' stored tallies (QualityQuestion.n_accept /
+    n_reject; see _resolved: a tie is unsure)."""
+    q = QualityQuestion._meta.db_table
     with connection.cursor() as cur:
         cur.execute(f"""
-            SELECT q.id, q.clip_id, q.label_id, q.drawn_in, q.in_sources, q.recall,
-                   count(a.id) FILTER (WHERE a.verdict = 'accept'),
-                   count(a.id) FILTER (WHERE a.verdict = 'reject'),
-                   count(a.id)
-            FROM {q} q LEFT JOIN {a} a ON a.question_id = q.id
-            WHERE q.study_id = %s
-            GROUP BY q.id""", [study.pk])
+            SELECT s, q.label_id,
+                   count(*) FILTER (WHERE q.n_accept > q.n_reject),
+                   count(*) FILTER (WHERE q.n_reject > q.n_accept),
+                   count(*) FILTER (WHERE q.n_accept = q.n_reject)
+            FROM {q} q CROSS JOIN LATERAL unnest(q.drawn_in) AS s
+            WHERE q.study_id = %s AND q.answer_count > 0
+            GROUP BY s, q.label_id""", [study.pk])
+        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in cur.fetchall()}
+
+
+def _progress(study: QualityStudy) -> tuple[int, int]:
+    """(answered, total) questions."""
+    q = QualityQuestion._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT count(*) FILTER (WHERE answer_count > 0), count(*) FROM {q} "
+                    "WHERE study_id = %s", [study.pk])
+        return cur.fetchone()
+
+
+def _recall_questions(study: QualityStudy) -> list[tuple]:
+    """The recall part's questions: (id, clip, label, drawn_in, in_sources, recall,
+    resolved or None)."""
+    q = QualityQuestion._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            SELECT id, clip_id, label_id, drawn_in, in_sources, recall, n_accept, n_reject,
+                   answer_count
+            FROM {q} WHERE study_id = %s AND recall""", [study.pk])
         return [(r[0], r[1], r[2], r[3], r[4], r[5], _resolved(r[6], r[7]) if r[8] else None)
                 for r in cur.fetchall()]
 
 
 def quality_report(study: QualityStudy, *, bootstrap_rounds: int = 2000) -> dict:
     sources = list(study.sources)
-    questions = _answered_questions(study)
     strata = list(QualityStratum.objects.filter(study=study)
                   .values_list("source", "label_id", "population", "drawn"))
     labels = {pk: (mid, name) for pk, mid, name in Label.objects.filter(
@@ -86,19 +108,11 @@ def quality_report(study: QualityStudy, *, bootstrap_rounds: int = 2000) -> dict
         rows[(source, label_id)] = ClassRow(
             mid=mid, name=name, label_id=label_id, source=sources[source],
             population=population, drawn=drawn, whole=population <= study.per_class)
-    answered = 0
-    for _qid, _clip, label_id, drawn_in, _ins, _rec, res in questions:
-        if res is not None:
-            answered += 1
-        for s in drawn_in:
-            row = rows.get((s, label_id))
-            if row is None or res is None:
-                continue
-            if res == UNSURE:
-                row.unsure += 1
-            else:
-                row.rated += 1
-                row.true += res == TRUE
+    for key, (n_true, n_false, n_unsure) in _precision_tallies(study).items():
+        row = rows.get(key)
+        if row is not None:
+            row.true, row.rated, row.unsure = n_true, n_true + n_false, n_unsure
+    answered, total = _progress(study)
     for row in rows.values():
         row.estimate = stats.wilson(row.true, row.rated)
     # Classes whose intervals do not overlap between two sources.
@@ -110,7 +124,7 @@ def quality_report(study: QualityStudy, *, bootstrap_rounds: int = 2000) -> dict
             a.differs = any(not stats.intervals_overlap(a.estimate, b.estimate)
                             for b in group if b is not a)
 
-    recall = _recall_part(study, questions)
+    recall = _recall_part(study, _recall_questions(study) if study.recall_clips else [])
     per_source = []
     overall: dict[int, stats.Estimate] = {}
     for i, name in enumerate(sources):
@@ -146,7 +160,7 @@ def quality_report(study: QualityStudy, *, bootstrap_rounds: int = 2000) -> dict
                   "recall_clips": study.recall_clips,
                   "answers_per_question": study.answers_per_question, "seed": study.seed,
                   "created_at": study.created_at.isoformat(), "status": study.status},
-        "progress": {"answered": answered, "total": len(questions),
+        "progress": {"answered": answered, "total": total,
                      "recall_clips_done": len(recall[0]) if recall else 0},
         "sources": per_source,
         "differences": differences,

@@ -10,7 +10,7 @@ all of them or none more often than by chance, and asked once (credited to each)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -21,7 +21,7 @@ from relabel_app.models import Clip, ClipLabel, Dataset, Label
 from relabel_app.names import dataset_name_problem
 
 from ..models import Policy
-from ..resolution import curated_ctes, scope_for
+from ..resolution import Scope, curated_ctes, scope_for
 from .models import QualityQuestion, QualityRecallClip, QualityStratum, QualityStudy
 
 ORIGINAL = "original"
@@ -64,39 +64,45 @@ def parse_sources(*, dataset: Dataset, sources: Sequence[str]) -> list[SourceSpe
     return out
 
 
-def _source_sql(specs: Sequence[SourceSpec]) -> str:
-    """The labelled pairs of every source as (s, clip_id, label_id), s the source index."""
+def _source_sql(specs: Sequence[SourceSpec], *, only_clips: str = "") -> str:
+    """The labelled pairs of every source as (s, clip_id, label_id), s the source index.
+    ``only_clips``: a relation of clip ids (the recall part's ``pick``) to read only those
+    clips, by index, instead of every label of the dataset.
+
+    No DISTINCT (profiled at 2M clips: hashing 6M run labels and 4M curated ones spilled
+    to disk, ~15 s a pass): the pairs are unique already. ``curated`` is the accepted
+    pairs (one row per decided pair) and the originals with no resolved decision, which
+    are disjoint; a run's ``selected`` candidates are one attempt per clip
+    (pipeline.chain.match / filter) and (run, clip, attempt, label) is unique."""
     parts = []
+    only = f" AND {{col}} IN (SELECT id FROM {only_clips})" if only_clips else ""
     for i, spec in enumerate(specs):
         if spec.name == ORIGINAL:
             parts.append(
                 f"SELECT {i}::smallint AS s, cl.clip_id, cl.label_id FROM {ClipLabel._meta.db_table} cl "
                 f"JOIN {Clip._meta.db_table} c ON c.id = cl.clip_id "
-                "WHERE c.dataset_id = %(dataset_id)s")
+                "WHERE c.dataset_id = %(dataset_id)s" + only.format(col="cl.clip_id"))
         elif spec.name == CURATED:
-            parts.append(f"SELECT DISTINCT {i}::smallint AS s, clip_id, label_id FROM curated")
+            # The curated CTEs are already narrowed to only_clips (see _ctes).
+            parts.append(f"SELECT {i}::smallint AS s, clip_id, label_id FROM curated")
         else:
             # A run's kept labels (the attempt review shows); the run is this dataset's.
             parts.append(
-                f"SELECT DISTINCT {i}::smallint AS s, k.clip_id, k.label_id "
+                f"SELECT {i}::smallint AS s, k.clip_id, k.label_id "
                 f"FROM {Candidate._meta.db_table} k WHERE k.run_id = {int(spec.run_id)} "
-                "AND k.kept AND k.selected")
+                "AND k.kept AND k.selected" + only.format(col="k.clip_id"))
     return "\nUNION ALL\n".join(parts)
 
 
-def _ctes(dataset: Dataset, specs: Sequence[SourceSpec], policy: str) -> str:
-    head = "WITH "
-    if any(s.name == CURATED for s in specs):
-        head = curated_ctes(scope_for(dataset=dataset), policy) + ",\n"
-    return head + f"""
-    lab AS (
-        SELECT id FROM {Label._meta.db_table}
-        WHERE index IS NOT NULL AND (%(all_classes)s OR mid = ANY(%(mids)s))
-    ),
-    src AS NOT MATERIALIZED (
-        SELECT x.s, x.clip_id, x.label_id
-        FROM ({_source_sql(specs)}) x JOIN lab ON lab.id = x.label_id
-    )"""
+@dataclass(frozen=True)
+class _OnlyClips(Scope):
+    """The dataset's scope narrowed to the clips of a relation (the recall part's pick),
+    so the curated CTEs read those clips' decisions and labels only."""
+
+    only: str = ""
+
+    def clip_filter(self, alias: str) -> str:
+        return super().clip_filter(alias) + f" AND {alias}.id IN (SELECT id FROM {self.only})"
 
 
 # Seeded hashes (PostgreSQL's hashint8extended: cheap, unlike md5 over millions of rows).
@@ -106,6 +112,40 @@ _RANK = ("((hashint8extended({clip}::bigint * 65536 + {label}, %(seed)s::bigint)
          " & 140737488355327)::float8 / 140737488355328.0)")
 _UNIT = "hashint8extended({clip}::bigint, %(seed)s::bigint # 6148914691236517205)"
 _RECALL_RANK = "hashint8extended({clip}::bigint, %(seed)s::bigint # 3074457345618258602)"
+
+
+def _ctes(dataset: Dataset, specs: Sequence[SourceSpec], policy: str, *,
+          recall: bool = False) -> str:
+    """``lab`` (the study's classes) and ``src`` (every source's pairs in those classes).
+    With ``recall``: first ``pick``, the recall clips, and ``src`` reads only those."""
+    scope = scope_for(dataset=dataset)
+    head = ""
+    if recall:
+        head = f"""
+    pick AS MATERIALIZED (
+        SELECT c.id FROM {Clip._meta.db_table} c WHERE c.dataset_id = %(dataset_id)s
+        ORDER BY {_RECALL_RANK.format(clip="c.id")}, c.id
+        LIMIT %(recall_clips)s
+    ),"""
+        scope = _OnlyClips(**{f.name: getattr(scope, f.name)
+                              for f in fields(Scope)}, only="pick")
+    if any(s.name == CURATED for s in specs):
+        head += curated_ctes(scope, policy).removeprefix("WITH ") + ","
+    # The precision part reads src twice (counts, then ranks): MATERIALIZED reads the
+    # sources once (profiled at 2M clips: computing it twice was half the time).
+    mat = "NOT MATERIALIZED" if recall else "MATERIALIZED"
+    rank = _RANK.format(clip="x.clip_id", label="x.label_id")
+    return "WITH " + head + f"""
+    lab AS (
+        SELECT id FROM {Label._meta.db_table}
+        WHERE index IS NOT NULL AND (%(all_classes)s OR mid = ANY(%(mids)s))
+    ),
+    src AS {mat} (
+        SELECT x.s, x.clip_id, x.label_id, {rank} AS u
+        FROM ({_source_sql(specs, only_clips="pick" if recall else "")}) x
+        JOIN lab ON lab.id = x.label_id
+    )"""
+
 
 # The precision part ranks only the pairs whose rank lies below MARGIN / N in their
 # stratum of N labels: about MARGIN of them (per_class plus six standard deviations and
@@ -121,20 +161,22 @@ def _margin(per_class: int) -> float:
 
 def _precision_sql(ctes: str, *, prefilter: bool) -> str:
     q, st = QualityQuestion._meta.db_table, QualityStratum._meta.db_table
-    rank = _RANK.format(clip="src.clip_id", label="src.label_id")
     where = "WHERE k.u < %(margin)s / c.n" if prefilter else ""
     return ctes + f""",
-    counts AS (
+    counts AS MATERIALIZED (
         SELECT s, label_id, count(*) AS n FROM src GROUP BY s, label_id
     ),
-    keyed AS (
-        SELECT src.s, src.clip_id, src.label_id, {rank} AS u FROM src
+    cand AS MATERIALIZED (
+        SELECT k.s, k.clip_id, k.label_id, k.u
+        FROM src k JOIN counts c ON c.s = k.s AND c.label_id = k.label_id
+        {where}
     ),
     ranked AS (
+        -- Over the few candidates only: ranking src itself made the planner sort all of
+        -- it (14M rows at 2M clips) for a merge join.
         SELECT k.s, k.clip_id, k.label_id,
                row_number() OVER (PARTITION BY k.s, k.label_id ORDER BY k.u, k.clip_id) AS rn
-        FROM keyed k JOIN counts c ON c.s = k.s AND c.label_id = k.label_id
-        {where}
+        FROM cand k
     ),
     drawn AS (
         SELECT * FROM ranked WHERE rn <= %(per_class)s
@@ -160,10 +202,7 @@ def _recall_sql(ctes: str) -> str:
     return ctes + f""",
     rc AS (
         INSERT INTO {rc} (study_id, clip_id, unit)
-        SELECT %(study_id)s, c.id, {_UNIT.format(clip="c.id")}
-        FROM {Clip._meta.db_table} c WHERE c.dataset_id = %(dataset_id)s
-        ORDER BY {_RECALL_RANK.format(clip="c.id")}, c.id
-        LIMIT %(recall_clips)s
+        SELECT %(study_id)s, p.id, {_UNIT.format(clip="p.id")} FROM pick p
         RETURNING clip_id, unit
     ),
     pooled AS (
@@ -237,6 +276,13 @@ def quality_study_create(
     ctes = _ctes(dataset, specs, study.policy)
     params.update(scope_for(dataset=dataset).params())
     with connection.cursor() as cur:
+        # Profiled at 2M clips (EXPLAIN ANALYZE): with the default work_mem the hashes
+        # spilled to disk, JIT compiled for ~1.5 s, and the planner (which cannot know
+        # that few pairs pass ``u < margin / n``) sorted all 14M pairs to merge-join them
+        # with the 1,581 counts, a third of the time. For this transaction only.
+        cur.execute("SET LOCAL work_mem = '256MB'")
+        cur.execute("SET LOCAL jit = off")
+        cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_precision_sql(ctes, prefilter=True), params)
         short = QualityStratum.objects.filter(study=study).filter(
             drawn__lt=Least(F("population"), per_class)).exists()
@@ -245,7 +291,7 @@ def quality_study_create(
             QualityStratum.objects.filter(study=study).delete()
             cur.execute(_precision_sql(ctes, prefilter=False), params)
         if recall_clips:
-            cur.execute(_recall_sql(ctes), params)
+            cur.execute(_recall_sql(_ctes(dataset, specs, study.policy, recall=True)), params)
     if not QualityStratum.objects.filter(study=study).exists() and not (
             recall_clips and QualityRecallClip.objects.filter(study=study).exists()):
         raise QualityError("nothing to ask: no source has a label in the chosen classes")

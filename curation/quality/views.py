@@ -32,6 +32,7 @@ from .forms import StudyForm
 from .models import QualityStudy
 from .report import overall_lines, quality_report
 from .sampling import CURATED, ORIGINAL, RUN_PREFIX, QualityError, quality_study_create
+from .table import class_rows_html
 
 
 def _study(dataset_name: str, study_id: int) -> QualityStudy:
@@ -97,7 +98,8 @@ def report(request: HttpRequest, name: str, study_id: int) -> HttpResponse:
         "rated": lambda r: (-r.rated, r.mid), "name": lambda r: (r.name, r.source)}
     rows = sorted(rep["classes"], key=keys.get(sort, keys["mid"]))
     return render(request, "curation/quality/report.html", {
-        "study": study, "dataset": study.dataset, "report": rep, "rows": rows, "sort": sort,
+        "study": study, "dataset": study.dataset, "report": rep, "sort": sort,
+        "class_rows": class_rows_html(rows),
         "lines": overall_lines(rep), "chart": _chart(rep),
     })
 
