@@ -141,13 +141,26 @@ NOT_COUNTED = ("Your decisions on that clip are saved. It did not count as finis
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
+    # The clip screen's in-place next clip (static/js/review.js) asks for the next clip's
+    # address as JSON and swaps the page itself; a message it shows as a toast.
+    in_place = request.headers.get("X-Review-In-Place") == "1"
+    note = ""
     if finishing.clip_finish(clip=clip, reviewer=request.user) is None:
-        messages.info(request, NOT_COUNTED)
+        if in_place:
+            note = NOT_COUNTED
+        else:
+            messages.info(request, NOT_COUNTED)
     nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
+        # Shown by the datasets page, which the script loads in full.
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
+        if in_place:
+            return JsonResponse({"url": reverse("review:home"), "clip": None, "message": note})
         return redirect("review:home")
+    if in_place:
+        return JsonResponse({"url": reverse("review:clip", args=[nxt.pk]), "clip": nxt.pk,
+                             "message": note})
     return redirect("review:clip", clip_id=nxt.pk)
 
 
