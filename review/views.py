@@ -452,7 +452,15 @@ def rapid_clip(request: HttpRequest, clip_id: int) -> HttpResponse:
 @no_store
 def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
-    return render(request, "review/_rapid_clip.html", _rapid_context(request, clip))
+    ctx = _rapid_context(request, clip)
+    # The clip after this one, so rapid.js keeps one clip ahead without waiting for the
+    # finish of the clip before (queued behind its answers). The clip being answered is
+    # leased to this reviewer, so the peek passes over it.
+    after = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+                                          exclude_clip_id=clip.pk)
+    ctx["after_questions_url"] = (reverse("review:rapid_questions", kwargs={"clip_id": after})
+                                  if after else "")
+    return render(request, "review/_rapid_clip.html", ctx)
 
 
 @reviewer_required

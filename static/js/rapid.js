@@ -77,8 +77,10 @@ function show(i) {
 }
 
 /* The next clip's questions (and, through the player, its audio) ahead of time. */
+var preloaded = {};               // questions URL -> fetched once
 function preload(url) {
-  if (!url) return preloading;
+  if (!url || preloaded[url]) return preloading;
+  preloaded[url] = true;
   preloading = fetch(url, { credentials: "same-origin" }).then(function (r) {
     if (!r.ok) throw new Error("HTTP " + r.status);
     return r.text();
@@ -89,12 +91,24 @@ function preload(url) {
     if (!block || clipBlocks[block.dataset.rapidClip]) return;
     $("questions").appendChild(block);
     collect();
+    keepAhead();
     if (block.dataset.audioUrl) {
       fetch(block.dataset.audioUrl, { credentials: "same-origin" })
         .then(function (r) { return r.arrayBuffer(); }).catch(function () {});
     }
   }).catch(function () { /* the clip's own page load will fetch it */ });
   return preloading;
+}
+
+/* Two clips' questions ahead of the one answered: each questions fragment names its
+ * successor, so a burst of keys never waits for a clip's finish (queued behind its
+ * answers) to learn which clip comes next. */
+function keepAhead() {
+  var q = list[idx];
+  var blocks = Array.prototype.slice.call($("questions").querySelectorAll("[data-rapid-clip]"));
+  var here = q ? blocks.indexOf(clipBlocks[q.dataset.clip]) : 0;
+  var last = blocks[blocks.length - 1];
+  if (last && blocks.length - 1 - here < 2 && last.dataset.nextQuestions) preload(last.dataset.nextQuestions);
 }
 
 /* Finish a clip (every label answered) and lease the next; in order after its answers. */
@@ -223,6 +237,7 @@ function finishAndGoOn(clipId, at) {
 function enterClip(i, done) {
   var next = list[i];
   show(i);
+  keepAhead();
   done.then(function (j) {
     if (!j || stopped) return;
     if (String(j.clip) !== next.dataset.clip) { go(j.url || root.dataset.home); return; }  // someone else took it

@@ -15,10 +15,9 @@ from contextlib import contextmanager
 import pytest
 
 from tests.browser_support import CHROMIUM, log_in
-from tests.factories import UserFactory
+from tests.factories import UserFactory, make_dataset, make_run, write_sine_wav
 
 from . import test_browser_speed as _speed
-from .conftest import make_dataset, make_run, write_sine_wav
 from .test_browser_speed import ARGS, _save, _start, _verdicts, browser_page
 
 speed_setup = _speed.speed_setup  # the fixture: five clips, six labels on the first
