@@ -452,12 +452,17 @@ def rapid_clip(request: HttpRequest, clip_id: int) -> HttpResponse:
 @no_store
 def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
+    # ?loaded=: the clips rapid.js holds already (the one answered is leased, those ahead
+    # are not yet, so the peek must be told to pass over them).
+    parts = [p for p in request.GET.get("loaded", "").split(",") if p]
+    if len(parts) > 50 or not all(p.isdigit() and len(p) < 12 for p in parts):
+        return HttpResponseBadRequest("loaded: at most 50 clip ids, separated by commas.")
     ctx = _rapid_context(request, clip)
-    # The clip after this one, so rapid.js keeps one clip ahead without waiting for the
-    # finish of the clip before (queued behind its answers). The clip being answered is
-    # leased to this reviewer, so the peek passes over it.
+    # The clip after this one, so rapid.js keeps ahead without waiting for the finish of
+    # the clip before (queued behind its answers).
     after = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
-                                          exclude_clip_id=clip.pk)
+                                          exclude_clip_id=clip.pk,
+                                          also_exclude=[int(p) for p in parts])
     ctx["after_questions_url"] = (reverse("review:rapid_questions", kwargs={"clip_id": after})
                                   if after else "")
     return render(request, "review/_rapid_clip.html", ctx)
