@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import launch, log_in
-from tests.factories import UserFactory
-from tests.review.conftest import add_result, label, make_dataset, make_run
+from tests.factories import UserFactory, add_result, label, make_dataset, make_run
 
 pytestmark = pytest.mark.browser
 

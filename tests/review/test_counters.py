@@ -15,9 +15,7 @@ from django.urls import reverse
 from review import counters as counters_module
 from review.decisions import decision_record
 from review.models import ClipReview, Decision, QueueSlot
-from tests.factories import UserFactory
-
-from .conftest import label, make_dataset
+from tests.factories import UserFactory, label, make_dataset
 
 pytestmark = pytest.mark.django_db
 

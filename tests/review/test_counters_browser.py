@@ -9,9 +9,7 @@ import re
 import pytest
 
 from tests.browser_support import launch, log_in
-from tests.factories import UserFactory
-
-from .conftest import label, make_dataset
+from tests.factories import UserFactory, label, make_dataset
 
 pytestmark = pytest.mark.browser
 

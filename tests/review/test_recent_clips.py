@@ -7,9 +7,7 @@ from django.test import Client
 
 from review.decisions import decision_record
 from review.recent_clips import reviewer_recent_clips
-from tests.factories import UserFactory
-
-from .conftest import label, make_dataset
+from tests.factories import UserFactory, label, make_dataset
 
 pytestmark = pytest.mark.django_db
 

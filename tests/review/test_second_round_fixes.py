@@ -13,9 +13,7 @@ from django.urls import reverse
 from curation.models import Adjudication
 from review.models import ClipReview, Decision
 from review.queue import queue_next_clip
-from tests.factories import UserFactory
-
-from .conftest import label
+from tests.factories import UserFactory, label
 
 pytestmark = pytest.mark.django_db
 

@@ -20,9 +20,7 @@ from relabel_app.models import ClipLabel, Label
 from review.decisions import decision_record
 from review.label_rules import LabelRefused, label_verdict_check
 from review.models import Decision, DecisionLog, GoldClip
-from tests.factories import UserFactory
-
-from .conftest import label
+from tests.factories import UserFactory, label
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import ConsoleWatch, launch, log_in
-from tests.factories import UserFactory
-from tests.review.conftest import make_dataset
+from tests.factories import UserFactory, make_dataset
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
