@@ -7,6 +7,7 @@ Every function takes keyword arguments only; each write runs in one transaction.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -43,19 +44,20 @@ ORIGINAL_FAR_BELOW_WEIGHT = 0.2
 ORIGINAL_FAR_BELOW_MAX = 3
 
 
-def queue_pick_sql(rank_column: str, *, lock: bool) -> str:
+def queue_pick_sql(rank_column: str, *, lock: bool, exclude_many: bool = False) -> str:
     """The next-clip pick (queue_next_clip locks it; the page's peek does not).
 
     It walks the partial index of open slots in priority order and stops at the first
     slot that is free (never leased, or lease expired) of a clip this reviewer neither
     finished nor holds another slot of. SKIP LOCKED: a slot another reviewer is picking at
-    this moment is passed over rather than waited for."""
+    this moment is passed over rather than waited for. exclude_many: %(exclude)s is a list
+    of clip ids (rapid mode's look-ahead past the clips it has loaded)."""
     slot_t, review_t = QueueSlot._meta.db_table, ClipReview._meta.db_table
     return f"""
         SELECT s.id, s.clip_id FROM {slot_t} s
         WHERE s.dataset_id = %(ds)s AND s.done_by_id IS NULL
           AND (s.leased_to_id IS NULL OR s.lease_expires_at <= %(now)s)
-          AND s.clip_id <> %(exclude)s
+          AND s.clip_id <> {"ALL(%(exclude)s)" if exclude_many else "%(exclude)s"}
           AND NOT EXISTS (SELECT 1 FROM {review_t} r
                           WHERE r.clip_id = s.clip_id AND r.reviewer_id = %(me)s)
           AND NOT EXISTS (SELECT 1 FROM {slot_t} o
@@ -74,15 +76,18 @@ RANK_COLUMNS = {
 }
 
 
-def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int) -> int | None:
+def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int,
+                            also_exclude: Sequence[int] = ()) -> int | None:
     """The clip the reviewer would most likely get after this one (not leased): what the
-    page preloads. Another reviewer may take it first; then the preload was wasted."""
+    page preloads. Another reviewer may take it first; then the preload was wasted.
+    also_exclude: clips already loaded ahead (not leased yet, so the pick could give them)."""
     column = RANK_COLUMNS.get(dataset.review_priority, "rank_order")
+    many = bool(also_exclude)
     with connection.cursor() as cur:
         cur.execute(
-            queue_pick_sql(column, lock=False),
+            queue_pick_sql(column, lock=False, exclude_many=many),
             {"ds": dataset.pk, "me": reviewer.pk, "now": timezone.now(),
-             "exclude": exclude_clip_id},
+             "exclude": [exclude_clip_id, *also_exclude] if many else exclude_clip_id},
         )
         row = cur.fetchone()
     return row[1] if row else None

@@ -141,13 +141,26 @@ NOT_COUNTED = ("Your decisions on that clip are saved. It did not count as finis
 def review_next(request: HttpRequest, clip_id: int) -> HttpResponse:
     """Finish this clip and go to the next one of its dataset."""
     clip = _clip_or_404(clip_id)
+    # The clip screen's in-place next clip (static/js/review.js) asks for the next clip's
+    # address as JSON and swaps the page itself; a message it shows as a toast.
+    in_place = request.headers.get("X-Review-In-Place") == "1"
+    note = ""
     if finishing.clip_finish(clip=clip, reviewer=request.user) is None:
-        messages.info(request, NOT_COUNTED)
+        if in_place:
+            note = NOT_COUNTED
+        else:
+            messages.info(request, NOT_COUNTED)
     nxt = queue.queue_next_clip(dataset=clip.dataset, reviewer=request.user)
     if nxt is None:
+        # Shown by the datasets page, which the script loads in full.
         messages.success(request, f"You have reviewed every clip of {clip.dataset.name} "
                                   "that needed you. Thank you!")
+        if in_place:
+            return JsonResponse({"url": reverse("review:home"), "clip": None, "message": note})
         return redirect("review:home")
+    if in_place:
+        return JsonResponse({"url": reverse("review:clip", args=[nxt.pk]), "clip": nxt.pk,
+                             "message": note})
     return redirect("review:clip", clip_id=nxt.pk)
 
 
@@ -459,7 +472,20 @@ def rapid_clip(request: HttpRequest, clip_id: int) -> HttpResponse:
 @no_store
 def rapid_questions_view(request: HttpRequest, clip_id: int) -> HttpResponse:
     clip = _clip_or_404(clip_id)
-    return render(request, "review/_rapid_clip.html", _rapid_context(request, clip))
+    # ?loaded=: the clips rapid.js holds already (the one answered is leased, those ahead
+    # are not yet, so the peek must be told to pass over them).
+    parts = [p for p in request.GET.get("loaded", "").split(",") if p]
+    if len(parts) > 50 or not all(p.isdigit() and len(p) < 12 for p in parts):
+        return HttpResponseBadRequest("loaded: at most 50 clip ids, separated by commas.")
+    ctx = _rapid_context(request, clip)
+    # The clip after this one, so rapid.js keeps ahead without waiting for the finish of
+    # the clip before (queued behind its answers).
+    after = queue.queue_peek_next_clip_id(dataset=clip.dataset, reviewer=request.user,
+                                          exclude_clip_id=clip.pk,
+                                          also_exclude=[int(p) for p in parts])
+    ctx["after_questions_url"] = (reverse("review:rapid_questions", kwargs={"clip_id": after})
+                                  if after else "")
+    return render(request, "review/_rapid_clip.html", ctx)
 
 
 @reviewer_required

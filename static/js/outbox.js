@@ -25,6 +25,7 @@ function transient(status) {
 }
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const REQUEST_TIMEOUT_MS = 15000;
 
 export class Outbox {
   constructor({ onChange } = {}) {
@@ -78,8 +79,18 @@ export class Outbox {
           const headers = { "X-CSRFToken": csrfToken(),
                             "Content-Type": "application/x-www-form-urlencoded" };
           if (item.htmx) headers["HX-Request"] = "true";
-          response = await fetch(item.url, { method: "POST", credentials: "same-origin",
-                                              redirect: "manual", headers, body: item.body });
+          // A request left hanging (a connection cut half-way) would hold the queue: after
+          // REQUEST_TIMEOUT_MS it counts as failed and is sent again (a decision, undo or
+          // finish sent twice sets the same state).
+          const ctrl = new AbortController();
+          const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
+          try {
+            response = await fetch(item.url, { method: "POST", credentials: "same-origin",
+                                                redirect: "manual", headers, body: item.body,
+                                                signal: ctrl.signal });
+          } finally {
+            clearTimeout(timer);
+          }
         } catch (e) {
           error = e;
         }

@@ -16,7 +16,14 @@ import { LabelSearch } from "./search.js";
 import { keyLeaving, rapidTime, sinceCarried } from "./probe.js";
 import { getPlayer } from "./player.js";
 
-const outbox = new Outbox();
+/* Every waiting request counts, finishes included: a failing one shows the banner. */
+const outbox = new Outbox({ onChange: function (o) {
+  var banner = $("unsaved-banner");
+  if (!banner) return;
+  banner.hidden = !(o.size && o.failing);
+  banner.querySelector("[data-slot=count]").textContent =
+    o.size + " answer" + (o.size === 1 ? "" : "s") + " not saved";
+} });
 const keymap = new KeyMap();
 const $ = (id) => document.getElementById(id);
 document.addEventListener("review:toast", (ev) => toast(ev.detail));
@@ -31,6 +38,7 @@ var preloading = Promise.resolve();  // the next clip's questions on their way
 var missing = null;               // {clipId, at}: "Anything missing?" is asked
 var lastAnswered = null;          // the question answered last (e gives it a category)
 var search = null;                // LabelSearch of "Anything missing?"
+var held = null;                  // keys pressed while the next clip's questions are awaited
 
 function go(url) {
   stopped = true;
@@ -77,9 +85,13 @@ function show(i) {
 }
 
 /* The next clip's questions (and, through the player, its audio) ahead of time. */
+var preloaded = {};               // questions URL -> fetched once
 function preload(url) {
-  if (!url) return preloading;
-  preloading = fetch(url, { credentials: "same-origin" }).then(function (r) {
+  if (!url || preloaded[url]) return preloading;
+  preloaded[url] = true;
+  // The clips held already: the fragment's own successor hint passes over them.
+  var ask = url + (url.indexOf("?") < 0 ? "?" : "&") + "loaded=" + Object.keys(clipBlocks).join(",");
+  preloading = fetch(ask, { credentials: "same-origin" }).then(function (r) {
     if (!r.ok) throw new Error("HTTP " + r.status);
     return r.text();
   }).then(function (html) {
@@ -89,12 +101,26 @@ function preload(url) {
     if (!block || clipBlocks[block.dataset.rapidClip]) return;
     $("questions").appendChild(block);
     collect();
+    keepAhead();
     if (block.dataset.audioUrl) {
       fetch(block.dataset.audioUrl, { credentials: "same-origin" })
         .then(function (r) { return r.arrayBuffer(); }).catch(function () {});
     }
-  }).catch(function () { /* the clip's own page load will fetch it */ });
+  }).catch(function () {
+    delete preloaded[url];  // asked again (keepAhead, the finish's answer) once the server is back
+  });
   return preloading;
+}
+
+/* Two clips' questions ahead of the one answered: each questions fragment names its
+ * successor, so a burst of keys never waits for a clip's finish (queued behind its
+ * answers) to learn which clip comes next. */
+function keepAhead() {
+  var q = list[idx];
+  var blocks = Array.prototype.slice.call($("questions").querySelectorAll("[data-rapid-clip]"));
+  var here = q ? blocks.indexOf(clipBlocks[q.dataset.clip]) : 0;
+  var last = blocks[blocks.length - 1];
+  if (last && blocks.length - 1 - here < 2 && last.dataset.nextQuestions) preload(last.dataset.nextQuestions);
 }
 
 /* Finish a clip (every label answered) and lease the next; in order after its answers. */
@@ -207,22 +233,37 @@ function finishAndGoOn(clipId, at) {
   if (next) { enterClip(at + 1, done); return; }
   list[at].hidden = true;
   $("rapid-done").hidden = false;
-  // Wait for the questions on their way, else for the next clip's own page.
-  Promise.all([preloading, done]).then(function (res) {
-    var j = res[1];
-    if (!j || stopped) return;
-    if (list[at + 1] && String(j.clip) === list[at + 1].dataset.clip) {
-      $("rapid-done").hidden = true;
-      enterClip(at + 1, done);
-    } else {
-      go(j.url || root.dataset.home);
-    }
+  // Keys pressed meanwhile are kept and replayed on the next clip's questions (never
+  // applied to the question just left).
+  held = held || [];
+  function enter() {
+    $("rapid-done").hidden = true;
+    enterClip(at + 1, done);
+    var keys = held || [];
+    held = null;
+    // A replayed Enter may finish this clip before its successor is here: the keys after
+    // it wait again.
+    keys.forEach(function (fn) { if (held) held.push(fn); else fn(); });
+  }
+  // The questions on their way; else the finish's answer (and what it preloads), else the
+  // next clip's own page.
+  preloading.then(function () {
+    if (stopped) return;
+    if (list[at + 1]) { enter(); return; }
+    done.then(function (j) {
+      if (!j || stopped) { held = null; return; }
+      return preloading.then(function () {
+        if (list[at + 1] && String(j.clip) === list[at + 1].dataset.clip) enter();
+        else go(j.url || root.dataset.home);
+      });
+    });
   });
 }
 
 function enterClip(i, done) {
   var next = list[i];
   show(i);
+  keepAhead();
   done.then(function (j) {
     if (!j || stopped) return;
     if (String(j.clip) !== next.dataset.clip) { go(j.url || root.dataset.home); return; }  // someone else took it
@@ -295,7 +336,13 @@ function dialogKey(ev) {
 }
 
 function bindKeys() {
-  function timed(fn) { return function () { lastKeyAt = keyAt = performance.now(); fn(); }; }
+  function timed(fn) {
+    return function () {
+      var at = performance.now();
+      var run = function () { lastKeyAt = keyAt = at; fn(); };
+      if (held) held.push(run); else run();
+    };
+  }
   function withPlayer(fn) { var p = getPlayer(); if (p) fn(p); }
   function verdict(v) {
     return timed(function () {
@@ -319,6 +366,7 @@ function bindKeys() {
       search.focus();
     })
     .bind("Enter", "nothing missing: finish the clip", function (ev) {
+      if (held) { timed(nothingMissing)(); return; }  // kept for the next clip's questions
       if (!missing || (onControl(ev.target) && !ev.target.closest("#rapid-missing"))) return false;
       timed(nothingMissing)();  // timed to the next clip's first question (probe.js)
     })

@@ -15,6 +15,7 @@ import { LabelSearch } from "./search.js";
 import { keyLeaving } from "./probe.js";
 import { getPlayer } from "./player.js";
 import { focusClipNote, mountClipNote } from "./clip_note.js";
+import { finishClip, prefetchPage, swapClip } from "./nextclip.js";
 
 const $ = (id) => document.getElementById(id);
 document.addEventListener("review:toast", (ev) => toast(ev.detail));
@@ -310,7 +311,17 @@ class ReviewScreen {
     this.nextWanted = false;
     f.dataset.sent = "1";
     keyLeaving("review.navKeyAt");
-    f.submit();
+    // In place (nextclip.js): finish with one POST, swap the prepared next clip in. Should
+    // that fail, the form's own POST loads the next clip as a full page.
+    const from = this.root.dataset.clip;
+    finishClip(f).then(async (answer) => {
+      if (!answer.clip) { window.location.assign(answer.url); return; }
+      const root = await swapClip(answer.url);
+      if (!root) return;
+      mountReview(root);
+      if (answer.message) toast(answer.message);
+      prepareNext(root, from);
+    }).catch(() => f.submit());
   }
 
   /* --- wiring ------------------------------------------------------------------------ */
@@ -337,15 +348,6 @@ class ReviewScreen {
       }
       if (row && t.closest('[data-action="category"]')) { ev.preventDefault(); this.openCategory(row); return; }
       if (row) this.cursor.set(row, { focus: !t.closest("button, a, input, select") });
-    });
-    document.addEventListener("click", (ev) => {
-      const t = ev.target;
-      const cat = t.closest("#category-dialog button[data-category]");
-      if (cat) this.saveCategory(cat.dataset.category);
-      if (t.id === "help-button" || t.closest("#help-button")) toggleHelp(true);
-      if (t.classList.contains("modal")) {
-        if (t.id === "help") toggleHelp(false); else this.closeCategory();
-      }
     });
   }
 
@@ -411,6 +413,17 @@ function bindKeys() {
     .bind("-", "zoom out", () => withPlayer((p) => p.zoomBy(0.5)))
     .bind("?", "show / hide this help", () => toggleHelp(), { group: "Help" });
   keymap.renderHelp(document.querySelector("#help table.keys"));
+  // Once per page (the dialogs outlive a clip swapped in place): the mounted clip's.
+  document.addEventListener("click", (ev) => {
+    const t = ev.target;
+    if (!screen) return;
+    const cat = t.closest("#category-dialog button[data-category]");
+    if (cat) screen.saveCategory(cat.dataset.category);
+    if (t.id === "help-button" || t.closest("#help-button")) toggleHelp(true);
+    if (t.classList.contains("modal")) {
+      if (t.id === "help") toggleHelp(false); else screen.closeCategory();
+    }
+  });
   document.addEventListener("keydown", (ev) => {
     if (!screen) return;
     if (screen.preKey(ev)) return;
@@ -419,8 +432,36 @@ function bindKeys() {
 }
 
 export function mountReview(root) {
+  rememberFold();
   screen = new ReviewScreen(root);
   return screen;
+}
+
+/* Once the clip on screen is ready, its successor's page is fetched in the background.
+ * A page fetched before the previous clip was finished may name that clip as its
+ * successor (the queue's peek could not skip it yet): then ask this clip's page again. */
+function prepareNext(root, finishedClip) {
+  const player = getPlayer();
+  if (!player) return;
+  player.onReady(() => {
+    if (root !== $("review")) return;
+    if (finishedClip && root.dataset.nextClip === String(finishedClip)) {
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : ""))
+        .then((html) => {
+          const fresh = html && new DOMParser().parseFromString(html, "text/html").getElementById("review");
+          if (!fresh || root !== $("review")) return;
+          ["nextClip", "nextPage", "nextAudio"].forEach((k) => {
+            if (fresh.dataset[k]) root.dataset[k] = fresh.dataset[k]; else delete root.dataset[k];
+          });
+          player.box.dataset.nextAudio = root.dataset.nextAudio || "";
+          player.preloadNext();
+          prefetchPage(root.dataset.nextPage);
+        }).catch(() => {});
+      return;
+    }
+    prefetchPage(root.dataset.nextPage);
+  });
 }
 
 /* Folding "What the models said" is remembered (per browser). */
@@ -436,8 +477,16 @@ const root = $("review");
 if (root) {
   bindKeys();
   mountClipNote({ outbox, onSent: () => screen && screen.cursor.refresh() });
-  rememberFold();
   mountReview(root);
+  prepareNext(root, null);
+  // Back / Forward between clips swapped in place: the clip's page afresh (its saved
+  // verdicts), once every change of the clip on screen is saved.
+  history.replaceState({ reviewClip: root.dataset.clip }, "");
+  window.addEventListener("popstate", (ev) => {
+    if (!ev.state || !ev.state.reviewClip) return;
+    outbox.whenEmpty().then(() => swapClip(window.location.href, { push: false, fresh: true }))
+      .then((r) => { if (r) { mountReview(r); prepareNext(r, null); } });
+  });
   // A page restored from the back/forward cache shows the DOM as it was left; fetch it
   // again so it shows what is saved.
   window.addEventListener("pageshow", (ev) => { if (ev.persisted) window.location.reload(); });

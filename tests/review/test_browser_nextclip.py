@@ -1,0 +1,132 @@
+"""The next clip without a page load (issue 18), in a real browser: twenty clips reviewed by
+keyboard with the in-place swap (every decision on the right clip in the database, the URL
+follows the clip, Back and Forward show saved verdicts, a reload shows the same state), and
+the spectrogram of a swapped-in clip is drawn and is that clip's (a tone after a noise)."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+
+from tests.factories import UserFactory, label, make_dataset
+
+from .test_browser_speed import CURRENT, _start, _verdicts, browser_page
+
+pytestmark = pytest.mark.browser
+
+KEYS = ("dog", "speech", "music", "siren")
+VERDICT_OF = {"a": "accept", "r": "reject", "u": "unsure"}
+
+# Per spectrogram canvas: the share of pixel rows (frequency bands) clearly brighter than
+# the darkest, and the pixel variance (a blank canvas has 0).
+SPECTRUM_JS = """() => {
+    const cs = window.ReviewPlayer.spectrogramCanvases().filter(c => c.width && c.height);
+    const c = cs[0];
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const rows = [];
+    let n = 0, sum = 0, sq = 0;
+    for (let y = 0; y < c.height; y++) {
+        let r = 0;
+        for (let x = 0; x < c.width; x++) {
+            const i = 4 * (y * c.width + x), v = (d[i] + d[i+1] + d[i+2]) / 3;
+            r += v; n++; sum += v; sq += v * v;
+        }
+        rows.push(r / c.width);
+    }
+    const lo = Math.min(...rows), hi = Math.max(...rows), mid = lo + (hi - lo) / 2;
+    const mean = sum / n;
+    return {bright: rows.filter(r => r > mid).length / rows.length,
+            variance: sq / n - mean * mean, clip: document.getElementById('review').dataset.clip};
+}"""
+
+
+def write_noise_wav(path, seconds: float = 2.0, rate: int = 16000) -> None:
+    samples = np.random.default_rng(7).normal(0, 0.3, int(seconds * rate))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture
+def twenty(transactional_db, audio_root):
+    from relabel_app.models import ClipLabel
+
+    ds, clips = make_dataset("twenty", audio_root, n_clips=20, review_priority="order")
+    for i, clip in enumerate(clips):
+        for key in (KEYS[i % 4], KEYS[(i + 1) % 4]):
+            ClipLabel.objects.create(clip=clip, label=label(key))
+    # The first clip is loud noise over every band; the second a tone (one band).
+    write_noise_wav(audio_root / clips[0].audio_path)
+    user = UserFactory(username="rita", password="s3cret-pass", role="reviewer")
+    return {"dataset": ds, "clips": clips, "user": user}
+
+
+def _rows_verdicts(page) -> dict[str, str]:
+    return page.evaluate("""() => Object.fromEntries(Array.from(
+        document.querySelectorAll('#label-rows tr[data-mid]')).map(r => [r.dataset.mid, r.dataset.verdict]))""")
+
+
+def _wait_clip(page, clip) -> None:
+    page.wait_for_url(f"**/clips/{clip.pk}/")
+    page.wait_for_selector(f'#review[data-clip="{clip.pk}"] #label-rows tr[data-mid]')
+
+
+def test_twenty_clips_by_keyboard_swapped_in_place(twenty, live_server, monkeypatch):
+    from playwright.sync_api import expect
+
+    clips, user = twenty["clips"], twenty["user"]
+    expected: dict[int, dict[str, str]] = {}
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        _start(page, clips[0])
+        # Gone with any full page load: the swaps below must keep it.
+        page.evaluate("window.sameDocument = 'yes'")
+        noise = page.evaluate(SPECTRUM_JS)
+        assert noise["clip"] == str(clips[0].pk) and noise["variance"] > 100, noise
+        for i, clip in enumerate(clips):
+            _wait_clip(page, clip)
+            assert page.evaluate("window.sameDocument") == "yes", f"clip {i} was a full page load"
+            rows = page.locator("#label-rows tr[data-mid]")
+            expect(rows).to_have_count(2)
+            mids = [rows.nth(k).get_attribute("data-mid") for k in range(2)]
+            keys = ("a", "r") if i % 3 else ("r", "u")
+            for k, key in enumerate(keys):
+                expect(rows.nth(k)).to_have_class(CURRENT)
+                page.keyboard.press(key)
+            expected[clip.pk] = {mids[k]: VERDICT_OF[key] for k, key in enumerate(keys)}
+            if i == 1:
+                # The swapped-in tone clip's own spectrogram, drawn: one bright band, where
+                # the noise clip before it was bright across the frequency axis.
+                page.wait_for_selector("[data-player][data-ready='1']")
+                tone = page.evaluate(SPECTRUM_JS)
+                assert tone["clip"] == str(clip.pk) and tone["variance"] > 100, tone
+                assert noise["bright"] > 0.3 and tone["bright"] < 0.12, (noise, tone)
+            if i < len(clips) - 1:
+                # n waits for the unsaved decisions (the outbox), then swaps the next clip in.
+                page.keyboard.press("n")
+        expect(page.locator("body")).to_have_attribute("data-unsaved", "0")
+        expect(page.locator("#label-rows tr[data-mid]:not([data-verdict=''])")).to_have_count(2)
+        assert _rows_verdicts(page) == expected[clips[-1].pk]
+
+        # Back: the previous clips in place, with their saved verdicts.
+        for back in (clips[-2], clips[-3]):
+            page.go_back()
+            _wait_clip(page, back)
+            expect(page.locator("#label-rows tr[data-mid]:not([data-verdict=''])")).to_have_count(2)
+            assert _rows_verdicts(page) == expected[back.pk]
+        assert page.evaluate("window.sameDocument") == "yes"
+        page.wait_for_selector("[data-player][data-ready='1']")
+        # Reload: the same state from the server.
+        page.reload()
+        _wait_clip(page, clips[-3])
+        assert page.evaluate("window.sameDocument") is None
+        assert _rows_verdicts(page) == expected[clips[-3].pk]
+        page.go_forward()
+        _wait_clip(page, clips[-2])
+        assert _rows_verdicts(page) == expected[clips[-2].pk]
+
+    for clip in clips:
+        assert _verdicts(user, clip) == expected[clip.pk], clip.position
