@@ -478,12 +478,21 @@ def _htsat_layout(model_name: str) -> dict:
 
 def laion_clap_architecture(name: str = PAPER_CLAP_ARCH) -> dict:
     """LAION's model config `name` (e.g. "HTSAT-base") out of the laion-clap wheel:
-    {"embed_dim", "audio_cfg", "text_cfg", "htsat": create_htsat_model's keywords}."""
-    cfg = json.loads(_wheel_text(f"model_configs/{name}.json"))
-    audio = cfg["audio_cfg"]
+    {"embed_dim", "audio_cfg", "text_cfg", "htsat": create_htsat_model's keywords}.
+    `name` may also be a path to a .json in laion's model-config format (as laion's
+    add_model_config takes), which may carry its own "htsat" layout."""
+    if name.endswith(".json"):
+        try:
+            cfg = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read model config: {e}") from None
+    else:
+        cfg = json.loads(_wheel_text(f"model_configs/{name}.json"))
+    audio = cfg.get("audio_cfg") or {}
     if audio.get("model_type") != "HTSAT":
         raise ValueError(f"{name} is not an HTSAT model")
-    cfg["htsat"] = _htsat_layout(audio["model_name"])
+    if not cfg.get("htsat"):
+        cfg["htsat"] = _htsat_layout(audio["model_name"])
     return cfg
 
 
