@@ -83,24 +83,21 @@ def _votes_cte(f: QueueFilter) -> str:
                 if f.excluded_reviewer_ids else "")
     return f"""
     votes AS (
-        -- Grouped first, the dataset checked after on the disputed pairs only: a decision
-        -- carries no dataset, and looking up the clip of every decision was most of the
-        -- statement's time at 2M clips (50,000 decisions).
-        SELECT v.* FROM (
-            SELECT d.clip_id, d.label_id,
-                   count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
-                   count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
-                   count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
-            FROM {_T.decision} d
-            WHERE true{excluded}
-            GROUP BY d.clip_id, d.label_id
-            HAVING (count(*) FILTER (WHERE d.verdict = 'accept') > 0
-                    AND count(*) FILTER (WHERE d.verdict = 'reject') > 0)
-                OR count(*) FILTER (WHERE d.verdict = 'unsure') > 0
-                OR count(*) FILTER (WHERE d.verdict = 'reject')
-                   > count(*) FILTER (WHERE d.verdict = 'accept')
-        ) v JOIN {_T.clip} c ON c.id = v.clip_id
-        WHERE c.dataset_id = %(ds)s
+        -- Decision.dataset (a copy of the clip's) selects the dataset's decisions from
+        -- decision_dataset_pair, already in (clip, label) order for the grouping, without
+        -- a lookup of each decision's clip (1.5-3.8 s at 2M clips before).
+        SELECT d.clip_id, d.label_id,
+               count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
+               count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
+               count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
+        FROM {_T.decision} d
+        WHERE d.dataset_id = %(ds)s{excluded}
+        GROUP BY d.clip_id, d.label_id
+        HAVING (count(*) FILTER (WHERE d.verdict = 'accept') > 0
+                AND count(*) FILTER (WHERE d.verdict = 'reject') > 0)
+            OR count(*) FILTER (WHERE d.verdict = 'unsure') > 0
+            OR count(*) FILTER (WHERE d.verdict = 'reject')
+               > count(*) FILTER (WHERE d.verdict = 'accept')
     )"""
 
 

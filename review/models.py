@@ -56,6 +56,13 @@ class Decision(models.Model):
     clip = models.ForeignKey(
         Clip, on_delete=models.CASCADE, related_name="decisions", db_index=False
     )
+    # The clip's dataset, copied (a clip never changes dataset): the adjudication queue and
+    # the audits select a dataset's decisions without looking up the clip of each one.
+    # Filled from the clip by save() and by review.decisions' insert; decision_dataset_pair
+    # starts with it.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="decisions")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions",
@@ -77,10 +84,19 @@ class Decision(models.Model):
         ]
         indexes = [
             models.Index(fields=["reviewer", "updated_at"], name="decision_reviewer_updated"),
+            # The adjudication queue's votes: a dataset's decisions grouped by pair, read
+            # from the index alone.
+            models.Index(fields=["dataset", "clip", "label"], include=["verdict", "reviewer"],
+                         name="decision_dataset_pair"),
         ]
 
     def __str__(self) -> str:
         return f"{self.verdict} {self.label_id} on clip {self.clip_id} by {self.reviewer_id}"
+
+    def save(self, *args, **kwargs):
+        if self.dataset_id is None and self.clip_id is not None:
+            self.dataset_id = self.clip.dataset_id
+        super().save(*args, **kwargs)
 
 
 class DecisionLog(models.Model):

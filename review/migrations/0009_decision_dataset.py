@@ -1,0 +1,58 @@
+"""Decision.dataset: the clip's dataset copied onto each decision (the adjudication queue
+and the audits select a dataset's decisions without a lookup of each decision's clip).
+
+Not atomic: the backfill commits in batches of BATCH decisions by id, so a large table is
+never locked whole nor rewritten in one transaction; a rerun after a failure goes on where
+it stopped (only rows still without a dataset are updated)."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+BATCH = 20_000
+
+
+def backfill(apps, schema_editor):
+    conn = schema_editor.connection
+    with conn.cursor() as cur:
+        cur.execute("SELECT min(id), max(id) FROM review_decision WHERE dataset_id IS NULL")
+        lo, hi = cur.fetchone()
+    if lo is None:
+        return
+    for start in range(lo, hi + 1, BATCH):
+        with conn.cursor() as cur:
+            cur.execute(
+                """UPDATE review_decision d SET dataset_id = c.dataset_id
+                   FROM relabel_app_clip c
+                   WHERE c.id = d.clip_id AND d.id >= %s AND d.id < %s
+                     AND d.dataset_id IS NULL""",
+                [start, start + BATCH],
+            )
+        if not conn.get_autocommit():
+            conn.commit()
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ('relabel_app', '0005_gold_settings_db_defaults'),
+        ('review', '0008_lease_rule'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='decision',
+            name='dataset',
+            field=models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='relabel_app.dataset'),
+        ),
+        migrations.RunPython(backfill, migrations.RunPython.noop, elidable=False),
+        migrations.AlterField(
+            model_name='decision',
+            name='dataset',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='relabel_app.dataset'),
+        ),
+        migrations.AddIndex(
+            model_name='decision',
+            index=models.Index(fields=['dataset', 'clip', 'label'], include=('verdict', 'reviewer'), name='decision_dataset_pair'),
+        ),
+    ]
