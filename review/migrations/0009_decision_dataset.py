@@ -18,6 +18,7 @@ def backfill(apps, schema_editor):
         lo, hi = cur.fetchone()
     if lo is None:
         return
+    # Under migrate (atomic = False) each UPDATE commits on its own.
     for start in range(lo, hi + 1, BATCH):
         with conn.cursor() as cur:
             cur.execute(
@@ -27,8 +28,6 @@ def backfill(apps, schema_editor):
                      AND d.dataset_id IS NULL""",
                 [start, start + BATCH],
             )
-        if not conn.get_autocommit():
-            conn.commit()
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,186 @@
+"""Decision.dataset, the clip's dataset copied onto each decision for the adjudication
+queue: right after every write path (first decision, a verdict moved, undone, a label
+added, a curator's adjudication), the batched backfill of the migration gives the same
+queue as the query before the column, and the queue's votes read decision_dataset_pair."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.db import connection
+
+from curation import adjudication_queue as aq
+from curation.adjudication_queue import adjudication_queue, queue_filter_for
+from relabel_app.models import Dataset
+from review.decisions import decision_add_label, decision_record, decision_undo
+from review.models import Decision
+from tests.factories import UserFactory
+
+from .conftest import adjudicate, label, make_clip, make_run
+from .test_adjudication_queue import ids, qset  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.django_db
+
+# The votes CTE before Decision.dataset (grouped first, the clip looked up after): the
+# reference the backfilled column must reproduce.
+OLD_VOTES = """
+    votes AS (
+        SELECT v.* FROM (
+            SELECT d.clip_id, d.label_id,
+                   count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
+                   count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
+                   count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
+            FROM review_decision d
+            WHERE true{excluded}
+            GROUP BY d.clip_id, d.label_id
+            HAVING (count(*) FILTER (WHERE d.verdict = 'accept') > 0
+                    AND count(*) FILTER (WHERE d.verdict = 'reject') > 0)
+                OR count(*) FILTER (WHERE d.verdict = 'unsure') > 0
+                OR count(*) FILTER (WHERE d.verdict = 'reject')
+                   > count(*) FILTER (WHERE d.verdict = 'accept')
+        ) v JOIN relabel_app_clip c ON c.id = v.clip_id
+        WHERE c.dataset_id = %(ds)s
+    )"""
+
+
+def old_votes_cte(f):
+    excluded = (" AND d.reviewer_id <> ALL(%(excluded)s::int[])"
+                if f.excluded_reviewer_ids else "")
+    return OLD_VOTES.format(excluded=excluded)
+
+
+def page_tuple(page):
+    return ([(r.clip_id, r.counts, r.n_disputed, round(r.stake, 9)) for r in page.rows],
+            page.counts, page.total)
+
+
+def dataset_ids(**filters) -> set[int]:
+    return set(Decision.objects.filter(**filters).values_list("dataset_id", flat=True))
+
+
+@pytest.fixture
+def two_datasets():
+    a = Dataset.objects.create(name="dsa", required_reviews=2)
+    b = Dataset.objects.create(name="dsb", required_reviews=2)
+    ca = make_clip(a, "aaaaaaaaaaa", 0.0, 0, ["dog"])
+    cb = make_clip(b, "bbbbbbbbbbb", 0.0, 0, ["dog"])
+    r1, r2 = UserFactory(username="dr1"), UserFactory(username="dr2")
+    return a, b, ca, cb, r1, r2
+
+
+def test_first_decision_and_moved_verdict_carry_the_clips_dataset(two_datasets):
+    a, b, ca, cb, r1, r2 = two_datasets
+    d = decision_record(clip=ca, label=label("dog"), reviewer=r1, verdict="accept")
+    assert d.dataset_id == a.pk
+    decision_record(clip=cb, label=label("dog"), reviewer=r1, verdict="reject")
+    assert dataset_ids(clip=ca) == {a.pk} and dataset_ids(clip=cb) == {b.pk}
+    # Moved: accept -> reject on a, and the queue of a (only) sees the new majority.
+    f = queue_filter_for(dataset=a, run=None)
+    assert adjudication_queue(f=f).total == 0
+    decision_record(clip=ca, label=label("dog"), reviewer=r1, verdict="reject")
+    assert dataset_ids(clip=ca) == {a.pk}
+    page = adjudication_queue(f=f)
+    assert [r.clip_id for r in page.rows] == [ca.pk]
+    assert page.counts["original_rejected"] == 1
+    # b's reject is b's: a's queue lists only ca, b's lists only cb.
+    assert [r.clip_id for r in adjudication_queue(
+        f=queue_filter_for(dataset=b, run=None)).rows] == [cb.pk]
+
+
+def test_undo_keeps_the_dataset_and_the_queue_follows(two_datasets):
+    a, _b, ca, _cb, r1, r2 = two_datasets
+    f = queue_filter_for(dataset=a, run=None)
+    decision_record(clip=ca, label=label("dog"), reviewer=r1, verdict="accept")
+    decision_record(clip=ca, label=label("dog"), reviewer=r2, verdict="accept")
+    decision_record(clip=ca, label=label("dog"), reviewer=r2, verdict="reject")
+    assert adjudication_queue(f=f).counts["disagree"] == 1
+    restored = decision_undo(clip=ca, label=label("dog"), reviewer=r2)  # back to accept
+    assert restored.verdict == "accept" and restored.dataset_id == a.pk
+    assert dataset_ids(clip=ca) == {a.pk}
+    assert adjudication_queue(f=f).total == 0
+    decision_undo(clip=ca, label=label("dog"), reviewer=r2)  # r2's decision gone
+    decision_record(clip=ca, label=label("dog"), reviewer=r2, verdict="unsure")
+    assert dataset_ids(clip=ca) == {a.pk}
+    assert adjudication_queue(f=f).counts["unsure"] == 1
+
+
+def test_added_label_and_plain_create_fill_the_dataset(two_datasets):
+    a, b, ca, cb, r1, _r2 = two_datasets
+    d = decision_add_label(clip=cb, label=label("bark"), reviewer=r1)
+    assert Decision.objects.get(pk=d.pk).dataset_id == b.pk
+    # Model save (factories, admin): filled from the clip when not given.
+    d = Decision.objects.create(clip=ca, label=label("cat"), reviewer=r1, verdict="reject")
+    assert Decision.objects.get(pk=d.pk).dataset_id == a.pk
+
+
+def test_adjudicated_pair_leaves_and_cleared_pair_returns(two_datasets):
+    from curation.adjudication import adjudication_clear
+
+    a, _b, ca, _cb, r1, r2 = two_datasets
+    curator = UserFactory(username="dcur", role="curator")
+    decision_record(clip=ca, label=label("dog"), reviewer=r1, verdict="accept")
+    decision_record(clip=ca, label=label("dog"), reviewer=r2, verdict="reject")
+    f = queue_filter_for(dataset=a, run=None)
+    assert adjudication_queue(f=f).total == 1
+    adjudicate(ca, "dog", curator, "accept")
+    assert adjudication_queue(f=f).total == 0
+    assert dataset_ids(clip=ca) == {a.pk}
+    adjudication_clear(clip=ca, label=label("dog"), curator=curator)
+    assert adjudication_queue(f=f).total == 1
+
+
+def test_backfill_gives_the_old_querys_queue(qset, monkeypatch):  # noqa: F811
+    """The seeded queue dataset plus a second dataset's decisions on the same labels: every
+    decision's dataset emptied, the migration's backfill run in batches of two, and the
+    queue (each filter, with and without reviewers left out) equals the old query's."""
+    other = Dataset.objects.create(name="adq2")
+    oc = make_clip(other, "ooooooooooo", 0.0, 0, ["dog"])
+    r1, r2, _r3 = qset["reviewers"]
+    decision_record(clip=oc, label=label("dog"), reviewer=r1, verdict="reject")
+    decision_record(clip=oc, label=label("speech"), reviewer=r2, verdict="unsure")
+    make_run(other)
+    with connection.cursor() as cur:
+        # Transactional DDL, rolled back with the test (the deferred foreign-key checks
+        # fired first: ALTER refuses a table with pending trigger events).
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cur.execute("ALTER TABLE review_decision ALTER COLUMN dataset_id DROP NOT NULL")
+        cur.execute("UPDATE review_decision SET dataset_id = NULL")
+    migration = importlib.import_module("review.migrations.0009_decision_dataset")
+    monkeypatch.setattr(migration, "BATCH", 2)
+
+    class Editor:
+        pass
+
+    editor = Editor()
+    editor.connection = connection
+    migration.backfill(None, editor)
+    assert not Decision.objects.filter(dataset__isnull=True).exists()
+    assert dataset_ids(clip=oc) == {other.pk}
+
+    ds = qset["ds"]
+    filters = [queue_filter_for(dataset=ds, run=qset["run"], reason=r)
+               for r in ("", *aq.REASONS)]
+    filters.append(queue_filter_for(dataset=ds, run=None))
+    ds.gold_floor, ds.gold_exclude_flagged = 0.6, True
+    ds.save()
+    filters.append(queue_filter_for(dataset=ds, run=qset["run"]))
+    assert filters[-1].excluded_reviewer_ids
+    filters.append(queue_filter_for(dataset=other, run=None))
+    new = [page_tuple(adjudication_queue(f=f)) for f in filters]
+    monkeypatch.setattr(aq, "_votes_cte", old_votes_cte)
+    old = [page_tuple(adjudication_queue(f=f)) for f in filters]
+    assert new == old
+    assert ids(adjudication_queue(f=filters[0]), qset) == [1, 5, 0, 2, 3]
+
+
+def test_votes_read_the_dataset_pair_index(qset):  # noqa: F811
+    """With sequential scans priced out (a handful of rows would otherwise be scanned),
+    the queue's decisions come from decision_dataset_pair, not from review_decision with
+    a lookup of each decision's clip."""
+    f = queue_filter_for(dataset=qset["ds"], run=qset["run"])
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("EXPLAIN " + aq._per_clip_sql(f) + " SELECT * FROM per_clip", f.params())
+        plan = "\n".join(r[0] for r in cur.fetchall())
+    assert "decision_dataset_pair" in plan
