@@ -10,6 +10,24 @@ from django.db import migrations, models
 
 BATCH = 20_000
 
+# A decision inserted without its dataset (raw SQL written before the column: bulk loads,
+# benchmarks, other branches) gets its clip's, so NOT NULL never rejects it.
+FILL_SQL = """
+CREATE FUNCTION review_decision_fill_dataset() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.dataset_id IS NULL THEN
+        SELECT c.dataset_id INTO NEW.dataset_id FROM relabel_app_clip c WHERE c.id = NEW.clip_id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER review_decision_fill_dataset BEFORE INSERT ON review_decision
+    FOR EACH ROW WHEN (NEW.dataset_id IS NULL) EXECUTE FUNCTION review_decision_fill_dataset();
+"""
+UNFILL_SQL = """
+DROP TRIGGER IF EXISTS review_decision_fill_dataset ON review_decision;
+DROP FUNCTION IF EXISTS review_decision_fill_dataset();
+"""
+
 
 def backfill(apps, schema_editor):
     conn = schema_editor.connection
@@ -44,6 +62,7 @@ class Migration(migrations.Migration):
             name='dataset',
             field=models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='relabel_app.dataset'),
         ),
+        migrations.RunSQL(FILL_SQL, UNFILL_SQL),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=False),
         migrations.AlterField(
             model_name='decision',

@@ -114,6 +114,18 @@ def test_added_label_and_plain_create_fill_the_dataset(two_datasets):
     assert Decision.objects.get(pk=d.pk).dataset_id == a.pk
 
 
+def test_raw_insert_without_dataset_gets_the_clips(two_datasets):
+    """SQL written before the column (bulk loads, benchmarks) still inserts: the trigger
+    of the migration fills the clip's dataset."""
+    _a, b, _ca, cb, r1, _r2 = two_datasets
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO review_decision (clip_id, label_id, reviewer_id, verdict, note, "
+            "created_at, updated_at) VALUES (%s, %s, %s, 'reject', '', now(), now()) "
+            "RETURNING dataset_id", [cb.pk, label("dog").pk, r1.pk])
+        assert cur.fetchone()[0] == b.pk
+
+
 def test_adjudicated_pair_leaves_and_cleared_pair_returns(two_datasets):
     from curation.adjudication import adjudication_clear
 
