@@ -196,3 +196,24 @@ def test_votes_read_the_dataset_pair_index(qset):  # noqa: F811
         cur.execute("EXPLAIN " + aq._per_clip_sql(f) + " SELECT * FROM per_clip", f.params())
         plan = "\n".join(r[0] for r in cur.fetchall())
     assert "decision_dataset_pair" in plan
+
+
+def test_one_statement_for_any_page_with_the_totals(qset):  # noqa: F811
+    """A page, an empty filter's page and a page past the end: one statement each, the
+    totals always there (the empty cases ran the whole query a second time before)."""
+    from django.test.utils import CaptureQueriesContext
+
+    ds, run = qset["ds"], qset["run"]
+    adjudicate(qset["clips"][2], "siren", qset["curator"], "accept")  # clap_low now empty
+    cases = [(queue_filter_for(dataset=ds, run=run), 0, [1, 5, 0, 3]),
+             (queue_filter_for(dataset=ds, run=run, reason="unsure"), 0, [1]),
+             (queue_filter_for(dataset=ds, run=run), 50, []),
+             (queue_filter_for(dataset=ds, run=run, reason="clap_low"), 0, [])]
+    for f, offset, expected in cases:
+        with CaptureQueriesContext(connection) as ctx:
+            page = adjudication_queue(f=f, offset=offset)
+        assert len(ctx.captured_queries) == 1
+        assert ids(page, qset) == expected
+        assert page.total == 4
+        assert page.counts == {"disagree": 2, "unsure": 1, "original_rejected": 1,
+                               "gold_missed": 1, "clap_low": 0}
