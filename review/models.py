@@ -99,6 +99,41 @@ class Decision(models.Model):
         super().save(*args, **kwargs)
 
 
+# The votes of a (clip, label) pair that make it disputed: the predicate of PairVotes'
+# partial index review_pairvotes_disputed, which the adjudication queue's query repeats.
+def pair_disputed_sql(alias: str = "") -> str:
+    a = f"{alias}." if alias else ""
+    return (f"(({a}n_accept > 0 AND {a}n_reject > 0) OR {a}n_unsure > 0 "
+            f"OR ({a}original AND {a}n_reject > {a}n_accept))")
+
+
+class PairVotes(models.Model):
+    """The reviewers' verdicts on one (clip, label) pair, counted, and whether the label is
+    one of the clip's originals: what makes a pair disputed for the adjudication queue,
+    read without aggregating the dataset's decisions. Maintained by statement triggers on
+    review_decision and relabel_app_cliplabel (migration 0010_pair_votes), so every write
+    path (the services, bulk SQL, cascades) keeps it right; never written by Python."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+",
+                              db_index=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    n_accept = models.IntegerField(default=0)
+    n_reject = models.IntegerField(default=0)
+    n_unsure = models.IntegerField(default=0)
+    original = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "label"], name="pairvotes_unique_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return (f"clip {self.clip_id} label {self.label_id}: {self.n_accept}/{self.n_reject}"
+                f"/{self.n_unsure}")
+
+
 class DecisionLog(models.Model):
     """Append-only history of every change to a Decision, including undos.
 

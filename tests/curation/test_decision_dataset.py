@@ -14,7 +14,7 @@ from curation import adjudication_queue as aq
 from curation.adjudication_queue import adjudication_queue, queue_filter_for
 from relabel_app.models import Dataset
 from review.decisions import decision_add_label, decision_record, decision_undo
-from review.models import Decision
+from review.models import Decision, PairVotes
 from tests.factories import UserFactory
 
 from .conftest import adjudicate, label, make_clip, make_run
@@ -55,6 +55,29 @@ def page_tuple(page):
             page.counts, page.total)
 
 
+def recount() -> set[tuple]:
+    """PairVotes as the decisions and original labels say it should be."""
+    with connection.cursor() as cur:
+        cur.execute("""
+            SELECT d.dataset_id, d.clip_id, d.label_id,
+                   count(*) FILTER (WHERE d.verdict = 'accept'),
+                   count(*) FILTER (WHERE d.verdict = 'reject'),
+                   count(*) FILTER (WHERE d.verdict = 'unsure'),
+                   EXISTS (SELECT 1 FROM relabel_app_cliplabel o
+                           WHERE o.clip_id = d.clip_id AND o.label_id = d.label_id)
+            FROM review_decision d GROUP BY d.dataset_id, d.clip_id, d.label_id""")
+        return set(cur.fetchall())
+
+
+def pairvotes() -> set[tuple]:
+    return set(PairVotes.objects.values_list("dataset_id", "clip_id", "label_id", "n_accept",
+                                              "n_reject", "n_unsure", "original"))
+
+
+def assert_pairvotes_right() -> None:
+    assert pairvotes() == recount()
+
+
 def dataset_ids(**filters) -> set[int]:
     return set(Decision.objects.filter(**filters).values_list("dataset_id", flat=True))
 
@@ -86,6 +109,8 @@ def test_first_decision_and_moved_verdict_carry_the_clips_dataset(two_datasets):
     # b's reject is b's: a's queue lists only ca, b's lists only cb.
     assert [r.clip_id for r in adjudication_queue(
         f=queue_filter_for(dataset=b, run=None)).rows] == [cb.pk]
+    assert_pairvotes_right()
+    assert (a.pk, ca.pk, label("dog").pk, 0, 1, 0, True) in pairvotes()
 
 
 def test_undo_keeps_the_dataset_and_the_queue_follows(two_datasets):
@@ -99,10 +124,17 @@ def test_undo_keeps_the_dataset_and_the_queue_follows(two_datasets):
     assert restored.verdict == "accept" and restored.dataset_id == a.pk
     assert dataset_ids(clip=ca) == {a.pk}
     assert adjudication_queue(f=f).total == 0
+    assert_pairvotes_right()
     decision_undo(clip=ca, label=label("dog"), reviewer=r2)  # r2's decision gone
+    assert_pairvotes_right()
     decision_record(clip=ca, label=label("dog"), reviewer=r2, verdict="unsure")
     assert dataset_ids(clip=ca) == {a.pk}
     assert adjudication_queue(f=f).counts["unsure"] == 1
+    assert_pairvotes_right()
+    decision_undo(clip=ca, label=label("dog"), reviewer=r2)
+    decision_undo(clip=ca, label=label("dog"), reviewer=r1)  # no decision left on the pair
+    assert_pairvotes_right()
+    assert not PairVotes.objects.filter(clip=ca).exists()
 
 
 def test_added_label_and_plain_create_fill_the_dataset(two_datasets):
@@ -112,6 +144,28 @@ def test_added_label_and_plain_create_fill_the_dataset(two_datasets):
     # Model save (factories, admin): filled from the clip when not given.
     d = Decision.objects.create(clip=ca, label=label("cat"), reviewer=r1, verdict="reject")
     assert Decision.objects.get(pk=d.pk).dataset_id == a.pk
+    assert_pairvotes_right()
+
+
+def test_original_labels_and_deleted_clips_keep_pairvotes_right(two_datasets):
+    """An original label added or removed under a voted pair flips it (the queue's
+    "original rejected" follows); a deleted clip takes its pairs with it."""
+    from relabel_app.models import ClipLabel
+
+    a, _b, ca, cb, r1, _r2 = two_datasets
+    f = queue_filter_for(dataset=a, run=None)
+    decision_record(clip=ca, label=label("cat"), reviewer=r1, verdict="reject")
+    assert adjudication_queue(f=f).total == 0  # cat is no original of ca
+    ClipLabel.objects.create(clip=ca, label=label("cat"))
+    assert_pairvotes_right()
+    assert adjudication_queue(f=f).counts["original_rejected"] == 1
+    ClipLabel.objects.filter(clip=ca, label=label("cat")).delete()
+    assert_pairvotes_right()
+    assert adjudication_queue(f=f).total == 0
+    decision_record(clip=cb, label=label("dog"), reviewer=r1, verdict="unsure")
+    cb.delete()
+    assert_pairvotes_right()
+    assert not PairVotes.objects.filter(clip_id=cb.pk).exists()
 
 
 def test_raw_insert_without_dataset_gets_the_clips(two_datasets):
@@ -138,14 +192,20 @@ def test_adjudicated_pair_leaves_and_cleared_pair_returns(two_datasets):
     adjudicate(ca, "dog", curator, "accept")
     assert adjudication_queue(f=f).total == 0
     assert dataset_ids(clip=ca) == {a.pk}
+    assert_pairvotes_right()
     adjudication_clear(clip=ca, label=label("dog"), curator=curator)
     assert adjudication_queue(f=f).total == 1
 
 
+class Editor:
+    connection = connection
+
+
 def test_backfill_gives_the_old_querys_queue(qset, monkeypatch):  # noqa: F811
     """The seeded queue dataset plus a second dataset's decisions on the same labels: every
-    decision's dataset emptied, the migration's backfill run in batches of two, and the
-    queue (each filter, with and without reviewers left out) equals the old query's."""
+    decision's dataset emptied and PairVotes emptied, the migrations' backfills run in
+    small batches, and the queue (each filter, with and without reviewers left out: read
+    from PairVotes, or aggregated from the decisions) equals the old query's."""
     other = Dataset.objects.create(name="adq2")
     oc = make_clip(other, "ooooooooooo", 0.0, 0, ["dog"])
     r1, r2, _r3 = qset["reviewers"]
@@ -157,18 +217,29 @@ def test_backfill_gives_the_old_querys_queue(qset, monkeypatch):  # noqa: F811
         # fired first: ALTER refuses a table with pending trigger events).
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cur.execute("ALTER TABLE review_decision ALTER COLUMN dataset_id DROP NOT NULL")
+        # As before the column: no PairVotes trigger sees these updates.
+        cur.execute("SET LOCAL session_replication_role = replica")
         cur.execute("UPDATE review_decision SET dataset_id = NULL")
+    editor = Editor()
     migration = importlib.import_module("review.migrations.0009_decision_dataset")
     monkeypatch.setattr(migration, "BATCH", 2)
-
-    class Editor:
-        pass
-
-    editor = Editor()
-    editor.connection = connection
     migration.backfill(None, editor)
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = origin")
     assert not Decision.objects.filter(dataset__isnull=True).exists()
     assert dataset_ids(clip=oc) == {other.pk}
+    # PairVotes counted again from scratch by 0010's backfill.
+    PairVotes.objects.all().delete()
+    migration = importlib.import_module("review.migrations.0010_pair_votes")
+    monkeypatch.setattr(migration, "BATCH", 3)
+    migration.backfill(None, editor)
+    assert_pairvotes_right()
+    # A pair listed for its low score alone, with an accept vote (no evidence: its votes
+    # do not dispute it, as before).
+    q6 = qset["clips"][6]
+    from pipeline.models import OriginalLabelScore
+    OriginalLabelScore.objects.filter(clip=q6).update(clap_score=0.1)
+    decision_record(clip=q6, label=label("music"), reviewer=r1, verdict="accept")
 
     ds = qset["ds"]
     filters = [queue_filter_for(dataset=ds, run=qset["run"], reason=r)
@@ -182,20 +253,28 @@ def test_backfill_gives_the_old_querys_queue(qset, monkeypatch):  # noqa: F811
     new = [page_tuple(adjudication_queue(f=f)) for f in filters]
     monkeypatch.setattr(aq, "_votes_cte", old_votes_cte)
     old = [page_tuple(adjudication_queue(f=f)) for f in filters]
-    assert new == old
-    assert ids(adjudication_queue(f=filters[0]), qset) == [1, 5, 0, 2, 3]
+    for n, o in zip(new, old, strict=True):
+        assert n == o
+    assert ids(adjudication_queue(f=filters[0]), qset) == [1, 5, 0, 2, 6, 3]
 
 
-def test_votes_read_the_dataset_pair_index(qset):  # noqa: F811
-    """With sequential scans priced out (a handful of rows would otherwise be scanned),
-    the queue's decisions come from decision_dataset_pair, not from review_decision with
-    a lookup of each decision's clip."""
-    f = queue_filter_for(dataset=qset["ds"], run=qset["run"])
+def plan(f) -> str:
     with connection.cursor() as cur:
         cur.execute("SET LOCAL enable_seqscan = off")
         cur.execute("EXPLAIN " + aq._per_clip_sql(f) + " SELECT * FROM per_clip", f.params())
-        plan = "\n".join(r[0] for r in cur.fetchall())
-    assert "decision_dataset_pair" in plan
+        return "\n".join(r[0] for r in cur.fetchall())
+
+
+def test_votes_read_the_disputed_pairs_index(qset):  # noqa: F811
+    """With sequential scans priced out (a handful of rows would otherwise be scanned), the
+    queue's votes come from PairVotes' partial index of disputed pairs; with reviewers
+    left out, from decision_dataset_pair (no lookup of each decision's clip)."""
+    ds = qset["ds"]
+    text = plan(queue_filter_for(dataset=ds, run=qset["run"]))
+    assert "review_pairvotes_disputed" in text and "decision_dataset_pair" not in text
+    ds.gold_floor, ds.gold_exclude_flagged = 0.6, True
+    ds.save()
+    assert "decision_dataset_pair" in plan(queue_filter_for(dataset=ds, run=qset["run"]))
 
 
 def test_one_statement_for_any_page_with_the_totals(qset):  # noqa: F811
