@@ -93,7 +93,7 @@ CREATE TRIGGER review_pairvotes_orig_del AFTER DELETE ON relabel_app_cliplabel
     FOR EACH STATEMENT EXECUTE FUNCTION review_pairvotes_originals();
 
 CREATE INDEX review_pairvotes_disputed ON review_pairvotes (dataset_id, clip_id, label_id)
-    INCLUDE (n_accept, n_reject, n_unsure)
+    INCLUDE (n_accept, n_reject, n_unsure, original)
     WHERE ((n_accept > 0 AND n_reject > 0) OR n_unsure > 0
            OR (original AND n_reject > n_accept));
 """
