@@ -9,6 +9,10 @@ first page, through Django's view and template, in this process, as a logged-in 
 votes looked up through each decision's clip, before Decision.dataset: the reference query
 of tests/curation/test_decision_dataset.py), ``--old-reps`` calls of the service per filter.
 
+``--compare-ref REF`` (main by default) also times that commit's whole
+curation/adjudication_queue.py (loaded from git, run against the same database): the old
+code's figure, ``old_code_ms`` per filter.
+
 Never builds the database: exits when bench/scale_db.py has not finished it.
 
 Usage: python bench/bench_adjudication_queue.py [--quick] [--reps 20] [--old-reps 2]
@@ -27,9 +31,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relabel_app.settings.dev")
 from bench import scale_db  # noqa: E402
-from bench.common import loadavg, machine, median, pct, record  # noqa: E402
+from bench.common import ROOT, loadavg, machine, median, pct, record  # noqa: E402
 
 TARGET_P95_MS = 300
+
+
+def old_module(ref: str):
+    """``ref``'s curation/adjudication_queue.py as a module of its own."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{ref}:curation/adjudication_queue.py"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_adjq_")) / "adjudication_queue_old.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("curation.adjudication_queue_old", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def main() -> None:
@@ -38,6 +59,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20, help="page loads per filter")
     ap.add_argument("--old-reps", type=int, default=2,
                     help="calls of the old query per filter (0: skip)")
+    ap.add_argument("--compare-ref", default="main",
+                    help="git ref whose adjudication_queue.py is timed too ('' to skip)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     scale_db.setup_django()
@@ -102,9 +125,23 @@ def main() -> None:
                 print(f"  old query, {reason or 'all':18}: {median(ms):6.0f} ms")
         finally:
             aq._votes_cte = new_votes
+    if args.compare_ref and args.old_reps:
+        old = old_module(args.compare_ref)
+        for reason in reasons:
+            f = old.queue_filter_for(dataset=ds, run=run, reason=reason)
+            ms = []
+            for _ in range(args.old_reps):
+                t0 = time.perf_counter()
+                old.adjudication_queue(f=f)
+                ms.append((time.perf_counter() - t0) * 1000)
+            per[reason or "all"]["old_code_ms"] = round(median(ms), 1)
+            print(f"  {args.compare_ref}'s code, {reason or 'all':18}: {median(ms):6.0f} ms")
     extra = {"clips": details["clips"], "decisions": details.get("decisions"),
              "loads": len(all_ms), "p50_ms": round(median(all_ms), 1), "per_filter": per,
-             "old_first_page_ms_recorded": 3834.6, "load_average": loadavg()}
+             "old_first_page_ms_recorded": 3834.6, "compare_ref": args.compare_ref,
+             "note": "old_query_ms: this statement with the old votes CTE (decisions "
+                     "grouped, clip looked up); old_code_ms: the ref's whole module",
+             "load_average": loadavg()}
     print(json.dumps(extra, indent=2))
     if not args.no_record:
         suffix = "_quick" if args.quick else "_2m"
