@@ -9,7 +9,8 @@ first page, through Django's view and template, in this process, as a logged-in 
 votes looked up through each decision's clip, before Decision.dataset: the reference query
 of tests/curation/test_decision_dataset.py), ``--old-reps`` calls of the service per filter.
 
-``--compare-ref REF`` (main by default) also times that commit's whole
+``--compare-ref REF`` (by default 34c9d77, the tree before Decision.dataset and PairVotes)
+also times that commit's whole
 curation/adjudication_queue.py (loaded from git, run against the same database): the old
 code's figure, ``old_code_ms`` per filter.
 
@@ -34,6 +35,7 @@ from bench import scale_db  # noqa: E402
 from bench.common import ROOT, loadavg, machine, median, pct, record  # noqa: E402
 
 TARGET_P95_MS = 300
+OLD_REF = "34c9d77"  # main before the queue read Decision.dataset and PairVotes
 
 
 def old_module(ref: str):
@@ -59,7 +61,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20, help="page loads per filter")
     ap.add_argument("--old-reps", type=int, default=2,
                     help="calls of the old query per filter (0: skip)")
-    ap.add_argument("--compare-ref", default="main",
+    ap.add_argument("--compare-ref", default=OLD_REF,
                     help="git ref whose adjudication_queue.py is timed too ('' to skip)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
