@@ -84,7 +84,8 @@ def _votes_cte(f: QueueFilter) -> str:
     Read from PairVotes' partial index review_pairvotes_disputed (the disputed pairs only,
     counted by triggers as decisions change): no aggregation of the dataset's decisions
     and no lookup of an original label for every voted pair. With reviewers left out (the
-    gold rule) the counts differ per filter, so those are aggregated from the decisions."""
+    gold rule) each pair's counts less those reviewers' verdicts (few decisions, found
+    by reviewer), disputed or not after the subtraction."""
     if not f.excluded_reviewer_ids:
         return f"""
     votes AS (
@@ -94,22 +95,24 @@ def _votes_cte(f: QueueFilter) -> str:
     )"""
     return f"""
     votes AS (
-        -- Decision.dataset (a copy of the clip's) selects the dataset's decisions from
-        -- decision_dataset_pair without a lookup of each decision's clip.
-        SELECT d.clip_id, d.label_id,
-               count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
-               count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
-               count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure,
-               EXISTS (SELECT 1 FROM {_T.cliplabel} o
-                       WHERE o.clip_id = d.clip_id AND o.label_id = d.label_id) AS original
-        FROM {_T.decision} d
-        WHERE d.dataset_id = %(ds)s AND d.reviewer_id <> ALL(%(excluded)s::int[])
-        GROUP BY d.clip_id, d.label_id
-        HAVING (count(*) FILTER (WHERE d.verdict = 'accept') > 0
-                AND count(*) FILTER (WHERE d.verdict = 'reject') > 0)
-            OR count(*) FILTER (WHERE d.verdict = 'unsure') > 0
-            OR count(*) FILTER (WHERE d.verdict = 'reject')
-               > count(*) FILTER (WHERE d.verdict = 'accept')
+        SELECT v.* FROM (
+            SELECT p.clip_id, p.label_id,
+                   p.n_accept - coalesce(x.n_accept, 0) AS n_accept,
+                   p.n_reject - coalesce(x.n_reject, 0) AS n_reject,
+                   p.n_unsure - coalesce(x.n_unsure, 0) AS n_unsure, p.original
+            FROM {_T.pairvotes} p
+            LEFT JOIN (
+                SELECT d.clip_id, d.label_id,
+                       count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
+                       count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
+                       count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
+                FROM {_T.decision} d
+                WHERE d.reviewer_id = ANY(%(excluded)s::int[]) AND d.dataset_id = %(ds)s
+                GROUP BY d.clip_id, d.label_id
+            ) x ON x.clip_id = p.clip_id AND x.label_id = p.label_id
+            WHERE p.dataset_id = %(ds)s
+        ) v
+        WHERE {pair_disputed_sql("v")}
     )"""
 
 

@@ -128,6 +128,8 @@ class PairVotes(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["clip", "label"], name="pairvotes_unique_pair"),
         ]
+        # A dataset's pairs, all of them (the queue with reviewers left out).
+        indexes = [models.Index(fields=["dataset"], name="pairvotes_dataset")]
 
     def __str__(self) -> str:
         return (f"clip {self.clip_id} label {self.label_id}: {self.n_accept}/{self.n_reject}"

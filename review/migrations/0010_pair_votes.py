@@ -145,6 +145,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('clip', 'label'), name='pairvotes_unique_pair')],
+                'indexes': [models.Index(fields=['dataset'], name='pairvotes_dataset')],
             },
         ),
         migrations.RunSQL(TRIGGERS_SQL, UNTRIGGERS_SQL),

@@ -272,13 +272,13 @@ def plan(f) -> str:
 def test_votes_read_the_disputed_pairs_index(qset):  # noqa: F811
     """With sequential scans priced out (a handful of rows would otherwise be scanned), the
     queue's votes come from PairVotes' partial index of disputed pairs; with reviewers
-    left out, from decision_dataset_pair (no lookup of each decision's clip)."""
+    left out, from the dataset's PairVotes less those reviewers' decisions."""
     ds = qset["ds"]
     text = plan(queue_filter_for(dataset=ds, run=qset["run"]))
     assert "review_pairvotes_disputed" in text
     ds.gold_floor, ds.gold_exclude_flagged = 0.6, True
     ds.save()
-    assert "decision_dataset_pair" in plan(queue_filter_for(dataset=ds, run=qset["run"]))
+    assert "pairvotes_dataset" in plan(queue_filter_for(dataset=ds, run=qset["run"]))
 
 
 def test_one_statement_for_any_page_with_the_totals(qset):  # noqa: F811
