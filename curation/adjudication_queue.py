@@ -145,10 +145,9 @@ def _gold_miss_cte() -> str:
 
 
 def _scores_cte(with_scores: bool) -> str:
-    """score: the best CLAP score of each disputed pair (candidate or original label), looked
-    up for the ``hot`` pairs only (most voted pairs are a lone reject of a candidate that
-    is no original: not disputed, and 20,000 candidate lookups were half the statement's
-    time at 2M clips)."""
+    """score: the best CLAP score of each disputed pair with a majority (candidate or
+    original label): looked up for those ``weighed`` pairs only, not for every voted pair
+    (20,000 candidate lookups were half the statement's time at 2M clips)."""
     return f"""
     weighed AS (
         -- Evidence weighs a score against a majority: a tie (an unsure vote alone) needs
