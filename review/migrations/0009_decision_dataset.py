@@ -22,6 +22,8 @@ BEGIN
 END $$;
 CREATE TRIGGER review_decision_fill_dataset BEFORE INSERT ON review_decision
     FOR EACH ROW WHEN (NEW.dataset_id IS NULL) EXECUTE FUNCTION review_decision_fill_dataset();
+-- Also under session_replication_role = replica (bulk loads skipping foreign-key checks).
+ALTER TABLE review_decision ENABLE ALWAYS TRIGGER review_decision_fill_dataset;
 """
 UNFILL_SQL = """
 DROP TRIGGER IF EXISTS review_decision_fill_dataset ON review_decision;

@@ -92,6 +92,15 @@ CREATE TRIGGER review_pairvotes_orig_del AFTER DELETE ON relabel_app_cliplabel
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION review_pairvotes_originals();
 
+-- Also under session_replication_role = replica, which bulk loads set to skip per-row
+-- foreign-key checks (segment_import merging labels into an existing dataset's clips).
+ALTER TABLE review_decision ENABLE ALWAYS TRIGGER review_pairvotes_ins;
+ALTER TABLE review_decision ENABLE ALWAYS TRIGGER review_pairvotes_upd;
+ALTER TABLE review_decision ENABLE ALWAYS TRIGGER review_pairvotes_del;
+ALTER TABLE relabel_app_cliplabel ENABLE ALWAYS TRIGGER review_pairvotes_orig_ins;
+ALTER TABLE relabel_app_cliplabel ENABLE ALWAYS TRIGGER review_pairvotes_orig_upd;
+ALTER TABLE relabel_app_cliplabel ENABLE ALWAYS TRIGGER review_pairvotes_orig_del;
+
 CREATE INDEX review_pairvotes_disputed ON review_pairvotes (dataset_id, clip_id, label_id)
     INCLUDE (n_accept, n_reject, n_unsure, original)
     WHERE ((n_accept > 0 AND n_reject > 0) OR n_unsure > 0

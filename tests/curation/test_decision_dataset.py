@@ -166,6 +166,14 @@ def test_original_labels_and_deleted_clips_keep_pairvotes_right(two_datasets):
     ClipLabel.objects.filter(clip=ca, label=label("cat")).delete()
     assert_pairvotes_right()
     assert adjudication_queue(f=f).total == 0
+    # A bulk load skipping foreign-key checks (segment_import's label merge) still counts.
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute("INSERT INTO relabel_app_cliplabel (clip_id, label_id) VALUES (%s, %s)",
+                    [ca.pk, label("cat").pk])
+        cur.execute("SET LOCAL session_replication_role = origin")
+    assert_pairvotes_right()
+    assert adjudication_queue(f=f).counts["original_rejected"] == 1
     decision_record(clip=cb, label=label("dog"), reviewer=r1, verdict="unsure")
     cb.delete()
     assert_pairvotes_right()
@@ -222,14 +230,14 @@ def test_backfill_gives_the_old_querys_queue(qset, monkeypatch):  # noqa: F811
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cur.execute("ALTER TABLE review_decision ALTER COLUMN dataset_id DROP NOT NULL")
         # As before the column: no PairVotes trigger sees these updates.
-        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute("ALTER TABLE review_decision DISABLE TRIGGER review_pairvotes_upd")
         cur.execute("UPDATE review_decision SET dataset_id = NULL")
     editor = Editor()
     migration = importlib.import_module("review.migrations.0009_decision_dataset")
     monkeypatch.setattr(migration, "BATCH", 2)
     migration.backfill(None, editor)
     with connection.cursor() as cur:
-        cur.execute("SET LOCAL session_replication_role = origin")
+        cur.execute("ALTER TABLE review_decision ENABLE ALWAYS TRIGGER review_pairvotes_upd")
     assert not Decision.objects.filter(dataset__isnull=True).exists()
     assert dataset_ids(clip=oc) == {other.pk}
     # PairVotes counted again from scratch by 0010's backfill.
