@@ -134,18 +134,21 @@ def _votes_cte(f: QueueFilter, one_clip: bool = False) -> str:
 
 
 def _tally_cte() -> str:
-    """tally: the whole vote of every listed pair, also of one listed for its CLAP score
-    alone (an accepted original far below the threshold): ``votes`` keeps only the pairs
-    the votes dispute, so reading the majority there left that evidence at 0 (issue 21).
-    From PairVotes (one unique-index probe per pair) less the reviewers left out."""
+    """tally: the whole vote of a pair listed for its CLAP score alone (an accepted original
+    far below the threshold), which ``votes`` leaves out as undisputed, so reading the
+    majority there alone left that evidence at 0 (issue 21). The pairs in ``votes`` have
+    their whole vote there already; these few are probed in PairVotes (unique index) less
+    the reviewers left out."""
     return f"""
     tally AS (
-        SELECT p.clip_id, p.label_id,
+        SELECT c.clip_id, c.label_id,
                pv.n_accept - coalesce(x.n_accept, 0) AS n_accept,
                pv.n_reject - coalesce(x.n_reject, 0) AS n_reject
-        FROM pairs p
-        JOIN {_T.pairvotes} pv ON pv.clip_id = p.clip_id AND pv.label_id = p.label_id
-        LEFT JOIN left_out x ON x.clip_id = p.clip_id AND x.label_id = p.label_id
+        FROM clap_low c
+        JOIN {_T.pairvotes} pv ON pv.clip_id = c.clip_id AND pv.label_id = c.label_id
+        LEFT JOIN left_out x ON x.clip_id = c.clip_id AND x.label_id = c.label_id
+        WHERE NOT EXISTS (SELECT 1 FROM votes v
+                          WHERE v.clip_id = c.clip_id AND v.label_id = c.label_id)
     )"""
 
 
@@ -206,11 +209,13 @@ def _scores_cte(with_scores: bool) -> str:
 
 
 def _flags_cte() -> str:
-    """flags and hot: each pair's flags, with its whole vote (tally) for the evidence;
-    hot, the disputed pairs among them."""
+    """flags and hot: each pair's flags, with its whole vote (votes, else tally) for the
+    evidence; hot, the disputed pairs among them."""
     return f"""
     flags AS (
-        SELECT p.clip_id, p.label_id, t.n_accept, t.n_reject,
+        SELECT p.clip_id, p.label_id,
+               coalesce(v.n_accept, t.n_accept) AS n_accept,
+               coalesce(v.n_reject, t.n_reject) AS n_reject,
                coalesce(v.n_accept > 0 AND v.n_reject > 0, false) AS disagree,
                coalesce(v.n_unsure > 0, false) AS unsure,
                -- votes say whether the label is an original (PairVotes.original): no
