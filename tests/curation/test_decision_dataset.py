@@ -12,7 +12,7 @@ from django.db import connection
 from pytest import approx
 
 from curation import adjudication_queue as aq
-from curation.adjudication_queue import adjudication_queue, queue_filter_for
+from curation.adjudication_queue import adjudication_queue, clip_disputes, queue_filter_for
 from relabel_app.models import Dataset
 from review.decisions import decision_add_label, decision_record, decision_undo
 from review.models import Decision, PairVotes
@@ -311,3 +311,36 @@ def test_one_statement_for_any_page_with_the_totals(qset):  # noqa: F811
         assert page.total == 4
         assert page.counts == {"disagree": 2, "unsure": 1, "original_rejected": 1,
                                "gold_missed": 1, "clap_low": 0}
+
+
+def test_left_out_reviewer_tally_and_clip_page_agree(qset):  # noqa: F811
+    """A pair listed for its low score alone once a left-out reviewer's verdict is
+    subtracted: its whole vote (PairVotes less that verdict) weighs the score, in the queue
+    and on the clip's page (one_clip), with the same figures (issues 18 and 21)."""
+    ds, run, q6 = qset["ds"], qset["run"], qset["clips"][6]
+    r1, r2, _r3 = qset["reviewers"]
+    from pipeline.models import OriginalLabelScore
+    OriginalLabelScore.objects.filter(clip=q6).update(clap_score=0.1)  # margin 0.1 below
+    decision_record(clip=q6, label=label("music"), reviewer=r1, verdict="reject")
+    decision_record(clip=q6, label=label("music"), reviewer=r2, verdict="accept")
+    # Everyone counted: 1:1, disputed, a tie weighs no score.
+    f = queue_filter_for(dataset=ds, run=run)
+    row = next(r for r in adjudication_queue(f=f).rows if r.clip_id == q6.pk)
+    assert (row.counts["disagree"], row.counts["clap_low"], row.evidence) == (1, 1, 0.0)
+    # r1 left out (gold misses on q3): accept 1:0, not disputed by the votes, the original
+    # music at 0.1 accepted below the 0.3 threshold: evidence 0.2, stake 1.2.
+    ds.gold_floor, ds.gold_exclude_flagged = 0.6, True
+    ds.save()
+    f = queue_filter_for(dataset=ds, run=run)
+    assert set(f.excluded_reviewer_ids) == {r1.pk}
+    row = next(r for r in adjudication_queue(f=f).rows if r.clip_id == q6.pk)
+    assert (row.counts["disagree"], row.counts["clap_low"]) == (0, 1)
+    assert (row.evidence, row.stake) == (approx(0.2), approx(1.2))
+    d = clip_disputes(f=f, clip_id=q6.pk)
+    music = d.pairs[label("music").pk]
+    assert (music.reasons, music.evidence) == (["clap_low"], approx(0.2))
+    assert d.evidence == approx(row.evidence) and d.counts == row.counts
+    # The same for every listed clip: the page reads the queue's figures.
+    for r in adjudication_queue(f=f).rows:
+        one = clip_disputes(f=f, clip_id=r.clip_id)
+        assert (one.counts, one.evidence) == (r.counts, approx(r.evidence))
