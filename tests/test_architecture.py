@@ -1,5 +1,5 @@
 """The layering as import-linter contracts ([tool.importlinter] in pyproject.toml): every
-import points down (relabel_app <- pipeline <- review <- curation <- api), the stage logic
+import points down (relabel_app <- pipeline <- review <- search <- curation <- api), the stage logic
 imports no Django and none of the apps, the stage registry does not import its driver."""
 
 from __future__ import annotations
@@ -56,4 +56,4 @@ def test_the_contracts_are_in_pyproject(contract):
         "contracts"]
     assert any(c["type"] == contract for c in contracts)
     layers = next(c for c in contracts if c["type"] == "layers")["layers"]
-    assert layers == ["api", "curation", "review", "pipeline", "relabel_app"]
+    assert layers == ["api", "curation", "search", "review", "pipeline", "relabel_app"]

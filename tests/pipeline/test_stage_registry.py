@@ -37,7 +37,7 @@ def test_the_registry_orders_the_four_stages_and_derives_their_parts():
         assert task.name == f"pipeline.{stage.name}"
         route = app.amqp.router.route({}, task.name, task_type=app.tasks[task.name])
         assert route["queue"].name == stage.queue
-    assert all_queues() == ["celery", "audio", "llm", "clap", "export"]
+    assert all_queues() == ["celery", "audio", "llm", "clap", "export", "index"]
 
 
 def test_a_stage_must_have_a_short_name_and_a_queue():
