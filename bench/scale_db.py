@@ -373,9 +373,9 @@ def seed_decisions(ds_id: int, run_id: int, steps: Steps) -> int:
         )
         d = _exec(
             """
-            INSERT INTO review_decision (clip_id, label_id, reviewer_id, verdict, note,
-                                         created_at, updated_at)
-            SELECT t.clip_id, c.label_id, t.reviewer_id,
+            INSERT INTO review_decision (clip_id, dataset_id, label_id, reviewer_id, verdict,
+                                         note, created_at, updated_at)
+            SELECT t.clip_id, %(ds)s, c.label_id, t.reviewer_id,
                    CASE WHEN random() < 0.6 THEN 'accept'
                         WHEN random() < 0.85 THEN 'reject' ELSE 'unsure' END,
                    '', now() - interval '1 day', now() - interval '1 day'
@@ -384,7 +384,7 @@ def seed_decisions(ds_id: int, run_id: int, steps: Steps) -> int:
             ORDER BY t.clip_id, c.label_id
             ON CONFLICT DO NOTHING
             """,
-            {"run": run_id},
+            {"run": run_id, "ds": ds_id},
         )
         _exec(
             """

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, transaction
 
 from pipeline.models import Candidate, OriginalLabelScore, PipelineRun
 from relabel_app.models import Clip, ClipLabel, Dataset
-from review.models import Decision, GoldClip, GoldLabel
+from review.models import Decision, GoldClip, GoldLabel, PairVotes, pair_disputed_sql
 
 from .models import Adjudication
 
@@ -49,6 +49,7 @@ class _T:
     clip = Clip._meta.db_table
     cliplabel = ClipLabel._meta.db_table
     decision = Decision._meta.db_table
+    pairvotes = PairVotes._meta.db_table
     adjudication = Adjudication._meta.db_table
     candidate = Candidate._meta.db_table
     origscore = OriginalLabelScore._meta.db_table
@@ -77,36 +78,77 @@ class QueueFilter:
                 "margin": self.margin, "excluded": list(self.excluded_reviewer_ids)}
 
 
-def _excluded(f: QueueFilter, one_clip: bool) -> str:
-    """The decisions that count: not those of reviewers left out; one clip's (its page)."""
-    out = (" AND d.reviewer_id <> ALL(%(excluded)s::int[])" if f.excluded_reviewer_ids
-           else "")
-    return out + (" AND d.clip_id = %(clip)s" if one_clip else "")
+def _one(alias: str, one_clip: bool) -> str:
+    """Only the clip ``%(clip)s`` (its page reads its disputes through the same SQL)."""
+    return f" AND {alias}.clip_id = %(clip)s" if one_clip else ""
+
+
+def _left_out_cte(f: QueueFilter, one_clip: bool = False) -> str:
+    """left_out: the verdicts of the reviewers left out (the gold rule), counted per pair,
+    which votes and tally subtract from PairVotes' counts (few decisions, found by
+    reviewer). Empty, and never read, when nobody is left out."""
+    if not f.excluded_reviewer_ids:
+        return """
+    left_out AS (SELECT NULL::int AS clip_id, NULL::int AS label_id, 0 AS n_accept,
+                        0 AS n_reject, 0 AS n_unsure WHERE false)"""
+    return f"""
+    left_out AS (
+        SELECT d.clip_id, d.label_id,
+               count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
+               count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
+               count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
+        FROM {_T.decision} d
+        WHERE d.reviewer_id = ANY(%(excluded)s::int[]) AND d.dataset_id = %(ds)s{_one("d", one_clip)}
+        GROUP BY d.clip_id, d.label_id
+    )"""
 
 
 def _votes_cte(f: QueueFilter, one_clip: bool = False) -> str:
-    """votes: the disputed (clip, label) pairs by the reviewers' verdicts."""
-    excluded = _excluded(f, one_clip)
+    """votes: the disputed (clip, label) pairs by the reviewers' verdicts.
+
+    Read from PairVotes' partial index review_pairvotes_disputed (the disputed pairs only,
+    counted by triggers as decisions change): no aggregation of the dataset's decisions
+    and no lookup of an original label for every voted pair. With reviewers left out (the
+    gold rule) each pair's counts less those reviewers' verdicts (left_out), disputed or
+    not after the subtraction."""
+    if not f.excluded_reviewer_ids:
+        return f"""
+    votes AS (
+        SELECT clip_id, label_id, n_accept, n_reject, n_unsure, original
+        FROM {_T.pairvotes}
+        WHERE dataset_id = %(ds)s AND {pair_disputed_sql()}{" AND clip_id = %(clip)s" if one_clip else ""}
+    )"""
     return f"""
     votes AS (
-        -- Grouped first, the dataset checked after on the disputed pairs only: a decision
-        -- carries no dataset, and looking up the clip of every decision was most of the
-        -- statement's time at 2M clips (50,000 decisions).
         SELECT v.* FROM (
-            SELECT d.clip_id, d.label_id,
-                   count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
-                   count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
-                   count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
-            FROM {_T.decision} d
-            WHERE true{excluded}
-            GROUP BY d.clip_id, d.label_id
-            HAVING (count(*) FILTER (WHERE d.verdict = 'accept') > 0
-                    AND count(*) FILTER (WHERE d.verdict = 'reject') > 0)
-                OR count(*) FILTER (WHERE d.verdict = 'unsure') > 0
-                OR count(*) FILTER (WHERE d.verdict = 'reject')
-                   > count(*) FILTER (WHERE d.verdict = 'accept')
-        ) v JOIN {_T.clip} c ON c.id = v.clip_id
-        WHERE c.dataset_id = %(ds)s
+            SELECT p.clip_id, p.label_id,
+                   p.n_accept - coalesce(x.n_accept, 0) AS n_accept,
+                   p.n_reject - coalesce(x.n_reject, 0) AS n_reject,
+                   p.n_unsure - coalesce(x.n_unsure, 0) AS n_unsure, p.original
+            FROM {_T.pairvotes} p
+            LEFT JOIN left_out x ON x.clip_id = p.clip_id AND x.label_id = p.label_id
+            WHERE p.dataset_id = %(ds)s{_one("p", one_clip)}
+        ) v
+        WHERE {pair_disputed_sql("v")}
+    )"""
+
+
+def _tally_cte() -> str:
+    """tally: the whole vote of a pair listed for its CLAP score alone (an accepted original
+    far below the threshold), which ``votes`` leaves out as undisputed, so reading the
+    majority there alone left that evidence at 0 (issue 21). The pairs in ``votes`` have
+    their whole vote there already; these few are probed in PairVotes (unique index) less
+    the reviewers left out."""
+    return f"""
+    tally AS (
+        SELECT c.clip_id, c.label_id,
+               pv.n_accept - coalesce(x.n_accept, 0) AS n_accept,
+               pv.n_reject - coalesce(x.n_reject, 0) AS n_reject
+        FROM clap_low c
+        JOIN {_T.pairvotes} pv ON pv.clip_id = c.clip_id AND pv.label_id = c.label_id
+        LEFT JOIN left_out x ON x.clip_id = c.clip_id AND x.label_id = c.label_id
+        WHERE NOT EXISTS (SELECT 1 FROM votes v
+                          WHERE v.clip_id = c.clip_id AND v.label_id = c.label_id)
     )"""
 
 
@@ -118,7 +160,7 @@ def _clap_low_cte(with_scores: bool, one_clip: bool = False) -> str:
         SELECT s.clip_id, s.label_id
         FROM {_T.origscore} s JOIN {_T.clip} c ON c.id = s.clip_id
         WHERE s.run_id = %(run)s AND c.dataset_id = %(ds)s
-          AND s.clap_score <= %(thr)s - %(margin)s{" AND s.clip_id = %(clip)s" if one_clip else ""}
+          AND s.clap_score <= %(thr)s - %(margin)s{_one("s", one_clip)}
     )""" if with_scores else """
     clap_low AS (SELECT NULL::int AS clip_id, NULL::int AS label_id WHERE false)"""
 
@@ -131,7 +173,7 @@ def _gold_miss_cte(one_clip: bool = False) -> str:
         FROM {_T.decision} d
         JOIN {_T.goldclip} g ON g.clip_id = d.clip_id
         LEFT JOIN {_T.goldlabel} gl ON gl.clip_id = d.clip_id AND gl.label_id = d.label_id
-        WHERE g.dataset_id = %(ds)s{" AND d.clip_id = %(clip)s" if one_clip else ""}
+        WHERE g.dataset_id = %(ds)s{_one("d", one_clip)}
           AND ((d.verdict = 'accept' AND NOT coalesce(gl.present, NOT g.complete))
                OR (d.verdict = 'reject' AND coalesce(gl.present, false)))
         GROUP BY d.clip_id
@@ -139,16 +181,25 @@ def _gold_miss_cte(one_clip: bool = False) -> str:
 
 
 def _scores_cte(with_scores: bool) -> str:
-    """score: the best CLAP score of each disputed pair (candidate or original label)."""
+    """score: the best CLAP score of each disputed pair with a majority (candidate or
+    original label): looked up for those ``weighed`` pairs only, not for every voted pair
+    (20,000 candidate lookups were half the statement's time at 2M clips)."""
     return f"""
+    weighed AS (
+        -- Evidence weighs a score against a majority: a tie (an unsure vote alone) needs
+        -- no score.
+        SELECT clip_id, label_id FROM hot WHERE n_accept <> n_reject
+    ),
     scores AS (
         SELECT k.clip_id, k.label_id, max(k.clap_score) AS score
-        FROM {_T.candidate} k JOIN pairs p ON p.clip_id = k.clip_id AND p.label_id = k.label_id
+        FROM {_T.candidate} k JOIN weighed p
+          ON p.clip_id = k.clip_id AND p.label_id = k.label_id
         WHERE k.run_id = %(run)s AND k.selected AND k.clap_score IS NOT NULL
         GROUP BY k.clip_id, k.label_id
         UNION ALL
         SELECT s.clip_id, s.label_id, s.clap_score
-        FROM {_T.origscore} s JOIN pairs p ON p.clip_id = s.clip_id AND p.label_id = s.label_id
+        FROM {_T.origscore} s JOIN weighed p
+          ON p.clip_id = s.clip_id AND p.label_id = s.label_id
         WHERE s.run_id = %(run)s
     ),
     score AS (SELECT clip_id, label_id, max(score) AS score FROM scores
@@ -157,55 +208,54 @@ def _scores_cte(with_scores: bool) -> str:
               WHERE false)"""
 
 
-def _tally_cte(f: QueueFilter, one_clip: bool = False) -> str:
-    """tally: the whole vote of every listed pair, also of one listed for its CLAP score
-    alone (an accepted original far below the threshold). ``votes`` keeps only the pairs
-    the votes dispute, so reading the majority there left that evidence at 0 (issue 21)."""
+def _flags_cte() -> str:
+    """flags and hot: each pair's flags, with its whole vote (votes, else tally) for the
+    evidence; hot, the disputed pairs among them."""
     return f"""
-    tally AS (
-        SELECT d.clip_id, d.label_id,
-               count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
-               count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject
-        FROM {_T.decision} d
-        JOIN pairs p ON p.clip_id = d.clip_id AND p.label_id = d.label_id
-        WHERE true{_excluded(f, one_clip)}
-        GROUP BY d.clip_id, d.label_id
+    flags AS (
+        SELECT p.clip_id, p.label_id,
+               coalesce(v.n_accept, t.n_accept) AS n_accept,
+               coalesce(v.n_reject, t.n_reject) AS n_reject,
+               coalesce(v.n_accept > 0 AND v.n_reject > 0, false) AS disagree,
+               coalesce(v.n_unsure > 0, false) AS unsure,
+               -- votes say whether the label is an original (PairVotes.original): no
+               -- probe of the 4M-row original labels per pair.
+               coalesce(v.original AND v.n_reject > v.n_accept, false) AS original_rejected,
+               cl.clip_id IS NOT NULL AS clap_low
+        FROM pairs p
+        LEFT JOIN votes v ON v.clip_id = p.clip_id AND v.label_id = p.label_id
+        LEFT JOIN tally t ON t.clip_id = p.clip_id AND t.label_id = p.label_id
+        LEFT JOIN clap_low cl ON cl.clip_id = p.clip_id AND cl.label_id = p.label_id
+        WHERE NOT EXISTS (SELECT 1 FROM {_T.adjudication} a
+                          WHERE a.clip_id = p.clip_id AND a.label_id = p.label_id)
+    ),
+    hot AS (
+        SELECT * FROM flags WHERE disagree OR unsure OR original_rejected OR clap_low
     )"""
 
 
 def _per_clip_cte() -> str:
-    """flags, disputed and per_clip: each pair's flags summed per clip, with the stake."""
-    return f"""
-    flags AS (
-        SELECT p.clip_id, p.label_id,
-               coalesce(v.n_accept > 0 AND v.n_reject > 0, false) AS disagree,
-               coalesce(v.n_unsure > 0, false) AS unsure,
-               (o.id IS NOT NULL AND coalesce(v.n_reject > v.n_accept, false))
-                   AS original_rejected,
-               cl.clip_id IS NOT NULL AS clap_low,
-               CASE WHEN t.n_accept > t.n_reject THEN greatest(%(thr)s - s.score, 0)
-                    WHEN t.n_reject > t.n_accept THEN greatest(s.score - %(thr)s, 0)
+    """hot_evidence, disputed and per_clip: each disputed pair's CLAP evidence against
+    its majority; their flags and evidence summed per clip, with the stake."""
+    return """
+    hot_evidence AS (
+        SELECT h.*,
+               CASE WHEN h.n_accept > h.n_reject THEN greatest(%(thr)s - s.score, 0)
+                    WHEN h.n_reject > h.n_accept THEN greatest(s.score - %(thr)s, 0)
                     ELSE 0 END AS evidence
-        FROM pairs p
-        LEFT JOIN votes v ON v.clip_id = p.clip_id AND v.label_id = p.label_id
-        LEFT JOIN tally t ON t.clip_id = p.clip_id AND t.label_id = p.label_id
-        LEFT JOIN {_T.cliplabel} o ON o.clip_id = p.clip_id AND o.label_id = p.label_id
-        LEFT JOIN clap_low cl ON cl.clip_id = p.clip_id AND cl.label_id = p.label_id
-        LEFT JOIN score s ON s.clip_id = p.clip_id AND s.label_id = p.label_id
-        WHERE NOT EXISTS (SELECT 1 FROM {_T.adjudication} a
-                          WHERE a.clip_id = p.clip_id AND a.label_id = p.label_id)
+        FROM hot h
+        LEFT JOIN score s ON s.clip_id = h.clip_id AND s.label_id = h.label_id
     ),
     disputed AS (
-        SELECT clip_id,
-               count(*) FILTER (WHERE disagree) AS n_disagree,
-               count(*) FILTER (WHERE unsure) AS n_unsure,
-               count(*) FILTER (WHERE original_rejected) AS n_original_rejected,
-               count(*) FILTER (WHERE clap_low) AS n_clap_low,
+        SELECT h.clip_id,
+               count(*) FILTER (WHERE h.disagree) AS n_disagree,
+               count(*) FILTER (WHERE h.unsure) AS n_unsure,
+               count(*) FILTER (WHERE h.original_rejected) AS n_original_rejected,
+               count(*) FILTER (WHERE h.clap_low) AS n_clap_low,
                count(*) AS n_disputed,
-               coalesce(sum(evidence), 0) AS evidence
-        FROM flags
-        WHERE disagree OR unsure OR original_rejected OR clap_low
-        GROUP BY clip_id
+               coalesce(sum(h.evidence), 0) AS evidence
+        FROM hot_evidence h
+        GROUP BY h.clip_id
     ),
     per_clip AS (
         SELECT coalesce(d.clip_id, g.clip_id) AS clip_id,
@@ -224,20 +274,26 @@ def _per_clip_cte() -> str:
 def _per_clip_sql(f: QueueFilter, *, one_clip: bool = False) -> str:
     """CTEs ending in ``per_clip`` (clip_id, position, n_disagree, n_unsure,
     n_original_rejected, n_gold_missed, n_clap_low, n_disputed, evidence, stake); the
-    per-pair ``flags`` before it. ``one_clip``: only the clip ``%(clip)s`` (its page)."""
+    per-pair ``hot_evidence`` before it. ``one_clip``: only the clip ``%(clip)s`` (its
+    page)."""
     with_scores = f.run_id is not None and f.threshold is not None
+    # votes called with the filter alone for the whole queue (the tests and the benchmark
+    # swap in the old aggregation there).
+    votes = _votes_cte(f, one_clip) if one_clip else _votes_cte(f)
     return f"""
-    WITH {_votes_cte(f, one_clip).strip()},
-    {_clap_low_cte(with_scores, one_clip).strip()},
+    WITH {_clap_low_cte(with_scores, one_clip).strip()},
+    {_left_out_cte(f, one_clip).strip()},
+    {votes.strip()},
 {_gold_miss_cte(one_clip).rstrip()},
     pairs AS (
         -- Only pairs the votes make disputed (or a low score): the per-pair lookups below
-        -- (original label? adjudicated? score?) run on those, not on every decided pair.
+        -- (adjudicated? whole vote? score?) run on those, not on every decided pair.
         SELECT v.clip_id, v.label_id FROM votes v
         UNION SELECT clip_id, label_id FROM clap_low
     ),
+    {_tally_cte().strip()},
+{_flags_cte().strip()},
     {_scores_cte(with_scores).strip()},
-    {_tally_cte(f, one_clip).strip()},
 {_per_clip_cte()}"""
 
 
@@ -290,24 +346,31 @@ def adjudication_queue(*, f: QueueFilter, offset: int = 0,
         SELECT count(*), {", ".join(f"count(*) FILTER (WHERE n_{k} > 0)" for k in REASONS)}
         FROM per_clip"""
     n = len(REASONS)
-    with connection.cursor() as cur:
-        # One statement: per_clip is read twice (totals, page), so PostgreSQL computes it
-        # once.
+    with transaction.atomic(), connection.cursor() as cur:
+        # The planner prices this over jit_above_cost on a large dataset, but it reads a
+        # few thousand rows: compiling took 240 ms of the 490 ms at 2M clips.
+        cur.execute("SET LOCAL jit = off")
+        # One statement, also for a page past the end or an empty filter (the totals joined
+        # to the page, not the page to the totals): per_clip is read twice (totals, page),
+        # so PostgreSQL computes it once.
         cur.execute(base + f""",
-            totals AS ({totals})
-            SELECT q.clip_id, c.ytid, c.start_s, c.end_s,
-                   {", ".join(f"q.n_{k}" for k in REASONS)},
-                   q.n_disputed, q.evidence, q.stake, t.*
-            FROM per_clip q JOIN {_T.clip} c ON c.id = q.clip_id CROSS JOIN totals t
-            {_where(f)}
-            ORDER BY {_ORDER}
-            LIMIT %(limit)s OFFSET %(offset)s""", {**params, "limit": limit, "offset": offset})
+            totals AS ({totals}),
+            page AS (
+                SELECT row_number() OVER (ORDER BY {_ORDER}) AS n, q.clip_id, c.ytid,
+                       c.start_s, c.end_s, {", ".join(f"q.n_{k}" for k in REASONS)},
+                       q.n_disputed, q.evidence, q.stake
+                FROM per_clip q JOIN {_T.clip} c ON c.id = q.clip_id
+                {_where(f)}
+                ORDER BY {_ORDER}
+                LIMIT %(limit)s OFFSET %(offset)s)
+            SELECT p.clip_id, p.ytid, p.start_s, p.end_s,
+                   {", ".join(f"p.n_{k}" for k in REASONS)},
+                   p.n_disputed, p.evidence, p.stake, t.*
+            FROM totals t LEFT JOIN page p ON true
+            ORDER BY p.n""", {**params, "limit": limit, "offset": offset})
         raw = cur.fetchall()
-        if raw:
-            total, *per_reason = raw[0][-(n + 1):]
-        else:  # a page past the end: the totals alone
-            cur.execute(base + totals, params)
-            total, *per_reason = cur.fetchone()
+    total, *per_reason = raw[0][-(n + 1):]
+    raw = [r for r in raw if r[0] is not None]
     rows = []
     for i, r in enumerate(raw):
         clip_id, ytid, start_s, end_s = r[:4]
@@ -326,7 +389,8 @@ def adjudication_queue_next(*, f: QueueFilter, current_clip_id: int | None,
     clip has left the queue (the curator settled it), the clip now at its rank, which is
     the one that followed it. None at the end of the queue."""
     base = _per_clip_sql(f)
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL jit = off")  # see adjudication_queue
         cur.execute(base + f"""
             SELECT q.clip_id FROM per_clip q JOIN {_T.clip} c ON c.id = q.clip_id
             {_where(f)} ORDER BY {_ORDER}""", f.params())
@@ -378,12 +442,14 @@ def clip_disputes(*, f: QueueFilter, clip_id: int) -> ClipDisputes:
     base = _per_clip_sql(f, one_clip=True)
     keys = ("disagree", "unsure", "original_rejected", "clap_low")
     with connection.cursor() as cur:
-        # One row at least (the gold misses), plus one per disputed label.
+        # One clip's rows are priced far under jit_above_cost: no SET LOCAL jit needed.
+        # One row at least (the gold misses), plus one per disputed label (hot_evidence
+        # holds the disputed pairs only).
         cur.execute(base + f"""
             SELECT fl.label_id, {", ".join(f"fl.{k}" for k in keys)}, fl.evidence::float8,
                    coalesce(g.n, 0)
             FROM (SELECT 1) one
-            LEFT JOIN flags fl ON fl.clip_id = %(clip)s AND ({" OR ".join(f"fl.{k}" for k in keys)})
+            LEFT JOIN hot_evidence fl ON fl.clip_id = %(clip)s
             LEFT JOIN gold_miss g ON g.clip_id = %(clip)s""", {**f.params(), "clip": clip_id})
         rows = cur.fetchall()
     pairs = {}

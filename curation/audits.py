@@ -152,8 +152,8 @@ def _error_categories(cur, dataset_id: int) -> dict:
     cats = list(ErrorCategory.objects.order_by("position", "name"))
     counts = dict(_fetch(cur, f"""
         SELECT d.error_category_id, count(*)
-        FROM {T.decision} d JOIN {T.clip} c ON c.id = d.clip_id
-        WHERE c.dataset_id = %(ds)s AND d.error_category_id IS NOT NULL
+        FROM {T.decision} d
+        WHERE d.dataset_id = %(ds)s AND d.error_category_id IS NOT NULL
         GROUP BY d.error_category_id""", {"ds": dataset_id}))
     per_category = [
         {"slug": c.slug, "name": c.name, "kind": c.kind, "count": int(counts.get(c.pk, 0))}
@@ -172,9 +172,8 @@ def _error_categories(cur, dataset_id: int) -> dict:
         )
         SELECT a.ancestor_id, d.error_category_id, count(DISTINCT d.id)
         FROM {T.decision} d
-        JOIN {T.clip} c ON c.id = d.clip_id
         JOIN anc a ON a.label_id = d.label_id
-        WHERE c.dataset_id = %(ds)s AND d.error_category_id IS NOT NULL
+        WHERE d.dataset_id = %(ds)s AND d.error_category_id IS NOT NULL
           AND a.ancestor_id IN (
               SELECT l.id FROM {T.label} l WHERE NOT EXISTS (
                   SELECT 1 FROM {T.label_parents} p WHERE p.from_label_id = l.id))
@@ -275,8 +274,7 @@ def _reviewer_agreement(cur, dataset_id: int) -> dict:
         FROM {T.decision} d1
         JOIN {T.decision} d2 ON d2.clip_id = d1.clip_id AND d2.label_id = d1.label_id
                             AND d2.reviewer_id > d1.reviewer_id
-        JOIN {T.clip} c ON c.id = d1.clip_id
-        WHERE c.dataset_id = %(ds)s
+        WHERE d1.dataset_id = %(ds)s
         GROUP BY 1, 2, 3, 4""", {"ds": dataset_id})
     confusions: dict[tuple[int, int], dict[tuple[str, str], int]] = {}
     for a, b, va, vb, n in rows:
@@ -314,8 +312,8 @@ def _throughput(cur, dataset_id: int) -> list[dict]:
             SELECT d.reviewer_id, d.created_at,
                    d.created_at - lag(d.created_at) OVER (
                        PARTITION BY d.reviewer_id ORDER BY d.created_at, d.id) AS gap
-            FROM {T.decision} d JOIN {T.clip} c ON c.id = d.clip_id
-            WHERE c.dataset_id = %(ds)s
+            FROM {T.decision} d
+            WHERE d.dataset_id = %(ds)s
         ) x
         GROUP BY reviewer_id""", {"ds": dataset_id, "gap": ACTIVE_GAP})
     finished = dict(_fetch(cur, f"""

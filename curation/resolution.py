@@ -75,6 +75,14 @@ class Scope:
             sql += f" AND {alias}.id = %(clip_id)s"
         return sql
 
+    def decision_filter(self, alias: str) -> str:
+        """SQL restricting ``alias`` (a decision table alias) to the scope, by the dataset
+        each decision carries (Decision.dataset), without a join to its clip."""
+        sql = f"{alias}.dataset_id = %(dataset_id)s"
+        if self.clip_id is not None:
+            sql += f" AND {alias}.clip_id = %(clip_id)s"
+        return sql
+
 
 def default_run(dataset: Dataset) -> PipelineRun | None:
     """The run audits and the adjudication page use unless told otherwise: the dataset's
@@ -113,8 +121,8 @@ def decided_ctes(scope: Scope) -> str:
                count(*) FILTER (WHERE d.verdict = 'accept') AS n_accept,
                count(*) FILTER (WHERE d.verdict = 'reject') AS n_reject,
                count(*) FILTER (WHERE d.verdict = 'unsure') AS n_unsure
-        FROM {T.decision} d JOIN {T.clip} c ON c.id = d.clip_id
-        WHERE {scope.clip_filter("c")}{excluded}
+        FROM {T.decision} d
+        WHERE {scope.decision_filter("d")}{excluded}
         GROUP BY d.clip_id, d.label_id
     ),
     adj AS (

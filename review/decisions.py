@@ -61,10 +61,10 @@ def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
     with connection.cursor() as cur:
         cur.execute(
             f"""WITH d AS (
-                INSERT INTO {Decision._meta.db_table} (clip_id, label_id, reviewer_id, verdict,
-                    error_category_id, note, created_at, updated_at)
-                VALUES (%(clip)s, %(label)s, %(reviewer)s, %(verdict)s, %(category)s, %(note)s,
-                        %(now)s, %(now)s)
+                INSERT INTO {Decision._meta.db_table} (clip_id, dataset_id, label_id,
+                    reviewer_id, verdict, error_category_id, note, created_at, updated_at)
+                VALUES (%(clip)s, %(dataset)s, %(label)s, %(reviewer)s, %(verdict)s,
+                        %(category)s, %(note)s, %(now)s, %(now)s)
                 ON CONFLICT (clip_id, label_id, reviewer_id) DO NOTHING
                 RETURNING id, clip_id, label_id, reviewer_id, verdict, error_category_id, note
             ), log AS (
@@ -76,14 +76,14 @@ def _decision_insert(*, clip: Clip, label: Label, reviewer, verdict: str,
                 FROM d
             )
             SELECT id FROM d""",
-            {"clip": clip.pk, "label": label.pk, "reviewer": reviewer.pk, "verdict": verdict,
+            {"clip": clip.pk, "dataset": clip.dataset_id, "label": label.pk, "reviewer": reviewer.pk, "verdict": verdict,
              "category": error_category.pk if error_category else None, "note": note,
              "now": now, "action": DecisionLog.Action.RECORD.value},
         )
         row = cur.fetchone()
     if row is None:
         return None
-    d = Decision(id=row[0], clip=clip, label=label, reviewer=reviewer, verdict=verdict,
+    d = Decision(id=row[0], clip=clip, dataset_id=clip.dataset_id, label=label, reviewer=reviewer, verdict=verdict,
                  error_category=error_category, note=note, created_at=now, updated_at=now)
     d._state.adding = False
     d._state.db = connection.alias

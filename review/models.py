@@ -56,6 +56,13 @@ class Decision(models.Model):
     clip = models.ForeignKey(
         Clip, on_delete=models.CASCADE, related_name="decisions", db_index=False
     )
+    # The clip's dataset, copied (a clip never changes dataset): the adjudication queue and
+    # the audits select a dataset's decisions without looking up the clip of each one.
+    # Filled from the clip by save() and by review.decisions' insert; decision_dataset_pair
+    # starts with it.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="decisions")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions",
@@ -85,10 +92,56 @@ class Decision(models.Model):
         ]
         indexes = [
             models.Index(fields=["reviewer", "updated_at"], name="decision_reviewer_updated"),
+            # The adjudication queue's votes: a dataset's decisions grouped by pair, read
+            # from the index alone.
+            models.Index(fields=["dataset", "clip", "label"], include=["verdict", "reviewer"],
+                         name="decision_dataset_pair"),
         ]
 
     def __str__(self) -> str:
         return f"{self.verdict} {self.label_id} on clip {self.clip_id} by {self.reviewer_id}"
+
+    def save(self, *args, **kwargs):
+        if self.dataset_id is None and self.clip_id is not None:
+            self.dataset_id = self.clip.dataset_id
+        super().save(*args, **kwargs)
+
+
+# The votes of a (clip, label) pair that make it disputed: the predicate of PairVotes'
+# partial index review_pairvotes_disputed, which the adjudication queue's query repeats.
+def pair_disputed_sql(alias: str = "") -> str:
+    a = f"{alias}." if alias else ""
+    return (f"(({a}n_accept > 0 AND {a}n_reject > 0) OR {a}n_unsure > 0 "
+            f"OR ({a}original AND {a}n_reject > {a}n_accept))")
+
+
+class PairVotes(models.Model):
+    """The reviewers' verdicts on one (clip, label) pair, counted, and whether the label is
+    one of the clip's originals: what makes a pair disputed for the adjudication queue,
+    read without aggregating the dataset's decisions. Maintained by statement triggers on
+    review_decision and relabel_app_cliplabel (migration 0011_pair_votes), so every write
+    path (the services, bulk SQL, cascades) keeps it right; never written by Python."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+", db_index=False)
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+",
+                              db_index=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    n_accept = models.IntegerField(default=0)
+    n_reject = models.IntegerField(default=0)
+    n_unsure = models.IntegerField(default=0)
+    original = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "label"], name="pairvotes_unique_pair"),
+        ]
+        # A dataset's pairs, all of them (the queue with reviewers left out).
+        indexes = [models.Index(fields=["dataset"], name="pairvotes_dataset")]
+
+    def __str__(self) -> str:
+        return (f"clip {self.clip_id} label {self.label_id}: {self.n_accept}/{self.n_reject}"
+                f"/{self.n_unsure}")
 
 
 class DecisionLog(models.Model):

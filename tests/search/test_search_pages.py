@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from pipeline.embed_jobs import embed_chunk, embed_profile_spec
 from pipeline.embeddings import ClipEmbedding, EmbeddingSpace
 from relabel_app.models import Clip, Label
-from review.models import Decision, DecisionLog
+from review.models import Decision, DecisionLog, PairVotes
 from search.models import SearchIndex
 from search.services import index_build_now
 from tests.factories import UserFactory
@@ -62,6 +62,10 @@ def test_find_page_and_add_class_to_selected_records_search_decisions(client, ri
     got = Decision.objects.filter(label=dog, reviewer=rita)
     assert sorted(got.values_list("clip_id", flat=True)) == sorted(chosen)
     assert set(got.values_list("verdict", "source")) == {("accept", "search")}
+    # The adjudication queue's denormalised fields (issue 18) are kept by this path too.
+    assert set(got.values_list("dataset_id", flat=True)) == {ds.pk}
+    assert sorted(PairVotes.objects.filter(label=dog, clip_id__in=chosen).values_list(
+        "clip_id", "dataset_id", "n_accept")) == sorted((c, ds.pk, 1) for c in chosen)
     assert DecisionLog.objects.filter(label=dog, reviewer=rita).count() == 3
     # Again: idempotent (no new rows, no new log entries).
     client.post(f"/datasets/{ds.pk}/find/add/", {"class": DOG, "clip": chosen})
@@ -122,6 +126,8 @@ def test_sweep_orders_carriers_and_keys_record_decisions(client, rita, indexed):
     assert r.status_code == 204
     d = Decision.objects.get(reviewer=rita, label=speech)
     assert (d.clip_id, d.verdict, d.source) == (rows[0].clip.pk, "reject", "search")
+    assert d.dataset_id == ds.pk
+    assert PairVotes.objects.get(clip_id=d.clip_id, label=speech).n_reject == 1
     assert client.post(f"/datasets/{ds.pk}/sweep/m/09x0r/decide/",
                        {"clip": rows[0].clip.pk, "verdict": "maybe"}).status_code == 400
 
