@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('relabel_app', '0005_gold_settings_db_defaults'),
-        ('review', '0009_decision_source'),
+        ('review', '0011_pair_votes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
