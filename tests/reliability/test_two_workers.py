@@ -20,7 +20,7 @@ from pipeline.worker import all_queues
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 GPU_QUEUES = ["audio", "clap"]
-CPU_QUEUES = ["celery", "llm", "export"]
+CPU_QUEUES = ["celery", "llm", "export", "index"]
 TASK_DONE = re.compile(r"Task (pipeline\.\w+)\[[0-9a-f-]+\] succeeded")
 
 

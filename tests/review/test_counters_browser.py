@@ -74,8 +74,11 @@ def test_counters_after_n_equal_a_fresh_count(transactional_db, audio_root, live
                 page.locator("body").press("n")
                 page.wait_for_url(f"**/clips/{clips[step].pk}/")
             else:
-                # Rapid mode: answer the clip's one question with `a` (it finishes the clip).
+                # Rapid mode: answer the clip's one question with `a`, then "Anything
+                # missing?" - nothing (Enter): that finishes the clip.
                 page.locator("body").press("a")
+                expect(page.locator("#rapid-missing")).to_be_visible()
+                page.keyboard.press("Enter")
                 page.wait_for_function(
                     "([k]) => (document.querySelector('#counters')?.innerText || '')"
                     ".includes('clip ' + k + ' of')", arg=[step + 1])

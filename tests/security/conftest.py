@@ -50,6 +50,7 @@ class World:
             "original_score": self.extra["original_score"].pk,
             "study": self.extra["study"].pk,
             "study_question": self.extra["study_question"].pk,
+            "mid_path": label("bark").mid.lstrip("/"),  # a class in a sweep's URL
             "label_bark": label("bark").pk,
             "label_dog": label("dog").pk,
             "label_speech": label("speech").pk,

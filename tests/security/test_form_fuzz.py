@@ -29,7 +29,8 @@ SWEEP = ["²", "٣", "9" * 5000, "9" * 25, "a\x00b"]
 SKIPPED = {"logout"}
 # URL keyword -> the World.ids() name that fills it.
 URL_KWARGS = {"clip_id": "clip", "label_id": "label_bark", "name": "dataset_name",
-              "job_id": "export", "pk": "run", "dataset_id": "dataset"}
+              "job_id": "export", "pk": "run", "dataset_id": "dataset", "study_id": "study",
+              "question_id": "study_question", "mid": "mid_path"}
 # Every name the app's views and forms read from a query string or a form.
 FIELD_NAMES = [
     "label", "verdict", "note", "error_category", "run", "min_decisions", "next", "autoplay",
