@@ -416,11 +416,9 @@ def autoplay_set(request: HttpRequest) -> HttpResponse:
 @no_store
 def recent_clips_view(request: HttpRequest) -> HttpResponse:
     """'Your recent clips' (last 50, verdict counts): a partial for both review screens."""
-    dataset = request.GET.get("dataset", "")
-    if dataset and not dataset.isdigit():
-        return HttpResponseBadRequest("dataset must be a dataset id")
     clips = reviewer_recent_clips(reviewer=request.user,
-                                  dataset_id=int(dataset) if dataset else None)
+                                  dataset_id=optional_id(request.GET.get("dataset"),
+                                                         name="dataset"))
     return render(request, "review/_recent_clips.html",
                   {"clips": clips, "rapid": request.GET.get("mode") == "rapid"})
 

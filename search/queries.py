@@ -14,6 +14,7 @@ from django.db.models import Count
 from pipeline.embeddings import ClipEmbedding, clap_model_id
 from pipeline.models import Candidate
 from pipeline.selectors import run_that_counts
+from relabel_app.ids import id_if_in_range, looks_like_id
 from relabel_app.models import Clip, ClipLabel, Dataset, Label
 from review.models import Decision, Verdict
 
@@ -76,7 +77,7 @@ def parse_query(raw) -> str:
 def trainable_class_or_error(ref: str) -> Label:
     """A class by MID or id that may be a label (one of the 527 trainable classes)."""
     ref = (ref or "").strip()
-    label = (Label.objects.filter(pk=int(ref)).first() if ref.isdigit()
+    label = (Label.objects.filter(pk=id_if_in_range(ref)).first() if looks_like_id(ref)
              else Label.objects.filter(mid=ref).first())
     if label is None:
         raise SearchUnavailable(f"No class {ref!r}.")

@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from relabel_app.ids import id_if_in_range, looks_like_id, parse_id
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import reviewer_required
 from review.decisions import LabelRefused, decision_upsert
@@ -30,7 +31,7 @@ def _page_number(raw) -> int:
 
 def _label_from_mid(mid: str) -> Label:
     ref = mid.strip("/")
-    label = (Label.objects.filter(pk=int(ref)).first() if ref.isdigit()
+    label = (Label.objects.filter(pk=id_if_in_range(ref)).first() if looks_like_id(ref)
              else Label.objects.filter(mid="/" + ref).first())
     if label is None:
         from django.http import Http404
@@ -102,8 +103,11 @@ def find(request: HttpRequest, dataset_id: int) -> HttpResponse:
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
+    # A path on this site only (as the Autoplay form): redirect() would read a bare word as
+    # a view name, and a host, even ours, comes from the client.
     nxt = request.POST.get("next", "")
-    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+    if nxt.startswith("/") and not nxt.startswith(("//", "/\\")) \
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts=set()):
         return nxt
     return fallback
 
@@ -120,10 +124,11 @@ def add_to_selected(request: HttpRequest, dataset_id: int) -> HttpResponse:
         messages.error(request, str(e))
         return redirect(back)
     raw = request.POST.getlist("clip")
-    if not raw or not all(r.isdigit() for r in raw) or len(raw) > queries.MAX_K:
+    if not raw or not all(looks_like_id(r) for r in raw) or len(raw) > queries.MAX_K:
         messages.error(request, "Select one or more clips first (x selects, A selects the page).")
         return redirect(back)
-    clips = list(Clip.objects.filter(dataset=dataset, pk__in=[int(r) for r in raw]))
+    clips = list(Clip.objects.filter(dataset=dataset,
+                                     pk__in=[parse_id(r, name="clip") for r in raw]))
     if len(clips) != len(set(raw)):
         return HttpResponseBadRequest("a selected clip is not in this dataset")
     try:
@@ -180,11 +185,11 @@ def sweep_decide(request: HttpRequest, dataset_id: int, mid: str) -> HttpRespons
     label = _label_from_mid(mid)
     verdict = request.POST.get("verdict", "")
     clip_ref = request.POST.get("clip", "")
-    if verdict not in Verdict.values or not clip_ref.isdigit():
+    if verdict not in Verdict.values or not looks_like_id(clip_ref):
         return HttpResponseBadRequest("verdict must be accept, reject or unsure, with a clip id")
     if label.index is None:
         return HttpResponseBadRequest(f"{label.name} cannot be a label")
-    clip = get_object_or_404(Clip, pk=int(clip_ref), dataset=dataset)
+    clip = get_object_or_404(Clip, pk=parse_id(clip_ref, name="clip"), dataset=dataset)
     d, created = decision_upsert(clip=clip, label=label, reviewer=request.user, verdict=verdict)
     if created:
         Decision.objects.filter(pk=d.pk).update(source=Decision.Source.SEARCH)

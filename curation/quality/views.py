@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from relabel_app.ids import BadNumber, id_if_in_range, looks_like_id, parse_int
 from relabel_app.label_info import ontology
 from relabel_app.models import Clip, Dataset, Label
 from relabel_app.roles import curator_required, reviewer_required
@@ -173,8 +174,8 @@ def units_partial(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _answerable(request, study_id)
     after = request.GET.get("after", "")
     try:
-        after_unit = int(after) if after else None
-    except ValueError:
+        after_unit = parse_int(after, name="after") if after else None
+    except BadNumber:
         return HttpResponse("bad after\n", status=400, content_type="text/plain")
     units = quality_next_units(study=study, reviewer=request.user, limit=3, after_unit=after_unit)
     return render(request, "curation/quality/_units.html", _units_context(study, units))
@@ -211,8 +212,8 @@ def clip_done(request: HttpRequest, study_id: int, clip_id: int) -> HttpResponse
 def class_add(request: HttpRequest, study_id: int, clip_id: int) -> HttpResponse:
     study = _answerable(request, study_id)
     clip = get_object_or_404(Clip, pk=clip_id, dataset=study.dataset)
-    label = Label.objects.filter(pk=request.POST.get("label") or 0).first() \
-        if (request.POST.get("label") or "").isdigit() else None
+    ref = request.POST.get("label") or ""
+    label = Label.objects.filter(pk=id_if_in_range(ref)).first() if looks_like_id(ref) else None
     if label is None:
         return HttpResponse("Choose a class.", status=400, content_type="text/plain")
     try:
