@@ -4,7 +4,9 @@ set -euo pipefail
 HOST=${1:-127.0.0.1}; PORT=${2:-8000}
 PY=.venv/bin
 $PY/python manage.py collectstatic --noinput -v 0
-$PY/celery -A relabel_app worker -Q celery,audio,llm,clap,export -c 1 -l warning &
+# Every queue the project sends to, from the stage registry and relabel_app.queues.
+QUEUES=$(DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-relabel_app.settings.dev} $PY/python -c "import django; django.setup(); from pipeline.worker import all_queues; print(','.join(all_queues()))")
+$PY/celery -A relabel_app worker -Q "$QUEUES" -c 1 -l warning &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 echo
