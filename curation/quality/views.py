@@ -174,7 +174,10 @@ def units_partial(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _answerable(request, study_id)
     after = request.GET.get("after", "")
     try:
-        after_unit = parse_int(after, name="after") if after else None
+        # A unit key is a signed bigint (a seeded hash rank).
+        after_unit = None if not after else (
+            -parse_int(after[1:], name="after") if after.startswith("-")
+            else parse_int(after, name="after"))
     except BadNumber:
         return HttpResponse("bad after\n", status=400, content_type="text/plain")
     units = quality_next_units(study=study, reviewer=request.user, limit=3, after_unit=after_unit)
