@@ -4,7 +4,11 @@ On the 2,041,789-clip benchmark dataset (bench/scale_db.py: ~10M candidates, of 
 kept by the run, 50,000 decisions):
 
 1. computes the audit snapshot against the dataset's latest run (the Celery task's body,
-   called in this process) and times it: ``audit_snapshot_compute_s_2m``;
+   called in this process); the first time this computes the base (every clip as if
+   nobody had decided: ``audit_snapshot_base_s_2m`` when it did); then a reviewer's
+   session of decisions comes in (AFTER_DECISIONS_CLIPS clips decided on every candidate)
+   and the refresh the page then asks for is timed: ``audit_snapshot_compute_s_2m`` (the
+   audit's lag behind decisions; goal <= 60 s); the added decisions are deleted at the end;
    ``--compare-app-dir DIR`` also times another checkout's dataset_audit on the same
    database (an export of main: ``git archive main | tar -x -C DIR``), the computation the
    page ran on every load before;
@@ -39,6 +43,51 @@ from bench.contention import Watch, wait_for_quiet  # noqa: E402
 
 TARGET_P95_MS = 1000
 CURATOR_PREFIX = "bench_curator"
+AFTER_DECISIONS_CLIPS = 200
+AFTER_DECISIONS_USER = "bench_audit_reviewer"
+# The figure before the incremental snapshot (issue 18), on the same kind of machine.
+PREVIOUS_COMPUTE_S = 264.6
+
+
+def add_decisions(dataset_id: int, run_id: int, clips: int) -> int:
+    """A reviewer decides every selected candidate of ``clips`` undecided clips (with the
+    log entries the page counts as "decisions since"); returns how many decisions."""
+    from django.db import connection
+
+    from bench.scale_db import seed_users
+
+    user = seed_users(AFTER_DECISIONS_USER, 1)[0]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH picked AS (
+                SELECT c.id FROM relabel_app_clip c
+                WHERE c.dataset_id = %(ds)s AND NOT EXISTS (
+                    SELECT 1 FROM review_decision d WHERE d.clip_id = c.id)
+                ORDER BY c.position DESC LIMIT %(n)s),
+            made AS (
+                INSERT INTO review_decision (clip_id, dataset_id, label_id, reviewer_id, verdict,
+                                             note, created_at, updated_at)
+                SELECT k.clip_id, %(ds)s, k.label_id, %(me)s,
+                       CASE WHEN k.kept THEN 'accept' ELSE 'reject' END, '', now(), now()
+                FROM pipeline_candidate k JOIN picked p ON p.id = k.clip_id
+                WHERE k.run_id = %(run)s AND k.selected
+                RETURNING clip_id, label_id, verdict, created_at)
+            INSERT INTO review_decisionlog (clip_id, label_id, reviewer_id, action,
+                before_verdict, before_note, after_verdict, after_note, created_at)
+            SELECT clip_id, label_id, %(me)s, 'record', '', '', verdict, '', created_at
+            FROM made""",
+            {"ds": dataset_id, "run": run_id, "me": user, "n": clips})
+        return cur.rowcount
+
+
+def remove_added_decisions() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        for table in ("review_decisionlog", "review_decision"):
+            cur.execute(f"DELETE FROM {table} WHERE reviewer_id IN (SELECT id FROM auth_user "
+                        "WHERE username LIKE %s)", [AFTER_DECISIONS_USER + "%"])
 
 
 def curators(n: int) -> list:
@@ -132,15 +181,29 @@ def main() -> None:
 
     w = Watch()
     snap = audit_snapshot_get(dataset=ds, run=run)
+    base_s = None
     if not (args.reuse_snapshot and snap is not None and snap.status == "done"):
+        had_base = snap is not None and snap.base_tallies is not None
         snap = audit_snapshot_request(dataset=ds, run=run)
         snap = audit_snapshot_compute(snapshot_id=snap.pk)
+        first_s = snap.compute_seconds
+        if not had_base or snap.base_tallies is None:
+            base_s = first_s
+        print(f"first snapshot computation: {first_s:.1f} s (status {snap.status}; "
+              f"{'with' if base_s else 'without'} the base)")
     else:
         print(f"reusing the snapshot computed at {snap.computed_at}")
+    try:
+        added = add_decisions(ds.pk, run.pk, AFTER_DECISIONS_CLIPS)
+        snap = audit_snapshot_request(dataset=ds, run=run)
+        snap = audit_snapshot_compute(snapshot_id=snap.pk)
+    finally:
+        remove_added_decisions()
     compute_s = snap.compute_seconds
     other_cores = w.other_cores()
-    print(f"snapshot computation: {compute_s:.1f} s (status {snap.status}; other processes "
-          f"used {other_cores:.2f} cores meanwhile)")
+    print(f"refresh after {added:,} new decisions on {AFTER_DECISIONS_CLIPS} clips: "
+          f"{compute_s:.1f} s (status {snap.status}; other processes used {other_cores:.2f} "
+          f"cores meanwhile; before the incremental snapshot: {PREVIOUS_COMPUTE_S} s)")
     kept = snap.figures["label_counts"]["run"]["labels"]
     print(f"  the run keeps {kept:,} labels on {snap.figures['label_counts']['run']['clips']:,}"
           " clips")
@@ -191,6 +254,9 @@ def main() -> None:
     extra = {
         "clips": details["clips"], "candidates": details["candidates"], "run_kept_labels": kept,
         "snapshot_compute_s": round(compute_s, 2),
+        "snapshot_base_s": round(base_s, 2) if base_s is not None else None,
+        "decisions_added_before_refresh": added,
+        "previous_snapshot_compute_s": PREVIOUS_COMPUTE_S,
         "previous_audit_compute_s": round(main_s, 2) if main_s is not None else None,
         "adjudication_queue_first_page_ms": round(queue_s * 1000, 1),
         "page_loads": len(latencies), "page_p50_ms": round(p50, 1),
@@ -200,8 +266,11 @@ def main() -> None:
     }
     print(json.dumps(extra, indent=2))
     if not args.no_record:
-        record({f"audit_page_p95_ms{suffix}": (p95, "ms"),
-                f"audit_snapshot_compute_s{suffix}": (compute_s, "s")},
+        figures = {f"audit_page_p95_ms{suffix}": (p95, "ms"),
+                   f"audit_snapshot_compute_s{suffix}": (compute_s, "s")}
+        if base_s is not None:
+            figures[f"audit_snapshot_base_s{suffix}"] = (base_s, "s")
+        record(figures,
                {f"bench_audit_page{suffix}": extra})
 
 

@@ -199,6 +199,11 @@ class AuditSnapshot(models.Model):
     # When the running computation started (the page's progress line).
     started_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The sums over every clip as if nobody had decided (curation.audits.Tallies) and what
+    # they were computed from (audits.audit_base_key): a refresh after decisions resolves
+    # only the decided clips against them.
+    base_tallies = models.JSONField(null=True, blank=True)
+    base_key = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

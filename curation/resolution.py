@@ -63,6 +63,11 @@ class Scope:
     # Reviewers whose votes the majority leaves out (flagged by the gold floor, when the
     # dataset says so: curation.gold.flagged_reviewer_ids).
     excluded_reviewer_ids: tuple[int, ...] = ()
+    # A table with a clip_id column narrowing the scope to its clips (the audit's
+    # incremental pass over the decided clips: curation.audits).
+    clips_table: str | None = None
+    # Resolve as if nobody had decided anything (the audit's base, curation.audits).
+    no_decisions: bool = False
 
     def params(self) -> dict:
         return {"dataset_id": self.dataset_id, "run_id": self.run_id, "clip_id": self.clip_id,
@@ -73,6 +78,8 @@ class Scope:
         sql = f"{alias}.dataset_id = %(dataset_id)s"
         if self.clip_id is not None:
             sql += f" AND {alias}.id = %(clip_id)s"
+        if self.clips_table is not None:
+            sql += f" AND {alias}.id IN (SELECT clip_id FROM {self.clips_table})"
         return sql
 
     def decision_filter(self, alias: str) -> str:
@@ -81,6 +88,10 @@ class Scope:
         sql = f"{alias}.dataset_id = %(dataset_id)s"
         if self.clip_id is not None:
             sql += f" AND {alias}.clip_id = %(clip_id)s"
+        if self.clips_table is not None:
+            sql += f" AND {alias}.clip_id IN (SELECT clip_id FROM {self.clips_table})"
+        if self.no_decisions:
+            sql += " AND false"
         return sql
 
 
@@ -128,7 +139,7 @@ def decided_ctes(scope: Scope) -> str:
     adj AS (
         SELECT a.clip_id, a.label_id, a.verdict
         FROM {T.adjudication} a JOIN {T.clip} c ON c.id = a.clip_id
-        WHERE {scope.clip_filter("c")}
+        WHERE {scope.clip_filter("c")}{" AND false" if scope.no_decisions else ""}
     ),
     decided AS (
         SELECT coalesce(a.clip_id, v.clip_id) AS clip_id,
@@ -277,12 +288,14 @@ def pair_states_sql(scope: Scope, *, policy: str = Policy.KEEP_ORIGINAL) -> str:
     LEFT JOIN decided d ON d.clip_id = p.clip_id AND d.label_id = p.label_id"""
 
 
-def covered_clips_sql() -> str:
+def covered_clips_sql(clips_table: str | None = None) -> str:
     """Clips a run covers: a ClipResult of the run or a candidate (an external label set
-    may have candidates only). Needs %(run_id)s and %(dataset_id)s."""
+    may have candidates only). Needs %(run_id)s and %(dataset_id)s; ``clips_table``
+    narrows it to that table's clips."""
+    only = f" AND c.id IN (SELECT clip_id FROM {clips_table})" if clips_table else ""
     return f"""
         SELECT r.clip_id FROM {T.clipresult} r JOIN {T.clip} c ON c.id = r.clip_id
-        WHERE r.run_id = %(run_id)s AND c.dataset_id = %(dataset_id)s
+        WHERE r.run_id = %(run_id)s AND c.dataset_id = %(dataset_id)s{only}
         UNION
         SELECT k.clip_id FROM {T.candidate} k JOIN {T.clip} c ON c.id = k.clip_id
-        WHERE k.run_id = %(run_id)s AND k.selected AND c.dataset_id = %(dataset_id)s"""
+        WHERE k.run_id = %(run_id)s AND k.selected AND c.dataset_id = %(dataset_id)s{only}"""

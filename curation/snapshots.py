@@ -83,8 +83,18 @@ def audit_snapshot_request(*, dataset: Dataset, run: PipelineRun | None,
 
 
 def audit_snapshot_compute(*, snapshot_id: int) -> AuditSnapshot | None:
-    """Compute and store the figures of one snapshot (the Celery task's body)."""
-    from .audits import dataset_audit
+    """Compute and store the figures of one snapshot (the Celery task's body).
+
+    Incremental: the sums over every clip as if nobody had decided (the base) are kept with
+    the snapshot and computed again only when what they rest on changed (a run, an import,
+    a deletion: audits.audit_base_key); each refresh resolves only the decided clips
+    against them (audits.dataset_audit_increment)."""
+    from .audits import (
+        Tallies,
+        audit_base_key,
+        audit_base_tallies,
+        dataset_audit_increment,
+    )
 
     snap = AuditSnapshot.objects.select_related("dataset", "run").filter(pk=snapshot_id).first()
     if snap is None:
@@ -99,7 +109,15 @@ def audit_snapshot_compute(*, snapshot_id: int) -> AuditSnapshot | None:
         last_log_id = cur.fetchone()[0]
     t0 = time.perf_counter()
     try:
-        figures = dataset_audit(dataset=snap.dataset, run=snap.run, use_default_run=False)
+        key = audit_base_key(dataset=snap.dataset, run=snap.run)
+        if snap.base_tallies is not None and snap.base_key == key:
+            base = Tallies.from_json(snap.base_tallies)
+        else:
+            base = audit_base_tallies(dataset=snap.dataset, run=snap.run)
+            AuditSnapshot.objects.filter(pk=snap.pk).update(base_tallies=base.as_json(),
+                                                            base_key=key)
+        figures = dataset_audit_increment(dataset=snap.dataset, run=snap.run, base=base,
+                                          run_choice="given" if snap.run else "none")
     except Exception as e:
         log.exception("audit snapshot %s failed", snap.pk)
         AuditSnapshot.objects.filter(pk=snap.pk).update(

@@ -18,16 +18,22 @@ import json
 import pytest
 from django.core.management import call_command
 
-from curation.audits import dataset_audit
+from curation.audits import audit_base_tallies, dataset_audit, dataset_audit_increment
 
 from .conftest import MIDS
 
 approx = pytest.approx
 
 
-@pytest.fixture
-def figures(audit_set):
-    return dataset_audit(dataset=audit_set.dataset)
+@pytest.fixture(params=["full", "increment"])
+def figures(request, audit_set):
+    """Every hand-worked figure twice: computed over every clip, and as the audit snapshot
+    computes it (the base as if nobody had decided, plus the decided clips' difference)."""
+    if request.param == "full":
+        return dataset_audit(dataset=audit_set.dataset)
+    base = audit_base_tallies(dataset=audit_set.dataset, run=audit_set.run)
+    return dataset_audit_increment(dataset=audit_set.dataset, run=audit_set.run, base=base,
+                                   run_choice="latest")
 
 
 def test_default_run_and_header(audit_set, figures):
