@@ -22,7 +22,8 @@ and F1 of the global threshold and of the per-class thresholds are summed over t
 predictions of every fold (micro). So a curator sees whether per-class thresholds pay on
 clips they were not fitted on.
 
-Apply (``threshold_set_apply``): one transaction of INSERT ... SELECT statements: a new
+Apply (``threshold_set_apply``): INSERT ... SELECT statements, by two connections at once,
+into a run nobody counts until one short UPDATE makes it done (all or nothing): a new
 PipelineRun (kind derived, source_run and threshold_set set) with the source's clip
 results (statuses only: the model text stays with the source run, where the review page
 reads it, review.selectors._derived_text_from_source), its selected candidates with ``kept`` recomputed as
@@ -36,7 +37,9 @@ import copy
 import math
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -415,11 +418,119 @@ def _copy_columns(model, skip: Iterable[str]) -> list[str]:
             if not f.primary_key and f.column not in set(skip)]
 
 
+# Connections that copy a derived run's rows at once (threshold_set_apply): the copy is
+# CPU-bound in the database backend (WAL and index entries of 10M rows), one core each.
+APPLY_PARTS = 2
+# A derived run still pending this long after its creation was left by a process that died
+# while copying: the next apply deletes it with its rows.
+ABANDONED_AFTER = timedelta(hours=1)
+
+
+def _copy_derived_rows(cur, params: dict, clip_range: tuple[int, int] | None) -> None:
+    """INSERT ... SELECT of the source's clip results, selected candidates (kept recomputed
+    from the per-class thresholds) and original-label scores into the derived run, for the
+    clips with lo <= id < hi (every clip when clip_range is None)."""
+    only = ""
+    if clip_range is not None:
+        params = {**params, "lo": clip_range[0], "hi": clip_range[1]}
+        only = " AND clip_id >= %(lo)s AND clip_id < %(hi)s"
+    # Every row copied references rows that exist (the source's); per-row FK checks of
+    # 10M rows would cost more than the copy itself.
+    cur.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+    cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if cur.fetchone()[0]:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    # Clip results without the model text (captions, raw answers: 1.3 kB a clip, 2.7 GB
+    # at 2M clips); the review page reads those from the source run
+    # (review.selectors._derived_text_from_source). Statuses, errors and the summary flag
+    # stay, so the derived run covers exactly the clips its source covers.
+    statuses = ", ".join(chain.status_fields())
+    cur.execute(f"""
+        INSERT INTO {_table(ClipResult)} (run_id, clip_id, {statuses}, caption, summary,
+            summary_ok, predict, free_labels, best_attempt, error_stage, error, timings,
+            updated_at)
+        SELECT %(dst)s, clip_id, {statuses}, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb,
+               '[]'::jsonb,
+               best_attempt, error_stage, error, '{{}}'::jsonb, now()
+        FROM {_table(ClipResult)} WHERE run_id = %(src)s{only}
+        ORDER BY clip_id""", params)
+    # In the order of the unique index (run, clip, attempt, label), read from the same
+    # index of the source, so each index the rows go into is filled at its end (pkey,
+    # unique), in one forward sweep (clip, run) or at one place per label, not at
+    # random. 10M rows: bench/bench_thresholds.py (apply_thresholds_2m_s).
+    cur.execute(f"""
+        INSERT INTO {_table(Candidate)} (run_id, clip_id, label_id, attempt, tier, phrase,
+                                         match_score, clap_score, kept, selected)
+        SELECT %(dst)s, k.clip_id, k.label_id, k.attempt, k.tier, k.phrase, k.match_score,
+               k.clap_score,
+               coalesce(k.clap_score >= coalesce((%(thr)s::float8[])[k.label_id], %(g)s),
+                        false), true
+        FROM {_table(Candidate)} k
+        WHERE k.run_id = %(src)s AND k.selected{only.replace("clip_id", "k.clip_id")}
+        ORDER BY k.clip_id, k.attempt, k.label_id""", params)
+    score_cols = _copy_columns(OriginalLabelScore, skip=["run_id"])
+    cur.execute(
+        f"INSERT INTO {_table(OriginalLabelScore)} (run_id, {', '.join(score_cols)}) "
+        f"SELECT %(dst)s, {', '.join(score_cols)} FROM {_table(OriginalLabelScore)} "
+        f"WHERE run_id = %(src)s{only}", params)
+
+
+def _clip_ranges(run: PipelineRun, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges of clip ids [lo, hi) splitting the run's clip ids evenly by value
+    (two reads of the unique index's ends; a dataset's clips are imported in blocks, so
+    each range gets about as many rows), covering every id."""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT min(clip_id), max(clip_id) FROM {_table(ClipResult)} "
+                    "WHERE run_id = %s", [run.pk])
+        lo, hi = cur.fetchone()
+    if lo is None:
+        return [(0, 2**63 - 1)]
+    step = max((hi - lo + 1) // parts, 1)
+    bounds = [0, *(lo + step * i for i in range(1, parts)), 2**63 - 1]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
+def _copy_part(params: dict, clip_range: tuple[int, int]) -> None:
+    """One connection's share (a thread of its own: Django gives each thread its own
+    connection), committed on its own."""
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            _copy_derived_rows(cur, params, clip_range)
+    finally:
+        connection.close()
+
+
+def derived_run_discard(run_id: int) -> None:
+    """Delete a derived run that was not finished, with every row copied for it."""
+    with transaction.atomic(), connection.cursor() as cur:
+        for model in (Candidate, OriginalLabelScore, ClipResult):
+            cur.execute(f"DELETE FROM {_table(model)} WHERE run_id = %s", [run_id])
+        PipelineRun.objects.filter(pk=run_id).delete()
+
+
+def derived_runs_discard_abandoned(*, older_than: timedelta = ABANDONED_AFTER) -> list[int]:
+    """Derived runs a dead process left half-copied (still pending, never started)."""
+    ids = list(PipelineRun.objects.filter(
+        kind=PipelineRun.Kind.DERIVED, status=PipelineRun.Status.PENDING,
+        started_at__isnull=True, created_at__lt=timezone.now() - older_than,
+    ).values_list("pk", flat=True))
+    for pk in ids:
+        derived_run_discard(pk)
+    return ids
+
+
 def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
-                        user=None) -> PipelineRun:
+                        user=None, parts: int = APPLY_PARTS) -> PipelineRun:
     """A derived run of ``run`` whose kept candidates follow ``threshold_set``: set-based
     INSERT ... SELECT of the source's clip results, selected candidates (kept recomputed)
-    and original-label scores, in one transaction."""
+    and original-label scores.
+
+    All or nothing for everyone else: the rows are copied by ``parts`` connections at once
+    (one range of clips each, committed on its own) into a run that is pending and not
+    started, which no page, queue or audit counts (pipeline.selectors.counting_runs); one
+    short UPDATE then makes it done. A failure deletes the run and its rows; a process
+    that dies leaves a pending run that the next apply deletes (ABANDONED_AFTER). Inside a
+    caller's transaction (or with parts=1) the copy runs in that one transaction."""
     _require_curator(user)
     if run.status != PipelineRun.Status.DONE:
         raise ThresholdError(f"run {run.pk} is {run.status}, not done")
@@ -436,61 +547,40 @@ def threshold_set_apply(*, run: PipelineRun, threshold_set: ThresholdSet,
         "threshold_set_name": threshold_set.name, "threshold_set_version": threshold_set.version,
         "source_threshold": run.threshold,
     }
+    # The per-class thresholds as one array indexed by label id (the global threshold
+    # where a class has none, so the array has no NULLs and a lookup is O(1)): cheaper
+    # per row than joining 10M candidates to the ClassThreshold rows.
+    per_class = dict(threshold_set.classes.values_list("label_id", "threshold"))
+    g = threshold_set.global_threshold
+    by_label = [per_class.get(i, g) for i in range(1, max(per_class, default=0) + 1)]
+    in_caller_transaction = connection.in_atomic_block
+    if not in_caller_transaction:
+        derived_runs_discard_abandoned()
     now = timezone.now()
-    score_cols = _copy_columns(OriginalLabelScore, skip=["run_id"])
-    with transaction.atomic(), connection.cursor() as cur:
-        derived = PipelineRun.objects.create(
-            dataset_id=run.dataset_id, kind=PipelineRun.Kind.DERIVED,
-            profile_name=run.profile_name, config=config, status=PipelineRun.Status.DONE,
-            clip_count=run.clip_count, source_run=run, threshold_set=threshold_set,
-            created_by=user if user is not None and user.is_authenticated else None,
-            started_at=now, finished_at=now,
-        )
-        # Every row copied references rows that exist (the source's); per-row FK checks of
-        # 10M rows would cost more than the copy itself.
-        cur.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
-        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        if cur.fetchone()[0]:
-            cur.execute("SET LOCAL session_replication_role = replica")
-        # The per-class thresholds as one array indexed by label id (the global threshold
-        # where a class has none, so the array has no NULLs and a lookup is O(1)): cheaper
-        # per row than joining 10M candidates to the ClassThreshold rows.
-        per_class = dict(threshold_set.classes.values_list("label_id", "threshold"))
-        g = threshold_set.global_threshold
-        by_label = [per_class.get(i, g) for i in range(1, max(per_class, default=0) + 1)]
-        params = {"src": run.pk, "dst": derived.pk, "thr": by_label, "g": g}
-        # Clip results without the model text (captions, raw answers: 1.3 kB a clip, 2.7 GB
-        # at 2M clips); the review page reads those from the source run
-        # (review.selectors._derived_text_from_source). Statuses, errors and the summary flag stay, so the
-        # derived run covers exactly the clips its source covers.
-        statuses = ", ".join(chain.status_fields())
-        cur.execute(f"""
-            INSERT INTO {_table(ClipResult)} (run_id, clip_id, {statuses}, caption, summary,
-                summary_ok, predict, free_labels, best_attempt, error_stage, error, timings,
-                updated_at)
-            SELECT %(dst)s, clip_id, {statuses}, '{{}}'::jsonb, '', summary_ok, '{{}}'::jsonb,
-                   '[]'::jsonb,
-                   best_attempt, error_stage, error, '{{}}'::jsonb, now()
-            FROM {_table(ClipResult)} WHERE run_id = %(src)s
-            ORDER BY clip_id""", params)
-        # In the order of the unique index (run, clip, attempt, label), read from the same
-        # index of the source, so each index the rows go into is filled at its end (pkey,
-        # unique), in one forward sweep (clip, run) or at one place per label, not at
-        # random. 10M rows: bench/bench_thresholds.py (apply_thresholds_2m_s).
-        cur.execute(f"""
-            INSERT INTO {_table(Candidate)} (run_id, clip_id, label_id, attempt, tier, phrase,
-                                             match_score, clap_score, kept, selected)
-            SELECT %(dst)s, k.clip_id, k.label_id, k.attempt, k.tier, k.phrase, k.match_score,
-                   k.clap_score,
-                   coalesce(k.clap_score >= coalesce((%(thr)s::float8[])[k.label_id], %(g)s),
-                            false), true
-            FROM {_table(Candidate)} k
-            WHERE k.run_id = %(src)s AND k.selected
-            ORDER BY k.clip_id, k.attempt, k.label_id""", params)
-        cur.execute(
-            f"INSERT INTO {_table(OriginalLabelScore)} (run_id, {', '.join(score_cols)}) "
-            f"SELECT %(dst)s, {', '.join(score_cols)} FROM {_table(OriginalLabelScore)} "
-            "WHERE run_id = %(src)s", params)
+    derived = PipelineRun.objects.create(
+        dataset_id=run.dataset_id, kind=PipelineRun.Kind.DERIVED,
+        profile_name=run.profile_name, config=config, status=PipelineRun.Status.PENDING,
+        clip_count=run.clip_count, source_run=run, threshold_set=threshold_set,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    params = {"src": run.pk, "dst": derived.pk, "thr": by_label, "g": g}
+    if in_caller_transaction or parts <= 1:
+        with transaction.atomic(), connection.cursor() as cur:
+            _copy_derived_rows(cur, params, None)
+            PipelineRun.objects.filter(pk=derived.pk).update(
+                status=PipelineRun.Status.DONE, started_at=now, finished_at=timezone.now())
+    else:
+        try:
+            ranges = _clip_ranges(run, parts)
+            with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+                for done in [pool.submit(_copy_part, params, r) for r in ranges]:
+                    done.result()  # re-raises a part's error
+            PipelineRun.objects.filter(pk=derived.pk).update(
+                status=PipelineRun.Status.DONE, started_at=now, finished_at=timezone.now())
+        except BaseException:
+            derived_run_discard(derived.pk)
+            raise
+    derived.refresh_from_db()
     return derived
 
 
