@@ -86,10 +86,15 @@ def free_port() -> int:
 
 def server_env(conn_max_age: int, app_dir: Path = ROOT) -> dict:
     env = dict(os.environ)
-    url = env.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/relabel"
-    sep = "&" if "?" in url else "?"
+    # The same server as the benchmark's own connection: DATABASE_URL when it is set, else
+    # the embedded one (as `make bench` runs). A fixed URL here once sent the server to
+    # another PostgreSQL than the one the benchmark had filled (every page a 500).
+    if env.get("DATABASE_URL"):
+        url = env["DATABASE_URL"]
+        sep = "&" if "?" in url else "?"
+        env["DATABASE_URL"] = f"{url}{sep}application_name={APP_NAME}"
     env.update({
-        "DATABASE_URL": f"{url}{sep}application_name={APP_NAME}",
+        "PGAPPNAME": APP_NAME,  # libpq's application_name (pg_backend_pids)
         "RELABEL_DATABASE_NAME": BENCH_DB,
         "DJANGO_SETTINGS_MODULE": "relabel_app.settings.dev",
         "DJANGO_DEBUG": "false",

@@ -68,13 +68,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="the 100,000-clip bench_quick")
     ap.add_argument("--reps", type=int, default=1, help="applications to time (median kept)")
     ap.add_argument("--min-decisions", type=int, default=20)
+    ap.add_argument("--parts", type=int, default=None,
+                    help="connections copying at once (default: curation.thresholds.APPLY_PARTS)")
+    ap.add_argument("--compare-one", action="store_true",
+                    help="also time the one-connection copy (the code before issue 18) "
+                         "on the same database, after the timed ones")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     scale_db.setup_django()
     details = scale_db.build(quick=args.quick)
     from django.db import connection
 
-    from curation.thresholds import derived_run_kept_counts, threshold_set_apply, threshold_set_fit
+    from curation.thresholds import (
+        APPLY_PARTS,
+        derived_run_kept_counts,
+        threshold_set_apply,
+        threshold_set_fit,
+    )
     from pipeline.models import PipelineRun
     from relabel_app.models import Dataset
 
@@ -98,14 +108,16 @@ def main() -> None:
           f"{ts.global_threshold:.4f}; held-out F1 global {ev['global']['f1']:.3f} vs "
           f"per-class {ev['per_class']['f1']:.3f}")
 
+    parts = args.parts or APPLY_PARTS
     times, cpus = [], []
     for rep in range(args.reps):
         if rep:
             drop_derived(run.pk)
-        print(f"apply {rep + 1}/{args.reps}: load average {loadavg()}", flush=True)
+        print(f"apply {rep + 1}/{args.reps} ({parts} connections): load average {loadavg()}",
+              flush=True)
         cpu0 = backend_cpu_s()
         t0 = time.perf_counter()
-        derived = threshold_set_apply(run=run, threshold_set=ts)
+        derived = threshold_set_apply(run=run, threshold_set=ts, parts=parts)
         dt = time.perf_counter() - t0
         cpu1 = backend_cpu_s()
         times.append(dt)
@@ -118,6 +130,15 @@ def main() -> None:
               f"average {loadavg()})", flush=True)
     apply_s = statistics.median(times)
     drop_derived(run.pk)
+    one_s = None
+    if args.compare_one:
+        print(f"apply with one connection (before issue 18): load average {loadavg()}",
+              flush=True)
+        t0 = time.perf_counter()
+        threshold_set_apply(run=run, threshold_set=ts, parts=1)
+        one_s = time.perf_counter() - t0
+        print(f"  {one_s:.1f} s (load average {loadavg()})")
+        drop_derived(run.pk)
     suffix = "_quick" if args.quick else "_2m"
     print(f"apply_thresholds{suffix}_s = {apply_s:.1f} (target < 60 at 2M clips); "
           f"fit_thresholds{suffix}_s = {fit_s:.2f}")
@@ -127,7 +148,13 @@ def main() -> None:
                extra={"thresholds": {"clips": details["clips"],
                                      "candidates": details["candidates"],
                                      "apply_times_s": [round(t, 2) for t in times],
+                                     "apply_connections": parts,
+                                     # the main connection's backend only (the parts run
+                                     # in backends of their own)
                                      "apply_backend_cpu_s": [round(c, 2) for c in cpus],
+                                     "apply_one_connection_s": (round(one_s, 2)
+                                                                if one_s is not None else None),
+                                     "apply_before_issue_18_s": 85.7,
                                      "decided_candidates": ev["samples"],
                                      "load_average_after": loadavg()}})
 
