@@ -152,6 +152,9 @@ def main() -> None:
     ap.add_argument("--reuse-snapshot", action="store_true",
                     help="load the page against the stored snapshot when there is one "
                          "(no computation; its earlier time is reported)")
+    ap.add_argument("--with-base", action="store_true",
+                    help="drop the stored base first, so the first computation computes it "
+                         "(audit_snapshot_base_s_2m)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -181,6 +184,11 @@ def main() -> None:
 
     w = Watch()
     snap = audit_snapshot_get(dataset=ds, run=run)
+    if args.with_base and snap is not None:
+        from curation.models import AuditSnapshot
+
+        AuditSnapshot.objects.filter(pk=snap.pk).update(base_tallies=None, base_key=None)
+        snap.refresh_from_db()
     base_s = None
     if not (args.reuse_snapshot and snap is not None and snap.status == "done"):
         had_base = snap is not None and snap.base_tallies is not None

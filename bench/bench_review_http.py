@@ -607,8 +607,13 @@ def new_session(user) -> str:
     s = SessionStore()
     s[SESSION_KEY] = str(user.pk)
     from django.conf import settings
+    from django.utils.module_loading import import_string
 
-    s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    # The backend a real login records: the first that can load a user (the lockout
+    # backend in front of it only counts failed logins; it has no get_user).
+    s[BACKEND_SESSION_KEY] = next(
+        path for path in settings.AUTHENTICATION_BACKENDS
+        if hasattr(import_string(path), "get_user"))
     s[HASH_SESSION_KEY] = user.get_session_auth_hash()
     s.create()
     return s.session_key
