@@ -4,8 +4,11 @@ on some of them (`queues=`, the split GPU/CPU topology of the README)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -56,3 +59,34 @@ def workers_alive(timeout: float = 1.0) -> bool:
         return bool(app.control.ping(timeout=timeout))
     except Exception:
         return False
+
+
+class WorkerExited(RuntimeError):
+    """The worker a command started for its --wait is gone."""
+
+
+@contextmanager
+def local_worker(*, start: bool, say: Callable[[str], None] = print
+                 ) -> Iterator[Callable[[], None]]:
+    """For a command that waits on its tasks: start a worker on every queue when ``start``
+    and none answers (its log in DATA_DIR/worker.log), stop it on the way out. Yields a
+    check to call while waiting: it raises WorkerExited when that worker is gone."""
+    worker = None
+    if start and not workers_alive():
+        log = settings.DATA_DIR / "worker.log"
+        worker = start_worker(log_file=log)
+        say(f"started a worker (pid {worker.pid}, log {log})")
+
+    def check() -> None:
+        if worker is not None and worker.poll() is not None:
+            raise WorkerExited(f"the worker exited with code {worker.returncode}")
+
+    try:
+        yield check
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()

@@ -1,12 +1,10 @@
-import signal
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from pipeline.embed_jobs import embed_dispatch, embed_profile_spec, embed_progress, embed_wait
 from pipeline.profiles import ProfileError
-from pipeline.worker import start_worker, workers_alive
+from pipeline.worker import WorkerExited, local_worker
 from relabel_app.models import Dataset
 
 
@@ -53,29 +51,19 @@ class Command(BaseCommand):
                               "mean nothing.")
         if not wait:
             return
-        worker = None
-        if not no_worker and not workers_alive():
-            log = settings.DATA_DIR / "worker.log"
-            worker = start_worker(log_file=log)
-            self.stdout.write(f"started a worker (pid {worker.pid}, log {log})")
         try:
-            bar = tqdm(total=p.total, initial=p.embedded, unit="clip", desc="embed")
+            with local_worker(start=not no_worker, say=self.stdout.write) as check_worker:
+                bar = tqdm(total=p.total, initial=p.embedded, unit="clip", desc="embed")
 
-            def show(q):
-                bar.n = q.embedded
-                bar.refresh()
-                if worker is not None and worker.poll() is not None:
-                    raise CommandError(f"the worker exited with code {worker.returncode}")
+                def show(q):
+                    bar.n = q.embedded
+                    bar.refresh()
+                    check_worker()
 
-            p = embed_wait(dataset=ds, spec=spec, timeout_s=timeout, on_progress=show)
-            bar.close()
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except Exception:
-                    worker.kill()
+                p = embed_wait(dataset=ds, spec=spec, timeout_s=timeout, on_progress=show)
+                bar.close()
+        except WorkerExited as e:
+            raise CommandError(str(e)) from None
         self.stdout.write(f"{p.embedded} of {p.total} clips embedded"
                           + (f"; {p.missing} missing (unreadable audio? see the worker log)"
                              if p.missing else ""))

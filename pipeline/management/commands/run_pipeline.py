@@ -1,7 +1,5 @@
-import signal
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -15,7 +13,7 @@ from pipeline.services import (
     run_resume,
     run_wait,
 )
-from pipeline.worker import start_worker, workers_alive
+from pipeline.worker import WorkerExited, local_worker
 from relabel_app.models import Clip, Dataset
 
 
@@ -75,30 +73,20 @@ class Command(BaseCommand):
                               "its captions and labels mean nothing.")
         if not wait:
             return
-        worker = None
-        if not no_worker and not workers_alive():
-            log = settings.DATA_DIR / "worker.log"
-            worker = start_worker(log_file=log)
-            self.stdout.write(f"started a worker (pid {worker.pid}, log {log})")
         try:
-            bar = tqdm(total=run.clip_count, unit="clip", desc=f"run {run.pk}")
+            with local_worker(start=not no_worker, say=self.stdout.write) as check_worker:
+                bar = tqdm(total=run.clip_count, unit="clip", desc=f"run {run.pk}")
 
-            def show(p):
-                bar.n = p.finished
-                bar.set_postfix(**p.stages, failed=p.failed, refresh=False)
-                bar.refresh()
-                if worker is not None and worker.poll() is not None:
-                    raise CommandError(f"the worker exited with code {worker.returncode}")
+                def show(p):
+                    bar.n = p.finished
+                    bar.set_postfix(**p.stages, failed=p.failed, refresh=False)
+                    bar.refresh()
+                    check_worker()
 
-            p = run_wait(run=run, on_progress=show, timeout_s=timeout)
-            bar.close()
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except Exception:
-                    worker.kill()
+                run_wait(run=run, on_progress=show, timeout_s=timeout)
+                bar.close()
+        except WorkerExited as e:
+            raise CommandError(str(e)) from None
         p = run_progress(run=run)
         self.stdout.write(
             f"run {run.pk}: {p.status}; {p.complete} clips through all stages, {p.failed} failed"
