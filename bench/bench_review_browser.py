@@ -153,7 +153,11 @@ def full_screen(page, base: str, n_clips: int, rng: random.Random, verbose: bool
                 nav = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
                     return {response: Math.round(n.responseEnd), dom: Math.round(n.domContentLoadedEventEnd),
                             ...window.playerMarks}; }""")
-                print(f"  clip {i}: ready {ready_ms[-1]:.0f} ms after n; since navigation: {nav}")
+                laps = page.evaluate("window.swapLaps || null")
+                busy = page.evaluate("(window.benchLongTasks || []).splice(0)")
+                print(f"  clip {i}: ready {ready_ms[-1]:.0f} ms after n; since n: {laps}; "
+                      f"main-thread long tasks since the last clip (ms): {busy}; "
+                      f"first page since navigation: {nav}")
         if screens and i == 1:
             page.wait_for_timeout(1500)  # autoplay moves the playhead
             page.screenshot(path=str(screens / "c10review_demo_clip_page_1280x720.png"))
@@ -297,6 +301,12 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             # The product's timing probes (static/js/probe.js) are off unless asked for.
             page.add_init_script("try { sessionStorage.setItem('review.probe', '1'); } catch (e) {}")
+            if args.verbose:
+                # Main-thread tasks over 50 ms (the page's keys wait behind them).
+                page.add_init_script("""window.benchLongTasks = [];
+                    new PerformanceObserver((l) => l.getEntries().forEach(
+                        (e) => window.benchLongTasks.push(Math.round(e.duration))))
+                    .observe({type: 'longtask', buffered: true});""")
             page.set_default_timeout(20_000)
             page.goto(base + "/accounts/login/?next=/")
             page.fill("#id_username", USER)
