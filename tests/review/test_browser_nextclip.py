@@ -231,3 +231,46 @@ def test_next_clip_is_prepared_off_screen_and_swapped_in(twenty, live_server, mo
         assert last["tag"] == "prepared-2" and last["scale"] == "linear", last
         assert last["boxScale"] == "linear" and last["zoom"] == mid["zoom"], last
         assert last["live"]["height"] == mid["live"]["height"] > before["live"]["height"], last
+
+
+def test_next_before_the_next_clip_is_prepared(twenty, live_server, monkeypatch):
+    """"n" pressed while the next clip is still being prepared (its audio held back by the
+    network): the half-prepared clip is swapped in, says it is loading, and becomes ready with
+    its own audio and spectrogram once the audio arrives; the finished clip stops playing."""
+    import contextlib
+    import threading
+
+    from playwright.sync_api import Error as PlaywrightError
+
+    clips = twenty["clips"]
+    release = threading.Event()
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        held = []
+
+        def hold(route):
+            if release.is_set():
+                route.continue_()
+            else:
+                held.append(route)
+
+        page.route(f"**/clips/{clips[1].pk}/audio/", hold)
+        _start(page, clips[0])
+        page.wait_for_function("() => !!window.ReviewPlayer.standby")
+        assert page.evaluate("window.ReviewPlayer.standby.waveReady") is False
+        _decide_all(page)
+        page.keyboard.press("n")
+        _wait_clip(page, clips[1])
+        page.wait_for_function("() => window.ReviewPlayer.audio.src.endsWith("
+                               f"'/clips/{clips[1].pk}/audio/')")
+        assert page.evaluate("document.querySelector('[data-player]').dataset.ready") == ""
+        assert page.evaluate("document.getElementById('wave-status').hidden") is False
+        assert page.evaluate("Array.from(document.querySelectorAll('audio')).every("
+                             "a => a === window.ReviewPlayer.audio || a.paused)")
+        release.set()
+        for route in held:
+            with contextlib.suppress(PlaywrightError):  # a request the page gave up meanwhile
+                route.continue_()
+        page.wait_for_selector("[data-player][data-ready='1']")
+        tone = page.evaluate(SPECTRUM_JS)
+        assert tone["clip"] == str(clips[1].pk) and tone["bright"] < 0.12, tone
+        assert page.evaluate("document.getElementById('wave-status').hidden") is True
