@@ -71,13 +71,13 @@ BEFORE = {
 }
 
 # Where the prepared next clip's spectrogram is computed (player.js, issue 18), measured with
-# Chromium's long-animation-frame script attribution over the same 7 swaps (06:55, load
+# Chromium's long-animation-frame script attribution over the same 7 swaps (06:51, load
 # average 2.6-3.9): with useWebWorker false the Spectrogram plugin's timer ran 46-85 ms on
 # the main thread once per clip (keys wait behind it); with its Web Worker no script of ours
 # or the plugin's ran 15 ms or more. The swap itself (ready after n) was the same.
 SPECTROGRAM_THREAD = {"main_thread_plugin_timer_ms": [85, 64, 46, 47, 61, 48],
                       "web_worker_plugin_scripts_over_15_ms": 0,
-                      "load_average": "2.6-3.9", "measured": "2026-12-06 06:55 UTC"}
+                      "load_average": "2.6-3.9", "measured": "2026-12-06 06:51 UTC"}
 
 
 def breakdown(laps: list[dict]) -> dict[str, list[float]]:
