@@ -139,6 +139,7 @@ export class Player {
     deck.spectrogram = this.makeSpectrogram(deck.sampleRate);
     const ws = deck.ws = WaveSurfer.create({
       sampleRate: decodeRate(deck.sampleRate),
+      minPxPerSec: this.ws ? this.ws.options.minPxPerSec || 0 : 0,  // a standby: the live zoom
       container,
       media: audio,
       url: deck.url,
@@ -386,8 +387,16 @@ export class Player {
     }
     if (rate !== 1) deck.ws.setPlaybackRate(rate, true);
     this.playState();
+    if (zoom !== (deck.ws.options.minPxPerSec || 0)) {
+      // Zoomed since the preparation: ready once the spectrogram is drawn at this zoom.
+      if (deck.waveReady) {
+        deck.specReady = false;
+        deck.ws.zoom(zoom);
+      } else {
+        deck.ws.setOptions({ minPxPerSec: zoom });
+      }
+    }
     if (deck.waveReady) {
-      if (zoom && zoom !== (deck.ws.options.minPxPerSec || 0)) deck.ws.zoom(zoom);
       this.waveShown();
       this.showPeak();
       this.pinLabels();
