@@ -73,6 +73,17 @@ function fmt(t) {
   return m + ":" + (s < 10 ? "0" : "") + s.toFixed(1);
 }
 
+/* The peak level of decoded audio in dBFS (-Infinity for silence; undefined for none). */
+function peakDb(data) {
+  if (!data) return undefined;
+  let peak = 0;
+  for (let c = 0; c < data.numberOfChannels; c++) {
+    const ch = data.getChannelData(c);
+    for (let i = 0; i < ch.length; i++) { const v = Math.abs(ch[i]); if (v > peak) peak = v; }
+  }
+  return peak > 0 ? 20 * Math.log10(peak) : -Infinity;
+}
+
 function cspNonce() {
   const meta = document.querySelector('meta[name="csp-nonce"]');
   const value = meta && (meta.nonce || meta.getAttribute("content"));
@@ -163,7 +174,10 @@ export class Player {
       ],
     });
     ws.on("timeupdate", (t) => { if (live()) this.showTime(t); });
-    ws.on("decode", () => { if (live()) { mark("decoded"); this.showPeak(); } });
+    ws.on("decode", () => {
+      deck.peakDb = peakDb(ws.getDecodedData());  // a standby's too: shown when swapped in
+      if (live()) { mark("decoded"); this.showPeak(); }
+    });
     // The Hz labels scroll with the picture unless moved back by the scroll offset.
     ws.on("scroll", () => { if (live()) this.pinLabels(); });
     ws.on("zoom", () => { if (live()) requestAnimationFrame(() => this.pinLabels()); });
@@ -270,14 +284,8 @@ export class Player {
   }
   showPeak() {
     const el = this.box.querySelector("[data-peak]");
-    const data = this.ws.getDecodedData();
-    if (!el || !data) return;
-    let peak = 0;
-    for (let c = 0; c < data.numberOfChannels; c++) {
-      const ch = data.getChannelData(c);
-      for (let i = 0; i < ch.length; i++) { const v = Math.abs(ch[i]); if (v > peak) peak = v; }
-    }
-    const db = peak > 0 ? 20 * Math.log10(peak) : -Infinity;
+    const db = this.deck.peakDb;
+    if (!el || db === undefined) return;
     this.box.dataset.peakDbfs = isFinite(db) ? db.toFixed(1) : "-inf";
     el.textContent = "peak " + (isFinite(db) ? db.toFixed(1).replace("-", "−") : "−∞") + " dBFS";
   }

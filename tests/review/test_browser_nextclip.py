@@ -150,7 +150,7 @@ DECKS_JS = """() => {
         waveRole: p.deck.container.getAttribute('role'),
         audios: box.querySelectorAll('audio[data-audio]').length,
         liveAudio: box.querySelector('audio[data-audio]') === p.audio,
-        maxHz: box.dataset.maxHz, boxScale: box.dataset.scale,
+        maxHz: box.dataset.maxHz, boxScale: box.dataset.scale, peak: box.dataset.peakDbfs,
         standby: sb ? {src: sb.audio.src, wave: sb.waveReady, spec: sb.specReady,
                        scale: sb.spectrogram.options.scale, tall: sb.tall,
                        hidden: getComputedStyle(sb.container).visibility === 'hidden'
@@ -171,8 +171,10 @@ def _decide_all(page) -> None:
 
     rows = page.locator("#label-rows tr[data-mid]")
     expect(rows).to_have_count(2)
-    for _ in range(2):
+    for k in range(2):
+        expect(rows.nth(k)).to_have_class(CURRENT)
         page.keyboard.press("a")
+        expect(rows.nth(k)).to_have_attribute("data-verdict", "accept")
     expect(page.locator("body")).to_have_attribute("data-unsaved", "0")
 
 
@@ -202,6 +204,8 @@ def test_next_clip_is_prepared_off_screen_and_swapped_in(twenty, live_server, mo
         assert after["tag"] == "prepared-1" and after["src"].endswith(audio(clips[1])), after
         assert after["wave"] == 1 and after["waveInBox"] and after["waveRole"] == "img", after
         assert after["audios"] == 1 and after["liveAudio"] and after["maxHz"] == "8000", after
+        # The peak level is the tone's (0.6 of full scale at most), not the clipped noise's.
+        assert float(before["peak"]) > -0.5 and -8 < float(after["peak"]) < -3, (before, after)
         tone = page.evaluate(SPECTRUM_JS)
         assert tone["clip"] == str(clips[1].pk) and tone["bright"] < 0.12, tone
         # The finished clip's audio is stopped and gone.
