@@ -25,8 +25,9 @@
  * already holds, so the player now prepares the next clip while the current one plays: a
  * second, hidden wavesurfer ("standby deck", prepare()) over its own <audio> loads, decodes
  * and draws the waveform and the spectrogram at the live one's width, and on "n" load()
- * moves it into place (swapIn) with nothing left to fetch, decode or compute: ready 7-25
- * ms after the swap (p95 110-114 over the same bench; what remains is the server's POST).
+ * moves it into place (swapIn) with nothing left to fetch, decode or compute: ready 8-32
+ * ms after the POST's answer; p95 91-121 ms at load 3.7-7.4 (one run 200: a POST answered
+ * after 230 ms). What remains on the way is the server's finishing POST.
  * With the spectrogram off the critical path, where it is computed only decides how long
  * the main thread is busy while the expert works on the current clip: on the main thread
  * the preparation made long tasks of 53-95 ms (keys wait behind them); with the plugin's
