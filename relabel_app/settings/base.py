@@ -313,6 +313,8 @@ if TRUSTED_PROXY:
 # Content-Security-Policy (django-csp) on every response: scripts only from our origin, no
 # inline script at all; styles from our origin or carrying the request's nonce (libraries
 # that inject <style> read it from <meta name="csp-nonce">); the YouTube segment embed.
+# worker-src blob:: the spectrogram is computed in wavesurfer's Spectrogram plugin's Web
+# Worker, which the plugin starts from a blob: URL of its own code (static/js/player.js).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -320,6 +322,7 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF, NONCE],
         "img-src": [SELF, "data:"],
         "media-src": [SELF, "blob:"],
+        "worker-src": [SELF, "blob:"],
         "font-src": [SELF],
         "connect-src": [SELF],
         "frame-src": ["https://www.youtube-nocookie.com"],

@@ -7,6 +7,7 @@
  * a reload is an ordinary full page. Anything unexpected (no player on either side, an
  * answer that is not a clip page) falls back to a full page load. */
 import { getPlayer } from "./player.js";
+import { lap } from "./probe.js";
 
 const pages = new Map();  // absolute URL -> Promise of the parsed page (null on failure)
 
@@ -19,11 +20,21 @@ function fetchPage(url) {
     .catch(() => null);
 }
 
-/* Fetch a clip page in the background (once), to be swapped in later. */
+/* Fetch a clip page in the background (once), to be swapped in later; its clip is then
+ * prepared in the player (player.prepare: audio decoded, waveform and spectrogram drawn off
+ * screen), so that the swap has nothing left to load. */
 export function prefetchPage(url) {
   if (!url) return;
   const key = absolute(url);
   if (!pages.has(key)) pages.set(key, fetchPage(key));
+  pages.get(key).then(prepareClip);
+}
+
+function prepareClip(doc) {
+  const player = getPlayer();
+  const box = doc && doc.querySelector("#review section.player [data-player]");
+  const audio = box && box.querySelector("audio[data-audio]");
+  if (player && audio) player.prepare(audio.getAttribute("src"), box.dataset.sampleRate || "");
 }
 
 /* The prepared page of url (taken out of the cache), or a fresh fetch. */
@@ -44,13 +55,16 @@ export async function finishClip(form) {
                "X-CSRFToken": body.get("csrfmiddlewaretoken") || "" },
   });
   if (!r.ok || !(r.headers.get("Content-Type") || "").includes("json")) throw new Error("HTTP " + r.status);
-  return r.json();
+  const answer = await r.json();
+  lap("answer");
+  return answer;
 }
 
 /* Swap the clip page at url into the current one, keeping the player. Returns the new
  * #review element, or null after falling back to a full page load. */
 export async function swapClip(url, { push = true, fresh = false } = {}) {
   const doc = await takePage(url, { fresh });
+  lap("page");
   const player = getPlayer();
   const oldRoot = document.getElementById("review");
   const newRoot = doc && doc.getElementById("review");
@@ -73,6 +87,7 @@ export async function swapClip(url, { push = true, fresh = false } = {}) {
   oldRoot.replaceWith(root);
   document.title = doc.title;
   player.box.dataset.autoplay = newBox.dataset.autoplay || "0";
+  lap("dom");
   // load() clears data-ready before the URL changes (tests and the benchmark wait on it).
   player.load(newBox.querySelector("audio[data-audio]").getAttribute("src"),
               newBox.dataset.nextAudio || "", newBox.dataset.sampleRate || "");

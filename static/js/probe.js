@@ -3,7 +3,8 @@
  * benchmark sets that key before the page loads.
  *   window.playerMarks  player milestones in ms since navigation start
  *   window.rapidTimes   ms from a rapid-mode key to the next question on screen
- *   [data-player] data-ready-ms  ms from "n" to the next clip's player being ready */
+ *   [data-player] data-ready-ms  ms from "n" to the next clip's player being ready
+ *   window.swapLaps     milestones of the last in-place next clip, in ms since its "n" */
 
 const KEY = "review.probe";
 
@@ -23,15 +24,27 @@ if (probing) {
   window.rapidTimes = window.rapidTimes || [];
 }
 
+let lapOrigin = null;
+
+/* A milestone of the clip swapped in place after the last keyLeaving (once per name). */
+export function lap(name) {
+  if (probing && lapOrigin !== null && window.swapLaps && !(name in window.swapLaps)) {
+    window.swapLaps[name] = Math.round(performance.now() - lapOrigin);
+  }
+}
+
 function now() { return performance.timeOrigin + performance.now(); }
 
 export function mark(name) {
   if (probing && !(name in window.playerMarks)) window.playerMarks[name] = Math.round(performance.now());
+  lap(name);
 }
 
 /* A key that leads to another page: its time is carried over in sessionStorage. */
 export function keyLeaving(name, atMs = performance.now()) {
   if (!probing) return;
+  lapOrigin = atMs;
+  window.swapLaps = {};
   try { sessionStorage.setItem(name, String(performance.timeOrigin + atMs)); } catch (e) { /* off */ }
 }
 

@@ -130,3 +130,151 @@ def test_twenty_clips_by_keyboard_swapped_in_place(twenty, live_server, monkeypa
 
     for clip in clips:
         assert _verdicts(user, clip) == expected[clip.pk], clip.position
+
+
+# The player's decks: the live one and the next clip prepared off screen (player.js prepare).
+DECKS_JS = """() => {
+    const p = window.ReviewPlayer, sb = p.standby, box = p.box;
+    const spec = (deck) => {
+        const labels = deck.ws.getWrapper().querySelector('canvas[part~="spec-labels"]');
+        const cs = labels ? Array.from(labels.parentElement.querySelectorAll('canvas'))
+            .filter(c => c.getAttribute('part') !== 'spec-labels' && c.width && c.height) : [];
+        return {canvases: cs.length, height: cs.length ? cs[0].height : 0};
+    };
+    return {
+        clip: document.getElementById('review').dataset.clip,
+        tag: p.ws.testTag || null, src: p.audio.src, scale: p.spectrogram.options.scale,
+        live: spec(p.deck), zoom: p.ws.options.minPxPerSec || 0,
+        wave: box.querySelectorAll('[data-wave]').length,
+        waveInBox: box.querySelector('[data-wave]') === p.deck.container,
+        waveRole: p.deck.container.getAttribute('role'),
+        audios: box.querySelectorAll('audio[data-audio]').length,
+        liveAudio: box.querySelector('audio[data-audio]') === p.audio,
+        maxHz: box.dataset.maxHz, boxScale: box.dataset.scale, peak: box.dataset.peakDbfs,
+        standby: sb ? {src: sb.audio.src, wave: sb.waveReady, spec: sb.specReady,
+                       scale: sb.spectrogram.options.scale, tall: sb.tall,
+                       hidden: getComputedStyle(sb.container).visibility === 'hidden'
+                               && sb.container.getAttribute('aria-hidden') === 'true'
+                               && !sb.container.hasAttribute('data-wave')
+                               && !sb.audio.hasAttribute('data-audio'),
+                       drawn: spec(sb), decoded: sb.ws.getDecodedData()
+                                  ? sb.ws.getDecodedData().sampleRate : null} : null,
+    };
+}"""
+
+PREPARED_JS = """(audio) => { const sb = window.ReviewPlayer.standby;
+    return !!sb && sb.audio.src.endsWith(audio) && sb.waveReady && sb.specReady; }"""
+
+
+def _decide_all(page) -> None:
+    from playwright.sync_api import expect
+
+    rows = page.locator("#label-rows tr[data-mid]")
+    expect(rows).to_have_count(2)
+    for k in range(2):
+        expect(rows.nth(k)).to_have_class(CURRENT)
+        page.keyboard.press("a")
+        expect(rows.nth(k)).to_have_attribute("data-verdict", "accept")
+    expect(page.locator("body")).to_have_attribute("data-unsaved", "0")
+
+
+def test_next_clip_is_prepared_off_screen_and_swapped_in(twenty, live_server, monkeypatch):
+    """While a clip is on screen the next one is loaded, decoded and drawn (waveform and
+    spectrogram) in a hidden second wavesurfer; "n" swaps that very one in: no new load, its
+    spectrogram is the swapped-in clip's own (the tone after the noise), one audio element and
+    one waveform box stay, and the page's settings (Hz scale, tall, zoom) carry over; a
+    setting changed after the preparation prepares the next clip again."""
+    clips = twenty["clips"]
+    audio = lambda clip: f"/clips/{clip.pk}/audio/"  # noqa: E731
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        _start(page, clips[0])
+        page.wait_for_function(PREPARED_JS, arg=audio(clips[1]))
+        before = page.evaluate(DECKS_JS)
+        sb = before["standby"]
+        assert sb["hidden"] and sb["decoded"] == 16000, before
+        assert sb["drawn"]["canvases"] >= 1 and sb["drawn"]["height"] == before["live"]["height"]
+        assert before["wave"] == 1 and before["audios"] == 1 and before["liveAudio"], before
+        # Mark the prepared wavesurfer: after "n" it must be the one on screen.
+        page.evaluate("window.ReviewPlayer.standby.ws.testTag = 'prepared-1'")
+        _decide_all(page)
+        page.keyboard.press("n")
+        _wait_clip(page, clips[1])
+        page.wait_for_selector("[data-player][data-ready='1']")
+        after = page.evaluate(DECKS_JS)
+        assert after["tag"] == "prepared-1" and after["src"].endswith(audio(clips[1])), after
+        assert after["wave"] == 1 and after["waveInBox"] and after["waveRole"] == "img", after
+        assert after["audios"] == 1 and after["liveAudio"] and after["maxHz"] == "8000", after
+        # The peak level is the tone's (0.6 of full scale at most), not the clipped noise's.
+        assert float(before["peak"]) > -0.5 and -8 < float(after["peak"]) < -3, (before, after)
+        tone = page.evaluate(SPECTRUM_JS)
+        assert tone["clip"] == str(clips[1].pk) and tone["bright"] < 0.12, tone
+        # The finished clip's audio is stopped and gone.
+        assert page.evaluate("""() => Array.from(document.querySelectorAll('audio'))
+            .every(a => a === window.ReviewPlayer.audio || a === window.ReviewPlayer.standby?.audio)""")
+
+        # Settings changed after clip 2 was prepared: it is prepared again with them.
+        page.wait_for_function(PREPARED_JS, arg=audio(clips[2]))
+        page.evaluate("window.ReviewPlayer.standby.ws.testTag = 'stale'")
+        page.keyboard.press("f")  # Hz scale: linear
+        page.locator('[data-action="tall"]').click()
+        page.locator('[data-action="zoom-in"]').click()
+        page.wait_for_function(PREPARED_JS, arg=audio(clips[2]))
+        page.wait_for_function("window.ReviewPlayer.standby.ws.testTag !== 'stale'"
+                               " && window.ReviewPlayer.standby.tall")
+        mid = page.evaluate(DECKS_JS)
+        assert mid["standby"]["scale"] == "linear" and mid["scale"] == "linear", mid
+        assert mid["zoom"] > 0, mid
+        page.evaluate("window.ReviewPlayer.standby.ws.testTag = 'prepared-2'")
+        page.wait_for_selector("[data-player][data-ready='1']")
+        _decide_all(page)
+        page.keyboard.press("n")
+        _wait_clip(page, clips[2])
+        page.wait_for_selector("[data-player][data-ready='1']")
+        page.wait_for_function("window.ReviewPlayer.ws.options.minPxPerSec > 0")
+        last = page.evaluate(DECKS_JS)
+        assert last["tag"] == "prepared-2" and last["scale"] == "linear", last
+        assert last["boxScale"] == "linear" and last["zoom"] == mid["zoom"], last
+        assert last["live"]["height"] == mid["live"]["height"] > before["live"]["height"], last
+
+
+def test_next_before_the_next_clip_is_prepared(twenty, live_server, monkeypatch):
+    """"n" pressed while the next clip is still being prepared (its audio held back by the
+    network): the half-prepared clip is swapped in, says it is loading, and becomes ready with
+    its own audio and spectrogram once the audio arrives; the finished clip stops playing."""
+    import contextlib
+    import threading
+
+    from playwright.sync_api import Error as PlaywrightError
+
+    clips = twenty["clips"]
+    release = threading.Event()
+    with browser_page(live_server, monkeypatch, width=1280, height=720) as page:
+        held = []
+
+        def hold(route):
+            if release.is_set():
+                route.continue_()
+            else:
+                held.append(route)
+
+        page.route(f"**/clips/{clips[1].pk}/audio/", hold)
+        _start(page, clips[0])
+        page.wait_for_function("() => !!window.ReviewPlayer.standby")
+        assert page.evaluate("window.ReviewPlayer.standby.waveReady") is False
+        _decide_all(page)
+        page.keyboard.press("n")
+        _wait_clip(page, clips[1])
+        page.wait_for_function("() => window.ReviewPlayer.audio.src.endsWith("
+                               f"'/clips/{clips[1].pk}/audio/')")
+        assert page.evaluate("document.querySelector('[data-player]').dataset.ready") == ""
+        assert page.evaluate("document.getElementById('wave-status').hidden") is False
+        assert page.evaluate("Array.from(document.querySelectorAll('audio')).every("
+                             "a => a === window.ReviewPlayer.audio || a.paused)")
+        release.set()
+        for route in held:
+            with contextlib.suppress(PlaywrightError):  # a request the page gave up meanwhile
+                route.continue_()
+        page.wait_for_selector("[data-player][data-ready='1']")
+        tone = page.evaluate(SPECTRUM_JS)
+        assert tone["clip"] == str(clips[1].pk) and tone["bright"] < 0.12, tone
+        assert page.evaluate("document.getElementById('wave-status').hidden") is True

@@ -343,11 +343,13 @@ def test_adding_an_abstract_class_is_refused(speed_setup, live_server, monkeypat
 def test_player_works_under_a_strict_csp(speed_setup, live_server, monkeypatch):
     """The CSP being added elsewhere (script-src 'self', style-src 'self' with a nonce): the
     player passes the nonce of <meta name="csp-nonce"> to wavesurfer's shadow-DOM <style>,
-    and nothing of ours is inline. Simulated here by adding the header and the meta tag."""
+    and nothing of ours is inline; the spectrogram's Web Worker (a blob: URL) is allowed by
+    worker-src, as in the real policy (settings). Simulated here by adding the header and the
+    meta tag."""
     clips = speed_setup["clips"]
     nonce = "c10reviewNonce123"
     csp = (f"default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; "
-           "img-src 'self' data:; media-src 'self'; connect-src 'self'")
+           "img-src 'self' data:; media-src 'self'; worker-src 'self' blob:; connect-src 'self'")
     violations: list[str] = []
 
     def add_csp(route):

@@ -94,3 +94,14 @@ def test_no_template_has_inline_script_style_or_handlers():
              for m in bad.finditer(comments.sub("", p.read_text()))]
     assert len(list(root.rglob("*.html"))) > 20
     assert not found, found
+
+
+@pytest.mark.django_db
+def test_workers_only_from_our_origin_or_the_spectrogram_plugins_blob(client):
+    """The review player's spectrogram runs in wavesurfer's Spectrogram plugin's Web Worker,
+    which the plugin starts from a blob: URL of its own code: worker-src allows that and our
+    origin, nothing else (scripts stay script-src 'self')."""
+    client.force_login(UserFactory())
+    csp = csp_directives(client.get("/")["Content-Security-Policy"])
+    assert sorted(csp["worker-src"]) == ["'self'", "blob:"]
+    assert csp["script-src"] == ["'self'"]
