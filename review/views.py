@@ -514,6 +514,9 @@ def rapid_next(request: HttpRequest, clip_id: int) -> HttpResponse:
                                session_started=_session_started(request, clip.dataset_id))
     return JsonResponse({
         "clip": nxt.pk, "url": reverse("review:rapid", kwargs={"clip_id": nxt.pk}),
+        # The next clip's own questions: the page normally has them already (preloaded two
+        # ahead), unless that preload failed while the server was away.
+        "questions_url": reverse("review:rapid_questions", kwargs={"clip_id": nxt.pk}),
         "next_questions_url": (reverse("review:rapid_questions", kwargs={"clip_id": after})
                                if after else ""),
         "counters_html": render_to_string("review/_counters.html", {"c": counters}, request),

@@ -85,31 +85,61 @@ function show(i) {
 }
 
 /* The next clip's questions (and, through the player, its audio) ahead of time. */
-var preloaded = {};               // questions URL -> fetched once
-function preload(url) {
-  if (!url || preloaded[url]) return preloading;
-  preloaded[url] = true;
-  // The clips held already: the fragment's own successor hint passes over them.
-  var ask = url + (url.indexOf("?") < 0 ? "?" : "&") + "loaded=" + Object.keys(clipBlocks).join(",");
-  preloading = fetch(ask, { credentials: "same-origin" }).then(function (r) {
-    if (!r.ok) throw new Error("HTTP " + r.status);
-    return r.text();
-  }).then(function (html) {
-    var holder = document.createElement("div");
-    holder.innerHTML = html;
-    var block = holder.querySelector("[data-rapid-clip]");
-    if (!block || clipBlocks[block.dataset.rapidClip]) return;
-    $("questions").appendChild(block);
-    collect();
-    keepAhead();
-    if (block.dataset.audioUrl) {
-      fetch(block.dataset.audioUrl, { credentials: "same-origin" })
-        .then(function (r) { return r.arrayBuffer(); }).catch(function () {});
-    }
-  }).catch(function () {
-    delete preloaded[url];  // asked again (keepAhead, the finish's answer) once the server is back
-  });
+var preloaded = {};               // questions URL -> {promise, ctrl, settled} (kept once added)
+// A preload that has not answered by then is given up and asked again (a request to a
+// server that went away mid-answer can hang with no error).
+var PRELOAD_TIMEOUT_MS = 10000;
+
+/* Fetch a clip's questions fragment (once at a time per URL) and add it after the clips
+ * held; resolves when it is added or has failed (a failed one may be asked again).
+ * fresh: give up a fetch of that URL still on its way and ask again (a finish's answer
+ * proves the server answers now; the earlier request may hang on a dead connection). */
+function preload(url, fresh) {
+  if (!url) return preloading;
+  var got = preloaded[url];
+  if (got && fresh && !got.settled) { got.ctrl.abort(); got = null; }
+  if (!got) {
+    // The clips held already: the fragment's own successor hint passes over them.
+    var ask = url + (url.indexOf("?") < 0 ? "?" : "&") + "loaded=" + Object.keys(clipBlocks).join(",");
+    var entry = { ctrl: new AbortController(), settled: false };
+    var timer = setTimeout(function () { entry.ctrl.abort(); }, PRELOAD_TIMEOUT_MS);
+    entry.promise = fetch(ask, { credentials: "same-origin", signal: entry.ctrl.signal }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.text();
+    }).then(function (html) {
+      var holder = document.createElement("div");
+      holder.innerHTML = html;
+      var block = holder.querySelector("[data-rapid-clip]");
+      // A body cut off by a connection that died mid-answer can arrive as an empty 200.
+      if (!block) throw new Error("no questions in the answer");
+      if (clipBlocks[block.dataset.rapidClip]) return;
+      $("questions").appendChild(block);
+      collect();
+      keepAhead();
+      if (block.dataset.audioUrl) {
+        fetch(block.dataset.audioUrl, { credentials: "same-origin" })
+          .then(function (r) { return r.arrayBuffer(); }).catch(function () {});
+      }
+    }).catch(function () {
+      // Asked again (keepAhead, the finish's answer) once the server is back.
+      if (preloaded[url] === entry) delete preloaded[url];
+    }).then(function () { entry.settled = true; clearTimeout(timer); });
+    preloaded[url] = got = entry;
+  }
+  preloading = got.promise;
   return preloading;
+}
+
+/* The questions of the clip a finish answered with, when they are not here (their preload
+ * failed or hung while the server was away): asked afresh until they are, a few times. */
+function questionsOf(clipId, url, tries) {
+  if (clipBlocks[clipId] || !url || stopped || tries <= 0) return Promise.resolve();
+  return preload(url, true).then(function () {
+    if (clipBlocks[clipId] || stopped) return;
+    return new Promise(function (ok) { setTimeout(ok, 500); }).then(function () {
+      return questionsOf(clipId, url, tries - 1);
+    });
+  });
 }
 
 /* Two clips' questions ahead of the one answered: each questions fragment names its
@@ -124,13 +154,27 @@ function keepAhead() {
 }
 
 /* Finish a clip (every label answered) and lease the next; in order after its answers. */
+/* The finish's POST through the outbox and its JSON answer. An answer cut off by a
+ * connection that died mid-body (the finish itself was done) is taken to name the clip
+ * whose questions come next here, which is what the server leases unless another
+ * reviewer took it meanwhile (then the answers still count, on a clip not leased to this
+ * reviewer). Not asked again: a second finish, queued behind the next clip's answers,
+ * would name the clip after it. With no clip held next, the page goes home. */
+function sendFinish(block) {
+  return outbox.send({ url: block.dataset.nextUrl, htmx: false }).then(function (r) {
+    return r.json().catch(function () {
+      var after = block.nextElementSibling;
+      var id = after && after.dataset && after.dataset.rapidClip;
+      return { clip: id ? Number(id) : null, url: root.dataset.home, notice: "", cut: true };
+    });
+  });
+}
+
 function finish(clipId) {
   if (finishing[clipId]) return finishing[clipId];
   var block = clipBlocks[clipId];
   // Queued behind the clip's answers (the outbox keeps the order).
-  finishing[clipId] = outbox.send({ url: block.dataset.nextUrl, htmx: false }).then(function (r) {
-    return r.json();
-  }, function (e) {
+  finishing[clipId] = sendFinish(block).then(null, function (e) {
     var r = e.response;
     if (r && r.status === 409) {
       return r.json().then(function (j) {
@@ -144,7 +188,16 @@ function finish(clipId) {
   }).then(function (j) {
     if (!j || stopped) return j;
     if (j.notice) toast(j.notice);  // the finish did not count for this reviewer
-    if (j.next_questions_url) preload(j.next_questions_url);
+    // The next clip's questions first when they are not here (their preload failed while
+    // the server was away), so that they come before the ones after them; j.ready says
+    // when they are.
+    if (j.clip && !clipBlocks[j.clip]) {
+      j.ready = questionsOf(String(j.clip), j.questions_url, 5).then(function () {
+        if (j.next_questions_url) preload(j.next_questions_url);
+      });
+    } else if (j.next_questions_url) {
+      preload(j.next_questions_url);
+    }
     return j;
   });
   return finishing[clipId];
@@ -252,8 +305,11 @@ function finishAndGoOn(clipId, at) {
     if (list[at + 1]) { enter(); return; }
     done.then(function (j) {
       if (!j || stopped) { held = null; return; }
-      return preloading.then(function () {
-        if (list[at + 1] && String(j.clip) === list[at + 1].dataset.clip) enter();
+      return (j.ready || preloading).then(function () {
+        if (stopped) return;
+        var mine = list.findIndex(function (q) { return q.dataset.clip === String(j.clip); });
+        // Its questions right after this clip's (they are appended in the order asked).
+        if (mine === at + 1) enter();
         else go(j.url || root.dataset.home);
       });
     });
@@ -273,7 +329,9 @@ function enterClip(i, done) {
     if (counters && j.counters_html) {
       counters.innerHTML = j.counters_html;
     } else if (window.htmx && block && counters) {
-      window.htmx.ajax("GET", block.dataset.countersUrl, { target: "#counters", swap: "innerHTML" });
+      // (A refusal or a server away only leaves the counters as they were.)
+      var asked = window.htmx.ajax("GET", block.dataset.countersUrl, { target: "#counters", swap: "innerHTML" });
+      if (asked && asked.catch) asked.catch(function () {});
     }
   });
 }

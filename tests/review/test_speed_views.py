@@ -187,6 +187,8 @@ def test_rapid_next_finishes_only_a_fully_decided_clip(review_setup):
     body = r.json()
     assert body["clip"] == clips[1].pk
     assert body["url"] == reverse("review:rapid", kwargs={"clip_id": clips[1].pk})
+    assert body["questions_url"] == reverse("review:rapid_questions",
+                                            kwargs={"clip_id": clips[1].pk})
     assert body["next_questions_url"] == reverse("review:rapid_questions",
                                                  kwargs={"clip_id": clips[2].pk})
     assert ClipReview.objects.filter(clip=clips[0], reviewer=user).exists()
