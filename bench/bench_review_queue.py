@@ -1,7 +1,11 @@
 """Review queue and clip page at scale (service level, no HTTP): a dataset of N clips (2M by
 default) with 2 original labels and 4 selected candidates each (a finished run), then
 
-- the first queue build and the re-rank after a new run (queue_sync),
+- the first queue build and the re-rank after a new run (queue_sync), each with its
+  steps (review.queue.last_refresh_steps: ranks into the staging table, insert or update,
+  commit with its deferred foreign key checks); the new run has the same candidates, so
+  that re-rank writes no slot: a second one after every slot's rank was moved measures a
+  re-rank that rewrites all 2M (review_queue_rerank_all_changed_2M_s),
 - next-clip picks (queue_next_clip + clip_finish) by 20 reviewers in turn, with the first
   10% of the queue already finished, p50/p95 of the pick,
 - clip_page_data (the clip page's reads) p50/p95.
@@ -22,9 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("RELABEL_BENCH_DB", "relabel_bench_review")
-from bench.common import ensure_bench_database, machine, record  # noqa: E402
+from bench.common import ensure_bench_database, loadavg, machine, record  # noqa: E402
 
 NAME = "bench_queue"
+# The figures before the set-based refresh (staging table, plain insert, no per-row dataset
+# check): as recorded in bench/results.json, and re-measured on this machine just before
+# (2 cores, shared with other work; old code, same dataset).
+OLD = {"recorded": {"review_queue_build_2M_s": 119.888, "review_queue_rerank_2M_s": 142.307},
+       "remeasured_e7fca08": {"review_queue_build_2M_s": 119.9, "review_queue_rerank_2M_s": 50.9,
+                              "review_pick_p95_ms": 18.28, "load_average": "4.1 to 7.7"}}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -100,6 +110,7 @@ def main() -> None:
 
     from pipeline.models import PipelineRun
     from relabel_app.models import Clip, Dataset
+    from review import queue as review_queue
     from review.finishing import clip_finish
     from review.models import ClipReview, QueueSlot
     from review.queue import queue_next_clip, queue_sync
@@ -116,29 +127,35 @@ def main() -> None:
     from review.models import QueueState
 
     QueueState.objects.filter(dataset=ds).delete()
+    loads = {"build": loadavg()}
     t0 = time.perf_counter()
     queue_sync(dataset=ds)
     build_s = time.perf_counter() - t0
-    print(f"first queue build (slots + uncertainty ranks): {build_s:.1f} s")
+    steps = {"build": dict(review_queue.last_refresh_steps)}
+    print(f"first queue build (slots + uncertainty ranks): {build_s:.1f} s {steps['build']} "
+          f"(load {loads['build']})")
 
-    run = PipelineRun.objects.filter(dataset=ds).first()
+    # The run the queue was built from (with --reuse, not the dataset's first one: an
+    # earlier benchmark moved the candidates on).
+    old = QueueState.objects.get(dataset=ds).run
+    run = PipelineRun.objects.get(pk=old.pk)
     run.pk, run.id = None, None
     run.save()  # a newer finished run with the same candidates: a full re-rank
     from pipeline.models import Candidate
 
     with connection.cursor() as cur:
-        old = PipelineRun.objects.filter(dataset=ds).order_by("created_at").first()
         cur.execute(f"UPDATE {Candidate._meta.db_table} SET run_id = %s WHERE run_id = %s",
                     [run.pk, old.pk])
         from pipeline.models import ClipResult
 
         cur.execute(f"UPDATE {ClipResult._meta.db_table} SET run_id = %s WHERE run_id = %s",
                     [run.pk, old.pk])
+    loads["rerank"] = loadavg()
     t0 = time.perf_counter()
     queue_sync(dataset=ds)
     rerank_s = time.perf_counter() - t0
-    print(f"re-rank after a new run: {rerank_s:.1f} s")
-
+    steps["rerank"] = dict(review_queue.last_refresh_steps)
+    print(f"re-rank after a new run: {rerank_s:.1f} s {steps['rerank']} (load {loads['rerank']})")
     User = get_user_model()
     reviewers = [User.objects.get_or_create(username=f"bench{i}")[0] for i in range(20)]
     # The first 10% of the queue already finished (by reviewers who left).
@@ -177,15 +194,36 @@ def main() -> None:
           f"max {max(picks) * ms:.2f} ms")
     print(f"clip_page_data: p50 {statistics.median(pages) * ms:.2f} ms, "
           f"p95 {pct(pages, 95) * ms:.2f} ms")
+    # Last (so the picks above meet the table as before): every slot's rank moved away
+    # from what the run gives, then a re-rank: all 2M slots written, leases and finished
+    # slots among them.
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {QueueSlot._meta.db_table} SET rank_uncertain = rank_uncertain + 10 "
+                    "WHERE dataset_id = %s", [ds.pk])
+        cur.execute(f"VACUUM ANALYZE {QueueSlot._meta.db_table}")
+    QueueState.objects.filter(dataset=ds).update(run=None)
+    loads["rerank_all_changed"] = loadavg()
+    t0 = time.perf_counter()
+    queue_sync(dataset=ds)
+    rerank_all_s = time.perf_counter() - t0
+    steps["rerank_all_changed"] = dict(review_queue.last_refresh_steps)
+    print(f"re-rank rewriting every slot: {rerank_all_s:.1f} s {steps['rerank_all_changed']} "
+          f"(load {loads['rerank_all_changed']})")
+
     if not args.quick:
         record({
             "review_queue_build_2M_s": (build_s, "s"),
             "review_queue_rerank_2M_s": (rerank_s, "s"),
+            "review_queue_rerank_all_changed_2M_s": (rerank_all_s, "s"),
             "review_pick_p50_ms": (statistics.median(picks) * ms, "ms"),
             "review_pick_p95_ms": (pct(picks, 95) * ms, "ms"),
             "review_pick_unvacuumed_p95_ms": (pct(cold, 95) * ms, "ms"),
             "review_clip_page_data_p95_ms": (pct(pages, 95) * ms, "ms"),
-        }, extra={"review_queue": f"{n} clips, 20 reviewers in turn, service level, no HTTP"})
+        }, extra={"review_queue": f"{n} clips, 20 reviewers in turn, service level, no HTTP",
+                  "review_queue_refresh": {
+                      "steps_s": steps, "load_average": {**loads, "end": loadavg()},
+                      "before": OLD,
+                      "note": "2 cores shared with other sessions' work: contended figures"}})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from bench.common import RESULTS, ROOT, bench_env  # noqa: E402
 BENCHMARKS = ["bench_import", "bench_export", "bench_clap", "bench_pipeline_overhead",
               "scale_db", "bench_review_http", "bench_audit_page", "bench_adjudication_queue",
               "bench_review_browser", "bench_thresholds", "bench_generation", "bench_search",
-              "bench_quality"]
+              "bench_quality", "bench_review_queue"]
 
 
 def run_one(name: str, quick: bool) -> tuple[bool, float, str]:

@@ -6,12 +6,14 @@ Every function takes keyword arguments only; each write runs in one transaction.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from pipeline import chain
@@ -28,6 +30,8 @@ from pipeline.threshold_sets import active_threshold_set
 from relabel_app.models import Clip, ClipLabel, Dataset
 
 from .models import ClipReview, QueueSlot, QueueState
+
+logger = logging.getLogger(__name__)
 
 # How long a clip stays with the reviewer it was handed to. Long enough to listen twice and
 # decide on every label; short enough that a reviewer who walks away frees it soon.
@@ -96,7 +100,7 @@ def queue_peek_next_clip_id(*, dataset: Dataset, reviewer, exclude_clip_id: int,
 
 
 def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
-    """SQL of (clip_id, rank) for the dataset's clips (``%(ds)s``, positions after
+    """SQL of (clip_id, position, rank) for the dataset's clips (``%(ds)s``, positions after
     ``%(after)s``): lower rank = review sooner.
 
     rank = min |CLAP score - threshold| over the clip's selected candidates (1.0 with no
@@ -110,7 +114,8 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
     clip_t, orig_t = Clip._meta.db_table, ClipLabel._meta.db_table
     if run_id is None:
         return (
-            f"SELECT k.id AS clip_id, {RANK_UNPROCESSED}::float8 AS rank FROM {clip_t} k "
+            f"SELECT k.id AS clip_id, k.position, {RANK_UNPROCESSED}::float8 AS rank "
+            f"FROM {clip_t} k "
             "WHERE k.dataset_id = %(ds)s AND k.position > %(after)s",
             {},
         )
@@ -121,7 +126,10 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
     score_t, ct_t = OriginalLabelScore._meta.db_table, ClassThreshold._meta.db_table
     chain_done = chain.status_fields()[-1]  # a clip the chain's last stage finished
     # Plain joins and aggregates (no correlated subqueries): on millions of clips the
-    # planner turns them into hash or merge joins, one pass over each table.
+    # planner turns them into hash or merge joins, one pass over each table. Two passes
+    # here: the run's candidates (each looked up among the clip's original labels), and the
+    # original labels (each with its CLAP score, for the far-below count). The candidates
+    # of the run are the run's dataset's: the clip filter is needed only for a part of it.
     sql = f"""
         WITH cand AS (
             SELECT c.clip_id,
@@ -129,40 +137,36 @@ def _uncertain_rank_sql(run_id: int | None) -> tuple[str, dict]:
                    count(*) FILTER (WHERE c.kept AND o.clip_id IS NULL) AS new_kept,
                    count(*) FILTER (WHERE c.kept AND o.clip_id IS NOT NULL) AS confirmed
             FROM {cand_t} c
-            JOIN {clip_t} k ON k.id = c.clip_id
             LEFT JOIN {orig_t} o ON o.clip_id = c.clip_id AND o.label_id = c.label_id
             LEFT JOIN {ct_t} ct ON ct.threshold_set_id = %(tset)s AND ct.label_id = c.label_id
             WHERE c.run_id = %(run)s AND c.selected
-              AND k.dataset_id = %(ds)s AND k.position > %(after)s
+              AND (%(after)s < 0 OR c.clip_id IN (
+                  SELECT k.id FROM {clip_t} k
+                  WHERE k.dataset_id = %(ds)s AND k.position > %(after)s))
             GROUP BY c.clip_id
         ), orig AS (
-            SELECT o.clip_id, count(*) AS n
+            SELECT o.clip_id, count(*) AS n,
+                   count(*) FILTER (WHERE s.clap_score
+                                    <= coalesce(ct.threshold, %(thr)s) - %(far_margin)s) AS far
             FROM {orig_t} o JOIN {clip_t} k ON k.id = o.clip_id
+            LEFT JOIN {score_t} s ON s.run_id = %(run)s AND s.clip_id = o.clip_id
+                                 AND s.label_id = o.label_id
+            LEFT JOIN {ct_t} ct ON ct.threshold_set_id = %(tset)s AND ct.label_id = o.label_id
             WHERE k.dataset_id = %(ds)s AND k.position > %(after)s
             GROUP BY o.clip_id
-        ), far AS (
-            SELECT s.clip_id, count(*) AS n
-            FROM {score_t} s
-            JOIN {clip_t} k ON k.id = s.clip_id
-            JOIN {orig_t} o ON o.clip_id = s.clip_id AND o.label_id = s.label_id
-            LEFT JOIN {ct_t} ct ON ct.threshold_set_id = %(tset)s AND ct.label_id = s.label_id
-            WHERE s.run_id = %(run)s AND k.dataset_id = %(ds)s AND k.position > %(after)s
-              AND s.clap_score <= coalesce(ct.threshold, %(thr)s) - %(far_margin)s
-            GROUP BY s.clip_id
         )
-        SELECT k.id AS clip_id,
+        SELECT k.id AS clip_id, k.position,
                CASE WHEN r.id IS NULL THEN {RANK_UNPROCESSED}::float8
                     ELSE COALESCE(cand.gap, 1.0) - 0.1 * LEAST(
                         COALESCE(cand.new_kept, 0)
                         + COALESCE(orig.n, 0) - COALESCE(cand.confirmed, 0), 5)
-                        - %(far_weight)s * LEAST(COALESCE(far.n, 0), %(far_max)s)
+                        - %(far_weight)s * LEAST(COALESCE(orig.far, 0), %(far_max)s)
                END AS rank
         FROM {clip_t} k
         LEFT JOIN {res_t} r ON r.run_id = %(run)s AND r.clip_id = k.id
                            AND r.{chain_done} = '{StageStatus.DONE.value}'
         LEFT JOIN cand ON cand.clip_id = k.id
         LEFT JOIN orig ON orig.clip_id = k.id
-        LEFT JOIN far ON far.clip_id = k.id
         WHERE k.dataset_id = %(ds)s AND k.position > %(after)s
     """
     return sql, {"thr": threshold, "run": run_id, "tset": tset.pk if tset else None,
@@ -212,26 +216,81 @@ def queue_freshness(*, dataset: Dataset) -> QueueFreshness | None:
     )
 
 
-def _slots_insert(cur, *, dataset: Dataset, after: int, k: int, rank_sql: str,
-                  rank_params: dict) -> int:
-    """The missing slots (k per clip) of the clips after position ``after``, ranked as
-    they are inserted; returns how many."""
-    cur.execute(
-        f"""
-        WITH ranked AS ({rank_sql}),
-        clips AS (
-            -- A hash, not random(): every slot of a clip, whenever made, shares it.
-            SELECT k.id, k.position, hashint8extended(k.id, %(ds)s)::float8 AS rnd
-            FROM {Clip._meta.db_table} k WHERE k.dataset_id = %(ds)s AND k.position > %(after)s)
+# Session settings of a refresh's bulk statements, for its transaction only, put back
+# before queue_sync returns so that a pick later in the same transaction plans as usual.
+# Measured on 2M clips, 2 cores: work_mem keeps the hash joins and aggregates over
+# millions of rows in memory (4MB spills them to disk in batches); jit off saves compiling
+# some 70 functions for a plan that is not bound by expression evaluation.
+_BULK_SETTINGS = {"work_mem": "256MB", "jit": "off"}
+# For the rank query only: right after a run finishes, its candidates and results have no
+# statistics yet (autovacuum analyzes later), so the planner takes the run for one row and
+# chooses nested loops with an index probe per row over millions of rows. Hash and merge
+# joins cost about the same whether that estimate is right or not. (The statements after
+# it read the analyzed staging table; a small dataset's re-rank may want a nested loop.)
+_RANK_SETTINGS = {"enable_nestloop": "off"}
+# The staging table of a refresh's ranks (a temporary table: no WAL, dropped at commit).
+_STAGE = "review_rank_stage"
+
+
+@contextmanager
+def _session_settings(cur, settings: dict[str, str]) -> Iterator[None]:
+    names = list(settings)
+    cur.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+    before = cur.fetchone()
+    for name, value in settings.items():
+        cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+    yield
+    # Reached only on success; on an error the transaction (or savepoint) rolls back, and
+    # with it these settings.
+    for name, value in zip(names, before, strict=True):
+        cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def _rank_stage(cur, *, dataset: Dataset, after: int, rank_sql: str,
+                rank_params: dict) -> int:
+    """Ranks of the clips after position ``after`` into the staging table, computed once
+    (CREATE TABLE AS may use parallel workers, which an INSERT ... SELECT may not) and
+    analyzed, so the statements that read it get exact row counts. Returns its row count."""
+    cur.execute(f"DROP TABLE IF EXISTS {_STAGE}")  # a refresh earlier in this transaction
+    with _session_settings(cur, _RANK_SETTINGS):
+        cur.execute(
+            f"CREATE TEMP TABLE {_STAGE} ON COMMIT DROP AS {rank_sql}",
+            {"ds": dataset.pk, "after": after, **rank_params},
+        )
+        n = cur.rowcount
+    cur.execute(f"ANALYZE {_STAGE}")
+    return n
+
+
+def _slots_insert(cur, *, dataset: Dataset, after: int, k: int, first_build: bool) -> int:
+    """The missing slots (k per clip) of the clips after position ``after``, with their
+    ranks from the staging table; returns how many.
+
+    On a first build the dataset has no slots, so a plain INSERT does (ON CONFLICT makes
+    each row a speculative insertion: about a quarter more time at 2M rows). Should slots
+    exist all the same (a QueueState deleted by hand), the unique constraint says so, and
+    the savepoint takes that insert back for the ON CONFLICT one."""
+    sql = f"""
         INSERT INTO {QueueSlot._meta.db_table} (dataset_id, clip_id, slot, rank_uncertain,
                                                 rank_order, rank_random)
-        SELECT %(ds)s, clips.id, s.n, ranked.rank, clips.position, clips.rnd
-        FROM clips JOIN ranked ON ranked.clip_id = clips.id
-        CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
-        ON CONFLICT (clip_id, slot) DO NOTHING
-        """,
-        {"ds": dataset.pk, "after": after, "k": k, **rank_params},
-    )
+        -- A hash, not random(): every slot of a clip, whenever made, shares it.
+        SELECT %(ds)s, t.clip_id, s.n, t.rank, t.position,
+               hashint8extended(t.clip_id, %(ds)s)::float8
+        FROM {_STAGE} t CROSS JOIN generate_series(0, %(k)s - 1) AS s(n)
+        WHERE t.position > %(after)s
+        -- In clip order: the primary key, (clip, slot) and rank_order indexes then grow at
+        -- their right edge instead of taking inserts all over their pages.
+        ORDER BY t.clip_id, s.n
+    """
+    params = {"ds": dataset.pk, "after": after, "k": k}
+    if first_build:
+        try:
+            with transaction.atomic():
+                cur.execute(sql, params)
+                return cur.rowcount
+        except IntegrityError:
+            pass
+    cur.execute(sql + " ON CONFLICT (clip_id, slot) DO NOTHING", params)
     return cur.rowcount
 
 
@@ -245,42 +304,52 @@ def _slots_trim(cur, *, dataset: Dataset, k: int) -> int:
     return cur.rowcount
 
 
-def _slots_rerank(cur, *, dataset: Dataset, rank_sql: str, rank_params: dict) -> None:
-    """Every slot's rank_uncertain from the run that counts now. Ranks go into a temporary
-    table first, analyzed, so that the UPDATE is one hash join rather than a nested loop
-    over millions of rows."""
-    slot_t = QueueSlot._meta.db_table
-    cur.execute(
-        f"CREATE TEMP TABLE review_rank_tmp ON COMMIT DROP AS {rank_sql}",
-        {"ds": dataset.pk, "after": -1, **rank_params},
-    )
-    cur.execute("ANALYZE review_rank_tmp")
+def _slots_rerank(cur, *, dataset: Dataset) -> int:
+    """rank_uncertain of every slot whose clip's rank changed, from the staging table (one
+    hash join). Rows whose rank is unchanged are not written: each written row is a new row
+    version with an entry in each of the table's indexes (no HOT update: an indexed column
+    changes). Leases and done_by are other columns: untouched. Returns how many changed."""
     cur.execute(
         f"""
-        UPDATE {slot_t} s SET rank_uncertain = t.rank
-        FROM review_rank_tmp t
+        UPDATE {QueueSlot._meta.db_table} s SET rank_uncertain = t.rank
+        FROM {_STAGE} t
         WHERE s.clip_id = t.clip_id AND s.dataset_id = %s
           AND s.rank_uncertain IS DISTINCT FROM t.rank
         """,
         [dataset.pk],
     )
-    if cur.rowcount > 10_000:
-        cur.execute(f"ANALYZE {slot_t}")
+    return cur.rowcount
 
 
 def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
     """Bring the dataset's queue slots up to date with its clips, its overlap
-    (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when nothing changed (one
-    indexed query); otherwise one set-based statement per change (2M clips on 2 cores: about
-    2 minutes for the first build, half a minute to 2 minutes for a re-rank, so
-    queue_next_clip hands big refreshes to a Celery task). Returns True if it refreshed."""
+    (required_reviews) and its finished run that counts (pipeline.selectors). Cheap when
+    nothing changed (one indexed query); otherwise, in one transaction: the ranks into a
+    staging table, then one set-based statement per change (see bench/bench_review_queue.py
+    for the figures at 2M clips; queue_next_clip hands big refreshes to a Celery task).
+    A failure rolls it all back: the old slots stay. Returns True if it refreshed."""
     freshness = queue_freshness(dataset=dataset)
     if freshness is None or (freshness.fresh and not force):
         return False
     max_position, k, run_id = freshness.wanted
+    steps: dict[str, float] = {}
+    t_start = t = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        steps[name] = round(now - t, 3)
+        t = now
+
     with transaction.atomic(), connection.cursor() as cur:
         # One refresh per dataset at a time; the others wait, then find it done.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUEUE_LOCK_NS, dataset.pk])
+        # The slots' dataset column has no foreign key constraint (review.models.QueueSlot):
+        # this lock keeps the dataset from being deleted until the slots are committed.
+        cur.execute(f"SELECT 1 FROM {Dataset._meta.db_table} WHERE id = %s FOR KEY SHARE",
+                    [dataset.pk])
+        if cur.fetchone() is None:
+            return False  # deleted meanwhile
         state, _ = QueueState.objects.select_for_update().get_or_create(dataset=dataset)
         if not force and (state.max_position, state.required_reviews, state.run_id) == (
             max_position, k, run_id
@@ -293,28 +362,48 @@ def queue_sync(*, dataset: Dataset, force: bool = False) -> bool:
         # New slots: for every clip when the overlap grew (or on the first build), else only
         # for clips imported since the last refresh.
         after = -1 if (force or k > state.required_reviews) else state.max_position
-        rank_sql, rank_params = _uncertain_rank_sql(run_id)
+        insert = max_position > after
         changed = 0
-        if max_position > after:
-            changed += _slots_insert(cur, dataset=dataset, after=after, k=k, rank_sql=rank_sql,
-                                     rank_params=rank_params)
-        if k < state.required_reviews:
-            changed += _slots_trim(cur, dataset=dataset, k=k)
-        if changed > 10_000 or rerank:
-            # Fresh statistics after bulk changes (and before the join below), so plans stay
-            # hash joins here and an index walk in the pick.
+        with _session_settings(cur, _BULK_SETTINGS):
+            if insert or rerank:
+                # One computation serves both: a re-rank needs every clip's rank.
+                rank_sql, rank_params = _uncertain_rank_sql(run_id)
+                _rank_stage(cur, dataset=dataset, after=-1 if rerank else after,
+                            rank_sql=rank_sql, rank_params=rank_params)
+                step("ranks")
+            if insert:
+                changed += _slots_insert(cur, dataset=dataset, after=after, k=k,
+                                         first_build=first_build)
+                step("insert")
+            if k < state.required_reviews:
+                changed += _slots_trim(cur, dataset=dataset, k=k)
+                step("trim")
+            if rerank:
+                changed += _slots_rerank(cur, dataset=dataset)
+                step("rerank")
+        if changed > 10_000:
+            # Fresh statistics after bulk changes, so the pick's plan stays an index walk.
             cur.execute(f"ANALYZE {QueueSlot._meta.db_table}")
-        if rerank:
-            _slots_rerank(cur, dataset=dataset, rank_sql=rank_sql, rank_params=rank_params)
+            step("analyze")
         state.max_position, state.required_reviews, state.run_id = max_position, k, run_id
         state.refreshed_at = timezone.now()
         state.save()
+    # COMMIT checks the new slots' foreign keys (deferred constraints).
+    step("commit")
+    logger.info("queue refresh of dataset %s: %d slots changed in %.1f s %s", dataset.pk,
+                changed, time.perf_counter() - t_start, steps)
+    last_refresh_steps.clear()
+    last_refresh_steps.update(steps)
     return True
+
+
+# The step timings of the last refresh in this process (seconds), for the benchmark.
+last_refresh_steps: dict[str, float] = {}
 
 
 # Up to this many clips a stale queue is refreshed inside the pick; beyond, the pick uses
 # the slots as they are and a Celery task refreshes them (a re-rank of 2M clips takes
-# seconds, too long for a request).
+# tens of seconds, too long for a request).
 INLINE_REFRESH_MAX_CLIPS = 50_000
 _REFRESH_ENQUEUE_EVERY_S = 30.0
 _refresh_enqueued_at: dict[int, float] = {}
